@@ -1,0 +1,47 @@
+# The two set-up commands of a fresh machine (see README):
+#   make run    the main job: edge-run on the built-in phantom with the shipped model, headless
+#   make test   the whole test suite (tests/edge in a venv WITHOUT TensorFlow, the rest with it)
+# Each makes its own virtual environment and installs what it needs.
+
+PY ?= python3
+VENV_EDGE := .venv-edge
+VENV := .venv
+PIP_FLAGS := -q --disable-pip-version-check
+
+.PHONY: run test test-edge test-rest lint venv venv-edge browser clean
+
+$(VENV_EDGE)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV_EDGE)
+	$(VENV_EDGE)/bin/pip install $(PIP_FLAGS) -e ".[onnx,dev]"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[convert,onnx,bench,dev]"
+	touch $@
+
+venv-edge: $(VENV_EDGE)/.installed
+venv: $(VENV)/.installed
+
+run: $(VENV_EDGE)/.installed
+	$(VENV_EDGE)/bin/edge-run --source phantom --headless --max-frames 300
+
+# Debian's Chromium + ChromeDriver drive the web view's end-to-end test (tests/edge/test_serve_browser.py).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+	  echo "could not install chromium; the browser test will skip"
+
+test-edge: $(VENV_EDGE)/.installed browser
+	$(VENV_EDGE)/bin/python -m pytest -q tests/edge
+
+test-rest: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q tests --ignore=tests/edge
+
+test: test-edge test-rest
+
+lint: $(VENV_EDGE)/.installed
+	$(VENV_EDGE)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) $(VENV_EDGE) .pytest_cache

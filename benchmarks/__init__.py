@@ -1,0 +1,1 @@
+"""nerve-edge benchmarks."""
