@@ -1,0 +1,238 @@
+"""Sinks: where results go (edge.types.Sink). Each checks at construction that it can work and
+raises OutputError naming the path and the fix, so a bad --record/--save-masks fails before the
+first frame and nothing is left half-written.
+
+    NullSink()                  headless: nothing drawn, nothing written
+    WindowSink(title)           a cv2 window; q or Esc stops the run
+    VideoFileSink(path, fps)    .mp4 (mp4v), .avi (MJPG), .mkv (FFV1); playable after Ctrl-C
+    MaskDirSink(folder)         one PNG per frame, 0/255 at the frame's size, named <name>.png
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import OutputError
+from edge.types import FrameResult
+
+DEFAULT_VIDEO_FPS = 30.0  # when the source does not know its rate (phantom, image folders)
+STOP_KEYS = frozenset({ord("q"), ord("Q"), 27})  # q or Esc
+WAIT_KEY_MS = 1  # cv2.waitKey pumps the GUI event loop; 1 ms keeps the loop fast
+VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "FFV1"}  # what this OpenCV writes
+PROBE_SIZE = (64, 48)  # width, height of the throw-away file that proves the codec works
+NO_GUI_HELP = "use --headless, --record out.mp4 or --serve 8080"
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+
+
+class NullSink:
+    """Headless: counts frames, writes nothing."""
+
+    needs_overlay = False
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def write(self, result: FrameResult) -> None:
+        self.frames += 1
+
+    def should_stop(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def gui_problem() -> str | None:
+    """Why this process cannot open a window, or None when it can."""
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().replace(" ", "").upper() == "GUI:NONE":
+            return "this OpenCV build has no GUI windows (opencv-python-headless)"
+    linux = sys.platform.startswith("linux")
+    if linux and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # Checked before namedWindow: Qt/GTK abort the whole process without a display.
+        return "there is no display ($DISPLAY is not set)"
+    return None
+
+
+class WindowSink:
+    """Shows the overlay (or the plain frame) in a window; q/Esc or closing it stops the run."""
+
+    needs_overlay = True
+
+    def __init__(self, title: str = "nerve-edge") -> None:
+        problem = gui_problem()
+        if problem is not None:
+            raise OutputError(f"{problem}; {NO_GUI_HELP}")
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            detail = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()[0]
+            raise OutputError(f"cannot open a window ({detail}); {NO_GUI_HELP}") from exc
+        self.title = title
+        self._stop = False
+
+    def write(self, result: FrameResult) -> None:
+        image = result.overlay if result.overlay is not None else result.frame
+        cv2.imshow(self.title, image)
+        key = cv2.waitKey(WAIT_KEY_MS)
+        if key >= 0 and (key & 0xFF) in STOP_KEYS:
+            self._stop = True
+        elif cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            self._stop = True  # the user closed the window
+
+    def should_stop(self) -> bool:
+        return self._stop
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(WAIT_KEY_MS)  # lets the GUI thread actually remove the window
+        except cv2.error:
+            pass  # already closed by the user
+
+
+def _check_writable_folder(folder: Path, flag: str, path: Path) -> None:
+    """Create and delete a temp file in ``folder``: the only test that also holds for root
+    and for read-only mounts (os.access says yes to root everywhere)."""
+    if not folder.is_dir():
+        raise OutputError(f"{flag} {path}: {folder} is not an existing folder; create it first")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(
+            f"{flag} {path}: folder {folder} is not writable ({exc.strerror}); choose another path"
+        ) from exc
+
+
+class VideoFileSink:
+    """Records the overlay (or the plain frame) to a video; the size comes from the first frame.
+
+    The writer writes to the final path and finalizes the container on release, so close()
+    (called by the loop's finally, also on Ctrl-C) leaves a playable file.
+    """
+
+    needs_overlay = True
+
+    def __init__(self, path: str | os.PathLike, fps: float | None = DEFAULT_VIDEO_FPS) -> None:
+        self.path = Path(path)
+        fourcc = VIDEO_FOURCC.get(self.path.suffix.lower())
+        if fourcc is None:
+            raise OutputError(
+                f"--record {self.path}: unknown video type; use a name ending in "
+                f"{', '.join(VIDEO_FOURCC)}"
+            )
+        if self.path.is_dir():
+            raise OutputError(f"--record {self.path} is a folder; give a file name like out.mp4")
+        _check_writable_folder(self.path.parent, "--record", self.path)
+        self._fourcc = cv2.VideoWriter_fourcc(*fourcc)
+        self.fps = float(fps) if fps and fps > 0 else DEFAULT_VIDEO_FPS
+        self._probe_codec()
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def _probe_codec(self) -> None:
+        """Open a tiny writer beside the target: fails now, not after the first frame."""
+        suffix = self.path.suffix
+        fd, probe = tempfile.mkstemp(dir=self.path.parent, prefix=".probe-", suffix=suffix)
+        os.close(fd)
+        try:
+            writer = cv2.VideoWriter(probe, self._fourcc, self.fps, PROBE_SIZE, True)
+            ok = writer.isOpened()
+            writer.release()
+        finally:
+            os.unlink(probe)
+        if not ok:
+            raise OutputError(
+                f"--record {self.path}: this OpenCV build cannot write {self.path.suffix} video; "
+                f"try {', '.join(VIDEO_FOURCC)}"
+            )
+
+    def _open(self, width: int, height: int) -> cv2.VideoWriter:
+        writer = cv2.VideoWriter(str(self.path), self._fourcc, self.fps, (width, height), True)
+        if not writer.isOpened():
+            raise OutputError(f"--record {self.path}: cannot open the video writer")
+        return writer
+
+    def write(self, result: FrameResult) -> None:
+        image = _bgr(result.overlay if result.overlay is not None else result.frame)
+        height, width = image.shape[:2]
+        if self._writer is None:
+            self._size = (width, height)
+            self._writer = self._open(width, height)
+        elif (width, height) != self._size:
+            # Image folders may mix sizes; a video has one size.
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames += 1
+
+    def should_stop(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+def write_png_atomic(path: Path, image: np.ndarray) -> None:
+    """Encode to PNG in memory and rename into place: a killed run leaves no half file."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise OutputError(f"cannot encode {path} as PNG")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class MaskDirSink:
+    """One PNG per frame in ``folder`` (created), named ``<result.name>.png``: the input file's
+    stem for image folders, the frame number otherwise. Pixels are 0/255 at the frame's size."""
+
+    needs_overlay = False
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise OutputError(f"--save-masks {self.folder} is a file; give a folder")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"--save-masks {self.folder}: cannot create the folder ({exc.strerror}); "
+                f"choose a writable path"
+            ) from exc
+        _check_writable_folder(self.folder, "--save-masks", self.folder)
+        self.frames = 0
+
+    def write(self, result: FrameResult) -> None:
+        mask = result.mask
+        height, width = result.frame.shape[:2]
+        if mask.shape[:2] != (height, width):
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+        if mask.dtype != np.uint8 or mask.max(initial=0) not in (0, 255):
+            mask = np.where(mask > 0, 255, 0).astype(np.uint8)
+        write_png_atomic(self.folder / f"{result.name}.png", mask)
+        self.frames += 1
+
+    def should_stop(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Every PNG is complete when write() returns: nothing to flush."""

@@ -1,0 +1,215 @@
+"""Sinks (edge/sinks.py): what each writes, and unwritable outputs failing at construction."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge import sinks
+from edge.errors import OutputError
+from edge.sinks import MaskDirSink, NullSink, VideoFileSink, WindowSink
+from edge.types import FrameResult, Sink
+
+FRAME_HW = (48, 64)
+UNWRITABLE = Path("/proc")  # not writable even for root
+requires_proc = pytest.mark.skipif(not UNWRITABLE.is_dir(), reason="needs Linux /proc")
+
+
+def result(index: int, overlay: bool = False, hw=FRAME_HW) -> FrameResult:
+    height, width = hw
+    frame = np.full((height, width, 3), 10 * index, np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    mask[: height // 2, : width // 3] = 255
+    over = np.full_like(frame, 200) if overlay else None
+    return FrameResult(index, f"{index:06d}", frame, mask, overlay=over)
+
+
+def test_every_sink_matches_the_protocol_and_says_if_it_needs_an_overlay(tmp_path: Path) -> None:
+    expected = {
+        NullSink(): False,
+        VideoFileSink(tmp_path / "a.mp4", 10): True,
+        MaskDirSink(tmp_path / "m"): False,
+    }
+    for sink, needs in expected.items():
+        assert isinstance(sink, Sink)
+        assert sink.needs_overlay is needs
+        sink.close()
+    assert WindowSink.needs_overlay is True
+
+
+def test_null_sink_counts_and_never_stops() -> None:
+    sink = NullSink()
+    for i in range(3):
+        sink.write(result(i))
+    assert sink.frames == 3 and sink.should_stop() is False
+
+
+# --------------------------------------------------------------------------- window
+def test_window_on_headless_opencv_is_one_clear_line(monkeypatch) -> None:
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: "  GUI:                NONE\n")
+    with pytest.raises(OutputError, match="no GUI windows.*--headless.*--record"):
+        WindowSink("t")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="$DISPLAY is an X11 notion")
+def test_window_without_display_is_refused_before_opening(monkeypatch) -> None:
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: "  GUI:      GTK3\n")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(OutputError, match=r"no display.*--headless"):
+        WindowSink("t")
+
+
+class FakeGui:
+    """cv2's window functions as a GUI build would behave; records what was shown."""
+
+    def __init__(self, monkeypatch, keys=(), visible=1.0, fail_open=False) -> None:
+        self.shown: list[np.ndarray] = []
+        self.keys = list(keys)
+        self.visible = visible
+        self.fail_open = fail_open
+        monkeypatch.setattr(sinks, "gui_problem", lambda: None)
+        for name in ("namedWindow", "imshow", "waitKey", "getWindowProperty", "destroyWindow"):
+            monkeypatch.setattr(cv2, name, getattr(self, name))
+
+    def namedWindow(self, title, flags=0):  # noqa: N802 - OpenCV's names
+        if self.fail_open:
+            raise cv2.error("The function is not implemented")
+
+    def imshow(self, title, image):
+        self.shown.append(image)
+
+    def waitKey(self, ms):  # noqa: N802
+        return self.keys.pop(0) if self.keys else -1
+
+    def getWindowProperty(self, title, prop):  # noqa: N802
+        return self.visible
+
+    def destroyWindow(self, title):  # noqa: N802
+        pass
+
+
+def test_window_shows_overlay_else_frame_and_stops_on_q(monkeypatch) -> None:
+    gui = FakeGui(monkeypatch, keys=[-1, ord("q")])
+    sink = WindowSink("nerve")
+    sink.write(result(1, overlay=True))
+    assert not sink.should_stop()
+    sink.write(result(2))
+    assert sink.should_stop()
+    assert gui.shown[0][0, 0, 0] == 200 and gui.shown[1][0, 0, 0] == 20
+    sink.close()
+
+
+def test_window_stops_on_esc_and_when_closed(monkeypatch) -> None:
+    FakeGui(monkeypatch, keys=[27])
+    esc = WindowSink()
+    esc.write(result(0))
+    assert esc.should_stop()
+    FakeGui(monkeypatch, visible=0.0)
+    closed = WindowSink()
+    closed.write(result(0))
+    assert closed.should_stop()
+
+
+def test_window_that_cannot_open_is_an_output_error(monkeypatch) -> None:
+    FakeGui(monkeypatch, fail_open=True)
+    with pytest.raises(OutputError, match="cannot open a window.*--headless"):
+        WindowSink()
+
+
+# --------------------------------------------------------------------------- video file
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv"])
+def test_video_sink_writes_a_playable_file_with_every_frame(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"out{suffix}"
+    sink = VideoFileSink(path, fps=15)
+    for i in range(6):
+        sink.write(result(i, overlay=i % 2 == 0))
+    sink.write(result(6, hw=(30, 40)))  # a different size is resized, not dropped
+    sink.close()
+    sink.close()  # idempotent (the loop's finally after Ctrl-C)
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while (got := capture.read())[0]:
+        frames.append(got[1])
+    capture.release()
+    assert len(frames) == 7 == sink.frames
+    assert frames[0].shape == (*FRAME_HW, 3)
+    assert abs(int(frames[0].mean()) - 200) < 8  # frame 0 carried an overlay
+    assert abs(int(frames[1].mean()) - 10) < 8  # frame 1 did not: the plain frame
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no probe left
+
+
+def test_video_sink_writes_gray_frames_as_color(tmp_path: Path) -> None:
+    sink = VideoFileSink(tmp_path / "gray.avi", fps=None)
+    gray = FrameResult(0, "000000", np.full(FRAME_HW, 90, np.uint8), np.zeros(FRAME_HW, np.uint8))
+    sink.write(gray)
+    sink.close()
+    ok, image = cv2.VideoCapture(str(tmp_path / "gray.avi")).read()
+    assert ok and image.shape == (*FRAME_HW, 3)
+
+
+def test_video_sink_refuses_bad_paths(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match=r"--record .*out.gif: unknown video type.*\.mp4"):
+        VideoFileSink(tmp_path / "out.gif")
+    with pytest.raises(OutputError, match="not an existing folder"):
+        VideoFileSink(tmp_path / "no" / "such" / "out.mp4")
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(OutputError, match="is a folder"):
+        VideoFileSink(tmp_path / "dir.mp4")
+    assert list(tmp_path.iterdir()) == [tmp_path / "dir.mp4"]  # nothing half-written
+
+
+@requires_proc
+def test_video_sink_in_unwritable_folder(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="/proc is not writable"):
+        VideoFileSink(UNWRITABLE / "out.mp4")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_video_sink_in_read_only_folder(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(OutputError, match="not writable"):
+        VideoFileSink(locked / "out.mp4")
+
+
+# --------------------------------------------------------------------------- mask folder
+def test_mask_sink_writes_binary_pngs_at_frame_size_named_by_stem(tmp_path: Path) -> None:
+    folder = tmp_path / "nested" / "masks"
+    sink = MaskDirSink(folder)
+    sink.write(result(0))
+    stemmed = result(1, hw=(40, 50))
+    stemmed.name = "5_12"  # an image-folder frame keeps its file's stem
+    stemmed.mask = np.zeros((10, 12), bool)  # off-size and bool: still 0/255 at frame size
+    stemmed.mask[:5] = True
+    sink.write(stemmed)
+    sink.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["000000.png", "5_12.png"]
+    first = cv2.imread(str(folder / "000000.png"), cv2.IMREAD_UNCHANGED)
+    assert first.shape == FRAME_HW and first.dtype == np.uint8
+    assert np.array_equal(first, result(0).mask)
+    second = cv2.imread(str(folder / "5_12.png"), cv2.IMREAD_UNCHANGED)
+    assert second.shape == (40, 50) and set(np.unique(second)) == {0, 255}
+    assert second[:20].all() and not second[20:].any()
+
+
+def test_mask_sink_refuses_a_file_path(tmp_path: Path) -> None:
+    file = tmp_path / "masks"
+    file.write_text("x")
+    with pytest.raises(OutputError, match="--save-masks .*masks is a file"):
+        MaskDirSink(file)
+    with pytest.raises(OutputError, match="cannot create the folder"):
+        MaskDirSink(file / "sub")
+
+
+@requires_proc
+def test_mask_sink_in_unwritable_places(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="--save-masks /proc/nerve-masks"):
+        MaskDirSink(UNWRITABLE / "nerve-masks")
+    with pytest.raises(OutputError, match="not writable"):
+        MaskDirSink(UNWRITABLE)

@@ -1,0 +1,408 @@
+"""Frame sources (edge/sources.py): every kind, the factory, and every bad input."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge import sources
+from edge.errors import SourceError
+from edge.latest import LatestFrame
+from edge.sources import (
+    CameraSource,
+    ImageDirSource,
+    PhantomSource,
+    PiCameraSource,
+    SourceConfig,
+    VideoFileSource,
+    list_images,
+    open_source,
+    phantom_pair,
+    source_from_uri,
+)
+
+SMALL_VIDEO_FRAMES = 12  # see conftest.small_video
+
+
+def level_index(image: np.ndarray) -> int:
+    """Frame index encoded by conftest.small_video (flat gray at 20 + 20 * index)."""
+    return int(round((float(image.mean()) - 20) / 20))
+
+
+def read_all(source, limit: int = 1000) -> list:
+    frames = []
+    while len(frames) < limit and (frame := source.read()) is not None:
+        frames.append(frame)
+    return frames
+
+
+class FakeCapture:
+    """A cv2.VideoCapture stand-in: delivers ``frames`` frames, then read() fails."""
+
+    def __init__(self, frames: int = 3, opened: bool = True, size=(32, 24)) -> None:
+        self.remaining = frames
+        self.opened = opened
+        self.size = size
+        self.props: dict[int, float] = {}
+        self.released = False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.opened
+
+    def read(self):
+        if not self.opened or self.remaining <= 0:
+            return False, None
+        self.remaining -= 1
+        width, height = self.size
+        return True, np.full((height, width, 3), 7, np.uint8)
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = value
+        return True
+
+    def get(self, prop: int) -> float:
+        actual = {cv2.CAP_PROP_FRAME_WIDTH: self.size[0], cv2.CAP_PROP_FRAME_HEIGHT: self.size[1]}
+        return float(actual.get(prop, self.props.get(prop, 0.0)))
+
+    def release(self) -> None:
+        self.released = True
+
+
+class CaptureFactory:
+    """Hands out the given captures in order (the last one again when they run out)."""
+
+    def __init__(self, *captures: FakeCapture) -> None:
+        self.captures = list(captures)
+        self.calls: list[tuple] = []
+
+    def __call__(self, target, api):
+        self.calls.append((target, api))
+        return self.captures[min(len(self.calls), len(self.captures)) - 1]
+
+
+# --------------------------------------------------------------------------- video files
+def test_video_file_reads_every_frame_in_order(small_video: Path) -> None:
+    source = VideoFileSource(small_video)
+    frames = read_all(source)
+    source.close()
+    assert source.live is False
+    assert len(frames) == SMALL_VIDEO_FRAMES
+    assert [level_index(f.image) for f in frames] == list(range(SMALL_VIDEO_FRAMES))
+    assert frames[0].image.shape == (48, 64, 3)  # read back as BGR
+    assert [f.index for f in frames[:2]] == [0, 1]
+    assert frames[3].name == "000003"
+
+
+def test_video_file_loop_restarts_and_keeps_counting(small_video: Path) -> None:
+    source = VideoFileSource(small_video, loop=True)
+    frames = read_all(source, limit=SMALL_VIDEO_FRAMES * 2 + 3)
+    source.close()
+    assert len(frames) == SMALL_VIDEO_FRAMES * 2 + 3
+    assert level_index(frames[SMALL_VIDEO_FRAMES].image) == 0
+    assert frames[-1].index == SMALL_VIDEO_FRAMES * 2 + 2
+
+
+def test_missing_video_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="not found: .*nope.mp4"):
+        VideoFileSource(tmp_path / "nope.mp4")
+
+
+def test_folder_given_as_video_points_to_images(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="--images"):
+        VideoFileSource(tmp_path)
+
+
+def test_undecodable_video_fails_at_open(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"this is not a video" * 50)
+    with pytest.raises(SourceError, match="cannot read video .*bad.mp4"):
+        VideoFileSource(bad)
+
+
+def test_stream_url_is_live_and_unopenable_stream_is_an_error() -> None:
+    source = VideoFileSource("rtsp://cam.local/live", capture_factory=CaptureFactory(FakeCapture()))
+    assert source.live is True
+    assert source.read() is not None
+    source.close()
+    with pytest.raises(SourceError, match="cannot open stream rtsp://cam.local/live"):
+        VideoFileSource(
+            "rtsp://cam.local/live", capture_factory=CaptureFactory(FakeCapture(0, opened=False))
+        )
+
+
+# --------------------------------------------------------------------------- cameras
+def test_missing_camera_index_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match="cannot open camera 9: no such device.*v4l2-ctl"):
+        CameraSource(9)
+
+
+def test_missing_camera_path_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match="cannot open camera /dev/video77: no such device"):
+        CameraSource("/dev/video77")
+
+
+def test_camera_requests_size_and_reports_what_it_got() -> None:
+    capture = FakeCapture(frames=2, size=(640, 480))
+    factory = CaptureFactory(capture)
+    camera = CameraSource("0", width=1280, height=720, fps=60, retry_s=0, capture_factory=factory)
+    assert factory.calls == [(0, cv2.CAP_ANY)]
+    assert capture.props[cv2.CAP_PROP_FRAME_WIDTH] == 1280
+    assert capture.props[cv2.CAP_PROP_FRAME_HEIGHT] == 720
+    assert capture.props[cv2.CAP_PROP_FPS] == 60
+    assert camera.actual_size == (640, 480)
+    assert camera.live is True
+    assert [f.index for f in read_all(camera)] == [0, 1]
+    camera.close()
+    assert capture.released
+
+
+def test_camera_path_uses_v4l2_on_linux() -> None:
+    factory = CaptureFactory(FakeCapture())
+    CameraSource("/dev/video2", capture_factory=factory).close()
+    expected = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+    assert factory.calls == [("/dev/video2", expected)]
+
+
+def test_video_standing_in_for_a_camera_reconnects_after_it_stops(small_video: Path, caplog):
+    def reopen_video(target, api):
+        return cv2.VideoCapture(str(small_video))
+
+    camera = CameraSource(0, retry_s=5.0, capture_factory=reopen_video)
+    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+        frames = read_all(camera, limit=SMALL_VIDEO_FRAMES + 2)
+    camera.close()
+    assert len(frames) == SMALL_VIDEO_FRAMES + 2
+    # After the "camera" stopped, it was reopened and delivered from its start again.
+    assert level_index(frames[SMALL_VIDEO_FRAMES].image) == 0
+    assert any("reopening" in r.message for r in caplog.records)
+
+
+def test_stalled_camera_retries_with_backoff_then_ends(caplog) -> None:
+    factory = CaptureFactory(FakeCapture(frames=3), FakeCapture(frames=0, opened=False))
+    camera = CameraSource(0, retry_s=0.5, capture_factory=factory)
+    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+        start = time.monotonic()
+        frames = read_all(camera)
+        elapsed = time.monotonic() - start
+    camera.close()
+    assert len(frames) == 3
+    retries = [r for r in caplog.records if "reopening" in r.message]
+    assert len(retries) >= 2 and len(factory.calls) == 1 + len(retries)
+    waits = [float(r.getMessage().split("reopening in ")[1].split(" s")[0]) for r in retries]
+    assert waits[1] > waits[0]  # exponential backoff
+    assert any("ending the run" in r.message for r in caplog.records)
+    assert 0.4 <= elapsed < 5.0
+
+
+def test_zero_retry_budget_ends_at_once() -> None:
+    camera = CameraSource(0, retry_s=0, capture_factory=CaptureFactory(FakeCapture(frames=1)))
+    assert camera.read() is not None
+    assert camera.read() is None
+
+
+# --------------------------------------------------------------------------- image folders
+def write_image_folder(folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    cv2.imwrite(str(folder / "b_2.png"), np.full((20, 30), 100, np.uint8))
+    cv2.imwrite(str(folder / "b_10.png"), np.full((20, 30), 40000, np.uint16))
+    cv2.imwrite(str(folder / "a.tif"), np.full((20, 30, 3), 50, np.uint8))
+    cv2.imwrite(str(folder / "C.PNG"), np.full((20, 30), 9, np.uint8))
+    cv2.imwrite(str(folder / "a_mask.png"), np.zeros((20, 30), np.uint8))  # a Kaggle label
+    (folder / "notes.txt").write_text("not an image")
+
+
+def test_image_folder_natural_order_bit_depths_and_no_labels(tmp_path: Path) -> None:
+    write_image_folder(tmp_path)
+    source = open_source(SourceConfig(kind="images", target=str(tmp_path)))
+    assert not isinstance(source, LatestFrame) and source.live is False
+    frames = read_all(source)
+    source.close()
+    assert [f.name for f in frames] == ["a", "b_2", "b_10", "C"]
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert frames[0].image.shape == (20, 30, 3)
+    assert frames[1].image.dtype == np.uint8
+    assert frames[2].image.dtype == np.uint16 and frames[2].image.max() == 40000
+
+
+def test_image_folder_loop(tmp_path: Path) -> None:
+    write_image_folder(tmp_path)
+    frames = read_all(ImageDirSource(tmp_path, loop=True), limit=9)
+    assert [f.name for f in frames][4:] == ["a", "b_2", "b_10", "C", "a"]
+
+
+def test_single_image_file_is_a_one_frame_source(tmp_path: Path) -> None:
+    write_image_folder(tmp_path)
+    assert [f.name for f in read_all(ImageDirSource(tmp_path / "a.tif"))] == ["a"]
+
+
+def test_empty_and_missing_folders_are_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "only_mask.png").write_bytes(b"")
+    (tmp_path / "x_mask.png").write_bytes(b"")
+    with pytest.raises(SourceError, match=f"no images in folder {tmp_path}"):
+        ImageDirSource(tmp_path)
+    with pytest.raises(SourceError, match="image folder not found: .*missing"):
+        open_source(SourceConfig(kind="images", target=str(tmp_path / "missing")))
+
+
+def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    source = ImageDirSource(tmp_path)
+    with pytest.raises(SourceError, match="cannot read image .*broken.png"):
+        source.read()
+
+
+def test_kaggle_folder_yields_images_only(shared_data: Path) -> None:
+    folder = shared_data / "kaggle-nerve" / "train"
+    files = list_images(folder)
+    labels = list(folder.glob("*_mask.png"))
+    assert len(files) == len(labels) > 0
+    assert not any(p.stem.endswith("_mask") for p in files)
+    frame = ImageDirSource(folder).read()
+    assert frame is not None and frame.name == files[0].stem and frame.image.ndim == 2
+
+
+# --------------------------------------------------------------------------- Pi camera
+class FakePicamera2:
+    """Stand-in for picamera2.Picamera2 at its interface: YUV420 arrays of (h * 3/2, stride)."""
+
+    instances: list[FakePicamera2] = []
+    STRIDE_PAD = 16  # libcamera pads rows to an aligned stride
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.config: dict | None = None
+        FakePicamera2.instances.append(self)
+
+    def create_video_configuration(self, main: dict, controls: dict | None = None) -> dict:
+        return {"main": main, "controls": controls or {}}
+
+    def configure(self, config: dict) -> None:
+        self.config = config
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def capture_array(self, stream: str = "main") -> np.ndarray:
+        width, height = self.config["main"]["size"]
+        yuv = np.full((height * 3 // 2, width + self.STRIDE_PAD), 128, np.uint8)
+        yuv[:height, :width] = np.arange(width, dtype=np.uint8)[None, :]
+        return yuv
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_picamera_delivers_the_y_plane(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    source = open_source(SourceConfig(kind="picamera", width=64, height=48, fps=30, latest=False))
+    cam = FakePicamera2.instances[-1]
+    assert cam.config["main"] == {"size": (64, 48), "format": "YUV420"}
+    assert cam.config["controls"] == {"FrameRate": 30.0}
+    frame = source.read()
+    assert source.live is True
+    assert frame.image.shape == (48, 64) and frame.image.dtype == np.uint8
+    assert np.array_equal(frame.image[5], np.arange(64, dtype=np.uint8))
+    source.close()
+    assert cam.calls == ["start", "stop", "close"]
+
+
+def test_picamera_missing_module_explains_the_os_package(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # import now raises ImportError
+    with pytest.raises(SourceError, match="python3-picamera2.*system-site-packages"):
+        PiCameraSource()
+
+
+# --------------------------------------------------------------------------- phantom
+def test_phantom_is_deterministic_gray_and_sized() -> None:
+    a, b = PhantomSource(seed=3), PhantomSource(seed=3)
+    fa, fb = a.read(), b.read()
+    assert fa.image.shape == (420, 580) and fa.image.dtype == np.uint8
+    assert np.array_equal(fa.image, fb.image)
+    assert np.array_equal(a.frame(77), b.frame(77))
+    assert not np.array_equal(a.frame(77), PhantomSource(seed=4).frame(77))
+    assert fa.name == "000000" and a.read().index == 1
+    assert a.live is False
+
+
+def test_phantom_truth_is_a_dark_moving_oval() -> None:
+    frame, mask = phantom_pair(10, width=290, height=210, seed=1)
+    assert frame.shape == mask.shape == (210, 290)
+    assert set(np.unique(mask)) == {0, 255}
+    inside = mask > 0
+    ring = cv2.dilate(mask, np.ones((25, 25), np.uint8)) > 0
+    ring &= ~inside
+    assert frame[inside].mean() < 0.8 * frame[ring].mean()  # hypoechoic nerve
+    _, later = phantom_pair(80, width=290, height=210, seed=1)
+    assert not np.array_equal(mask, later)
+    assert np.array_equal(PhantomSource(290, 210, seed=1).truth(10), mask)
+
+
+def test_phantom_read_is_cheap() -> None:
+    source = PhantomSource()
+    source.read()
+    start = time.perf_counter()
+    for _ in range(200):
+        source.read()
+    per_read_ms = (time.perf_counter() - start) / 200 * 1e3
+    assert per_read_ms < 3.0  # generous: measured ~0.03 ms; the runner budget is 6.7 ms/frame
+
+
+def test_phantom_config_size_and_too_small() -> None:
+    source = open_source(SourceConfig(kind="phantom", width=128, height=96))
+    assert isinstance(source, PhantomSource) and source.read().image.shape == (96, 128)
+    with pytest.raises(SourceError, match="too small"):
+        PhantomSource(32, 32)
+
+
+# --------------------------------------------------------------------------- factory
+def test_live_sources_get_the_latest_frame_wrapper(small_video: Path) -> None:
+    source = open_source(SourceConfig(kind="video", target=str(small_video), latest=True))
+    assert isinstance(source, LatestFrame)
+    assert source.read() is not None
+    source.close()
+    assert not isinstance(open_source(SourceConfig(kind="phantom")), LatestFrame)
+
+
+def test_cameras_are_wrapped_by_default_and_not_when_asked(monkeypatch) -> None:
+    def fake_camera(cfg: SourceConfig) -> CameraSource:
+        return CameraSource(cfg.target, retry_s=0, capture_factory=CaptureFactory(FakeCapture(3)))
+
+    monkeypatch.setitem(sources._OPENERS, "camera", fake_camera)
+    wrapped = open_source(SourceConfig(kind="camera", target=0))
+    assert isinstance(wrapped, LatestFrame) and wrapped.live is True
+    assert wrapped.read() is not None
+    wrapped.close()
+    plain = open_source(SourceConfig(kind="camera", target=0, latest=False))
+    assert isinstance(plain, CameraSource)
+    assert len(read_all(plain)) == 3
+    plain.close()
+
+
+def test_unknown_kind_lists_the_kinds() -> None:
+    with pytest.raises(SourceError, match="unknown source kind 'webcam'.*camera.*phantom"):
+        open_source(SourceConfig(kind="webcam"))
+
+
+def test_source_from_uri(tmp_path: Path) -> None:
+    cases = {
+        "phantom": ("phantom", None),
+        "picamera": ("picamera", None),
+        "0": ("camera", 0),
+        "/dev/video2": ("camera", "/dev/video2"),
+        "rtsp://10.0.0.5/stream": ("video", "rtsp://10.0.0.5/stream"),
+        str(tmp_path): ("images", str(tmp_path)),
+        "clip.mp4": ("video", "clip.mp4"),
+    }
+    for text, (kind, target) in cases.items():
+        cfg = source_from_uri(text)
+        assert (cfg.kind, cfg.target) == (kind, target), text
