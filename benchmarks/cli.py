@@ -1,0 +1,293 @@
+"""edge-bench: honest, machine-readable benchmarks of nerve-edge models.
+
+argparse lives here only; every subcommand builds a frozen config and calls the library.
+Exit codes: 0 ok, 2 bad input (missing model/data, bad flag), 1 runtime failure
+(or, for compare/latency, every variant failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from edge.errors import UserInputError
+
+EXAMPLES = """\
+examples:
+  edge-bench latency --models edge/models/nerve_fixture_int8.tflite \\
+      edge/models/nerve_fixture.onnx --threads 1,2 --out results/latency.json
+  edge-bench ceiling --threads 1,2 --out results/ceiling.json
+  edge-bench accuracy --models runs/a/model_int8.tflite --data ../shared/data/kaggle-nerve/train \\
+      --split runs/a/split.json --out results/accuracy.json
+  edge-bench pipeline --models edge/models/nerve_fixture_int8.tflite --source phantom \\
+      --max-frames 300 --out results/pipeline.json
+  edge-bench compare --models runs/a/model.keras runs/a/model_int8.tflite runs/a/model.onnx \\
+      --data ../shared/data/kaggle-nerve/train --split runs/a/split.json --pipeline \\
+      --out benchmarks/results/compare.json      # also writes compare.md and compare.png
+  edge-bench macs --models runs/a/model_int8.tflite runs/a/model.onnx
+"""
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers like 1,2") from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers like 1,2")
+    return values
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 1")
+    return value
+
+
+def str_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _add_out(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--out", type=str, default=None,
+                   help=f"write the {what} JSON here (atomically); default: print it")
+
+
+def _add_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", type=str, nargs="+", required=True,
+                   help="model files: .tflite, .onnx, .keras (Keras needs TensorFlow)")
+
+
+def _add_timing(p: argparse.ArgumentParser) -> None:
+    from benchmarks.latency import DEFAULT_REPEATS, DEFAULT_RUNS, DEFAULT_WARMUP
+
+    p.add_argument("--threads", type=int_list, default=(1, 2),
+                   help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
+                   help=f"untimed runs first (default {DEFAULT_WARMUP})")
+    p.add_argument("--runs", type=positive_int, default=DEFAULT_RUNS,
+                   help=f"timed runs per repeat (default {DEFAULT_RUNS})")
+    p.add_argument("--repeats", type=positive_int, default=DEFAULT_REPEATS,
+                   help=f"repeats; figures are their medians (default {DEFAULT_REPEATS})")
+    p.add_argument("--in-process", action="store_true",
+                   help="measure in this process (quick checks; peak RSS is then shared)")
+
+
+def _add_data(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--data", type=str, required=required, default=None,
+                   help="labelled frames: Kaggle layout (SUBJECT_IMAGE + _mask) or "
+                        "folder layout (images/ + masks/)")
+    p.add_argument("--layout", type=str, choices=("kaggle", "folder"), default=None,
+                   help="dataset layout (default: detected)")
+    p.add_argument("--nerve-class", type=int, default=1,
+                   help="folder layout: class id of the nerve in the masks (default 1)")
+    p.add_argument("--split", type=str, default=None,
+                   help="a training run's split.json: evaluate its val_subjects only")
+    p.add_argument("--subjects", type=str_list, default=None,
+                   help="comma-separated subject ids to evaluate (instead of --split)")
+    p.add_argument("--max-images", type=positive_int, default=None,
+                   help="evaluate only the first N frames (quick checks)")
+
+
+def _add_pipeline_source(p: argparse.ArgumentParser) -> None:
+    from benchmarks.pipeline import DEFAULT_MAX_FRAMES, DEFAULT_SOURCE
+
+    p.add_argument("--source", type=str, default=DEFAULT_SOURCE,
+                   help="phantom, a video file or an image folder (default phantom)")
+    p.add_argument("--max-frames", type=positive_int, default=DEFAULT_MAX_FRAMES,
+                   help=f"frames per model (default {DEFAULT_MAX_FRAMES})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-bench", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("latency", help="inference latency per model x thread count",
+                       epilog=EXAMPLES, formatter_class=fmt)
+    _add_models(p)
+    _add_timing(p)
+    p.add_argument("--backend", type=str, choices=("tflite", "onnx", "keras"), default=None,
+                   help="force a backend (default: from the file suffix)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="also measure the ceiling and report each model's fraction of it")
+    _add_out(p, "latency")
+
+    p = sub.add_parser("ceiling", help="this machine's practical conv GMAC/s",
+                       epilog=EXAMPLES, formatter_class=fmt)
+    p.add_argument("--threads", type=int_list, default=(1,),
+                   help="comma-separated thread counts (default 1)")
+    p.add_argument("--backends", type=str_list, default=("tflite", "onnx"),
+                   help="runtimes to measure (default tflite,onnx)")
+    p.add_argument("--runs", type=positive_int, default=30, help="timed runs (default 30)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="repeats (default 3)")
+    _add_out(p, "ceiling")
+
+    p = sub.add_parser("accuracy", help="Dice & co. through edge's own processing",
+                       epilog=EXAMPLES, formatter_class=fmt)
+    _add_models(p)
+    _add_data(p, required=True)
+    p.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")
+    _add_out(p, "accuracy")
+
+    p = sub.add_parser("pipeline", help="end-to-end FPS and per-stage times of edge's loop",
+                       epilog=EXAMPLES, formatter_class=fmt)
+    _add_models(p)
+    _add_pipeline_source(p)
+    p.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")
+    _add_out(p, "pipeline")
+
+    p = sub.add_parser("compare", help="all of the above, side by side (+ .md table, .png plot)",
+                       epilog=EXAMPLES, formatter_class=fmt)
+    _add_models(p)
+    _add_timing(p)
+    _add_data(p, required=False)
+    p.add_argument("--pipeline", action="store_true",
+                   help="also run the end-to-end loop for each model (first thread count)")
+    _add_pipeline_source(p)
+    p.add_argument("--no-ceiling", action="store_true", help="skip the ceiling measurement")
+    _add_out(p, "comparison")
+
+    p = sub.add_parser("macs", help="multiply-accumulates per inference of each model",
+                       epilog=EXAMPLES, formatter_class=fmt)
+    _add_models(p)
+    _add_out(p, "MACs")
+    return parser
+
+
+def _accuracy_config(args, threads: int):
+    from benchmarks.accuracy import AccuracyConfig
+
+    if args.split and args.subjects:
+        raise UserInputError("pass --split or --subjects, not both")
+    return AccuracyConfig(data_dir=args.data, layout=args.layout, nerve_class=args.nerve_class,
+                          split=args.split, subjects=args.subjects,
+                          max_images=args.max_images, threads=threads)
+
+
+def cmd_latency(args) -> dict:
+    from benchmarks.ceiling import CeilingConfig, attach_fractions, run_ceiling
+    from benchmarks.latency import LatencyConfig, run_latency
+
+    cfg = LatencyConfig(threads=args.threads, backend=args.backend, warmup=args.warmup,
+                        runs=args.runs, repeats=args.repeats, subprocess=not args.in_process)
+    print(f"edge-bench latency: {cfg}", file=sys.stderr)
+    doc = run_latency(args.models, cfg)
+    if args.ceiling:
+        doc["ceiling"] = run_ceiling(CeilingConfig(threads=args.threads))
+        attach_fractions(doc["results"], doc["ceiling"])
+    return doc
+
+
+def cmd_ceiling(args) -> dict:
+    from benchmarks.ceiling import CeilingConfig, run_ceiling
+
+    cfg = CeilingConfig(threads=args.threads, backends=args.backends, runs=args.runs,
+                        repeats=args.repeats)
+    print(f"edge-bench ceiling: {cfg}", file=sys.stderr)
+    return run_ceiling(cfg)
+
+
+def cmd_accuracy(args) -> dict:
+    from benchmarks.accuracy import run_accuracy
+
+    cfg = _accuracy_config(args, args.threads)
+    print(f"edge-bench accuracy: {cfg}", file=sys.stderr)
+    return run_accuracy(args.models, cfg)
+
+
+def cmd_pipeline(args) -> dict:
+    from benchmarks.pipeline import PipelineConfig, run_pipeline
+
+    cfg = PipelineConfig(source=args.source, max_frames=args.max_frames, threads=args.threads)
+    print(f"edge-bench pipeline: {cfg}", file=sys.stderr)
+    return run_pipeline(args.models, cfg)
+
+
+def cmd_compare(args) -> dict:
+    from benchmarks.compare import CompareConfig, run_compare
+    from benchmarks.pipeline import PipelineConfig
+
+    cfg = CompareConfig(
+        threads=args.threads, warmup=args.warmup, runs=args.runs, repeats=args.repeats,
+        subprocess=not args.in_process, ceiling=not args.no_ceiling,
+        accuracy=_accuracy_config(args, args.threads[0]) if args.data else None,
+        pipeline=PipelineConfig(source=args.source, max_frames=args.max_frames,
+                                threads=args.threads[0]) if args.pipeline else None)
+    print(f"edge-bench compare: {cfg}", file=sys.stderr)
+    return run_compare(args.models, cfg)
+
+
+def cmd_macs(args) -> dict:
+    from benchmarks.latency import describe_model
+    from benchmarks.machine import describe_machine
+
+    rows = [describe_model(m) for m in args.models]
+    for r in rows:
+        print(f"{r['model']}: " + (f"{r['macs'] / 1e9:.4f} GMAC ({r['dtype']})"
+                                   if "macs" in r else f"FAILED: {r['error']}"),
+              file=sys.stderr)
+    return {"kind": "macs", "machine": describe_machine(), "results": rows}
+
+
+COMMANDS = {"latency": cmd_latency, "ceiling": cmd_ceiling, "accuracy": cmd_accuracy,
+            "pipeline": cmd_pipeline, "compare": cmd_compare, "macs": cmd_macs}
+
+
+def _write(args, doc: dict) -> None:
+    from benchmarks.report import write_json
+
+    if args.out is None:
+        print(json.dumps(doc, indent=2))
+        return
+    if args.command == "compare":
+        from benchmarks.compare import write_compare
+
+        paths = write_compare(doc, args.out)
+        print("edge-bench: wrote " + ", ".join(str(p) for p in paths.values()),
+              file=sys.stderr)
+        return
+    print(f"edge-bench: wrote {write_json(args.out, doc)}", file=sys.stderr)
+
+
+def _all_failed(doc: dict) -> bool:
+    rows = doc.get("variants") or doc.get("results") or []
+    return bool(rows) and all(r.get("status") == "failed" or "error" in r for r in rows)
+
+
+def check_models_exist(models: Sequence[str] | None) -> None:
+    """A typo in a path is a user error (exit 2), not a failed variant."""
+    from pathlib import Path
+
+    missing = [m for m in models or () if not Path(m).is_file()]
+    if missing:
+        raise UserInputError(f"model file(s) not found: {', '.join(missing)}; check --models")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        check_models_exist(getattr(args, "models", None))
+        doc = COMMANDS[args.command](args)
+        _write(args, doc)
+    except UserInputError as exc:
+        print(f"edge-bench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # one line for the user, not a traceback
+        print(f"edge-bench {args.command}: failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 1
+    if _all_failed(doc):
+        print(f"edge-bench {args.command}: every model failed (see the errors above)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
