@@ -7,6 +7,7 @@ sources, outputs), 1 runtime failure.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -158,6 +159,9 @@ def config_from_args(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # usage errors: argparse prints and exits 2
+    # OpenCV's own [ WARN ] lines (e.g. a missing /dev/video9) would duplicate our one-line
+    # error; keep its errors only. Set before edge.loop imports cv2.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     try:
         from edge.loop import run
 

@@ -48,6 +48,7 @@ DEFAULT_MODELS = {
 # One interpreter thread by default: predictable latency, and the other cores stay free for
 # capture, drawing and encoding. On the shared 2-core x86 test machine 1 and 2 threads were
 # within noise for the tiny fixture. Raise it (--threads 4 on a Pi 4/5) for bigger models.
+OPENCV_THREADS = 1  # see Pipeline.__init__
 DEFAULT_THREADS = 1
 DEFAULT_ALPHA = 0.4
 STATUS_EVERY_S = 2.0  # headless progress line period
@@ -173,6 +174,9 @@ class Pipeline:
 
     def __init__(self, cfg: RunConfig, model_path: Path, meter: StageMeter):
         self.model_path = model_path
+        # OpenCV's own worker pool fights the interpreter's threads for the same cores, and
+        # frame-sized resizes are too small to gain from it: keep OpenCV single-threaded.
+        cv2.setNumThreads(OPENCV_THREADS)
         self.backend = open_backend(model_path, cfg.backend, cfg.threads, cfg.providers)
         self.meta = load_meta(model_path)
         _check_meta(model_path, self.meta, self.backend)

@@ -83,6 +83,13 @@ def load_meta(model_path: str | os.PathLike) -> ModelMeta:
         return meta_from_dict(json.load(f))
 
 
+def _default_file_mode() -> int:
+    """The mode open() would give a new file: 0666 minus the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write JSON through a temp file + rename: a killed run never leaves half a file."""
     path = Path(path)
@@ -91,6 +98,7 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, sort_keys=False)
             f.write("\n")
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -85,10 +85,19 @@ def crop(image: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray
 
 
 def resize_gray(gray: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
+    """Resize to the model input with area-like averaging at any scale factor.
+
+    cv2.INTER_AREA is a true box filter but takes its slow generic path at non-integer factors
+    (measured 1-4 ms for 580x420 -> 176x128 on a loaded 2-core VM, most of a frame's budget),
+    while an exact 2x INTER_AREA reduction is fast. So: bilinear to twice the target size, then
+    an exact 2x area reduction (about 0.2 ms). Speckle is still averaged (no aliasing), and every
+    caller (training, calibration, validation, device) gets the same result.
+    """
     h, w = input_hw
     if gray.shape[:2] == (h, w):
         return gray
-    return cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
+    double = cv2.resize(gray, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(double, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def frame_to_gray_input(image: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
