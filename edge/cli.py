@@ -106,6 +106,8 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--serve", type=str, metavar="[HOST:]PORT",
                    help="serve the overlay to browsers (default host 127.0.0.1)")
     g.add_argument("--serve-token", type=str, metavar="TOKEN", help="access token for --serve")
+    g.add_argument("--serve-max-viewers", type=int, default=4, metavar="N",
+                   help="most browsers streaming at once; more get 503 (default 4)")
     g.add_argument("--no-stats", action="store_true", help="no FPS/latency text on the overlay")
     g.add_argument("--quiet", action="store_true", help="print only errors")
 
@@ -153,7 +155,8 @@ def config_from_args(args: argparse.Namespace):
         threshold=args.threshold, min_area=args.min_area, smooth=args.smooth, alpha=args.alpha,
         headless=args.headless, record=args.record, save_masks=args.save_masks,
         report=args.report, max_frames=args.max_frames, serve=args.serve,
-        serve_token=args.serve_token, show_fps=not args.no_stats, quiet=args.quiet,
+        serve_token=args.serve_token, serve_max_viewers=args.serve_max_viewers,
+        show_fps=not args.no_stats, quiet=args.quiet,
     )
 
 

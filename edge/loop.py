@@ -94,6 +94,7 @@ class RunConfig:
     max_frames: int | None = None
     serve: str | None = None
     serve_token: str | None = None
+    serve_max_viewers: int = 4
     show_fps: bool = True
     quiet: bool = False
 
@@ -220,6 +221,7 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -
 
         log = None if cfg.quiet else _say
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,
+                                                  max_viewers=cfg.serve_max_viewers,
                                                   alpha=cfg.alpha, log=log))
     sinks = []
     for make in makers:

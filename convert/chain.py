@@ -1,0 +1,259 @@
+"""The one-command chain: prune -> strip -> export every format -> validate (gate) -> sidecars
+-> report, all inside a staging folder next to --out that is renamed into place only when the
+gate passes. A failed gate, a bad input or a crash leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from convert import onnx_export, quantize
+from convert.common import (
+    GateFailed,
+    atomic_write_bytes,
+    converter_versions,
+    file_sizes,
+    publish_dir,
+    save_keras_atomic,
+    staging_dir,
+    utc_now,
+)
+from convert.data import (
+    Source,
+    calibration_frames,
+    load_frames,
+    open_source,
+    postprocess_for,
+)
+from convert.prune import PruneConfig, prune_model, sparsity_report, sparsity_table
+from convert.report import REPORT_JSON, quick_latency_ms, write_report
+from convert.targets import onnx_ops, target_report
+from convert.validate import GateConfig, GateResult, results_table, validate
+from edge.errors import OutputError, UserInputError
+from edge.metadata import ModelMeta, sha256_file, write_meta
+from edge.postprocess import PostprocessConfig
+
+DEFAULT_CALIB_FRAMES = 200  # seeded real training frames for int8 calibration
+DEFAULT_PRUNE = 0.5  # target sparsity; 0 = no pruning
+
+
+@dataclass(frozen=True)
+class Format:
+    """suffix: file suffix. convert: (keras model, calibration frames, PreprocessConfig) ->
+    file bytes. calibrated: needs calibration frames."""
+
+    suffix: str
+    convert: Callable[..., bytes]
+    calibrated: bool = False
+
+
+FORMATS: dict[str, Format] = {
+    "int8": Format(".tflite", quantize.to_int8, calibrated=True),
+    "int8-float-io": Format(".tflite", quantize.to_int8_float_io, calibrated=True),
+    "fp16": Format(".tflite", quantize.to_fp16),
+    "fp32": Format(".tflite", quantize.to_fp32),
+    "onnx": Format(".onnx", onnx_export.to_onnx),
+}
+DEFAULT_FORMATS = tuple(FORMATS)
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """formats: names from FORMATS. prune: target sparsity (0 = skip pruning).
+    calib_frames/seed: int8 calibration. val_fraction: subject split for a bare model file.
+    threshold/min_area/presence_threshold: post-processing written to the sidecars and used
+    by the gate (None = the run folder's choice, else edge's default).
+    name/version: sidecar fields (name defaults to the run folder or file stem)."""
+
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    prune: float = DEFAULT_PRUNE
+    prune_epochs: int = PruneConfig.epochs
+    calib_frames: int = DEFAULT_CALIB_FRAMES
+    seed: int = 0
+    val_fraction: float = 0.2
+    gate: GateConfig = field(default_factory=GateConfig)
+    threshold: float | None = None  # None: the run's config.json, else edge's default
+    min_area: int | None = None
+    presence_threshold: float | None = None
+    name: str | None = None
+    version: str = "1"
+    latency_runs: int = 50
+    command: str = ""
+
+
+def check_formats(formats: tuple[str, ...]) -> None:
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise UserInputError(f"--formats {','.join(formats)}: unknown {unknown or 'none given'}; "
+                             f"choose from {','.join(FORMATS)}")
+
+
+def check_calibration(cfg: ChainConfig) -> None:
+    """Fail before any work when int8 is asked for without calibration frames."""
+    if cfg.calib_frames <= 0 and any(FORMATS[f].calibrated for f in cfg.formats):
+        raise UserInputError(f"--calib-frames {cfg.calib_frames}: empty calibration set; int8 "
+                             "needs real training frames (default 200)")
+
+
+def check_out(out: Path) -> None:
+    """Refuse to replace a folder that is not an earlier conversion output."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                              and not (out / REPORT_JSON).exists())):
+        raise OutputError(f"--out {out} exists and is not an edge-convert output folder; "
+                          "choose a new or empty folder")
+
+
+def _model_name(model_arg: Path, cfg: ChainConfig) -> str:
+    if cfg.name:
+        return cfg.name
+    return model_arg.resolve().name if model_arg.is_dir() else model_arg.stem
+
+
+def run_chain(model_arg, data_dir, out_dir, cfg: ChainConfig = ChainConfig(),
+              log: Callable[[str], None] = print) -> dict:
+    """Convert MODEL into every format in cfg.formats under out_dir; returns the report.
+    Raises UserInputError/ModelError/OutputError (bad input) or GateFailed."""
+    check_formats(cfg.formats)
+    check_calibration(cfg)
+    out = Path(out_dir)
+    check_out(out)
+    model, src = open_source(model_arg, data_dir, cfg.val_fraction, cfg.seed)
+    log(f"edge-convert: {src.model_path} -> {out}; input {src.pre.input_hw}, scale "
+        f"{src.pre.scale:.6g}, offset {src.pre.offset}; {len(src.train)} train / "
+        f"{len(src.val)} val frames; formats {','.join(cfg.formats)}; prune {cfg.prune}")
+    stage = staging_dir(out)
+    try:
+        post = postprocess_for(src.run_config, cfg.threshold, cfg.min_area,
+                               cfg.presence_threshold)
+        report = _convert_all(model, src, stage, _model_name(Path(model_arg), cfg), cfg, post,
+                              log)
+        publish_dir(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    log(f"edge-convert: wrote {out}")
+    return report
+
+
+def _prune_step(model, src: Source, stage: Path, name: str, cfg: ChainConfig, log):
+    """(model to convert, sparsity report): the pruned model, or the source as it is."""
+    if cfg.prune <= 0:
+        rep = sparsity_report(model)
+        return model, {**rep, "target": 0.0, "table": sparsity_table(rep), "file": None}
+    x, y = load_frames(src.train, src.pre, src.nerve_class)
+    log(f"prune: to {cfg.prune:.2f} sparsity, {cfg.prune_epochs} epochs on {len(x)} frames")
+    pruned = prune_model(model, x, y, PruneConfig(target_sparsity=cfg.prune,
+                                                  epochs=cfg.prune_epochs, seed=cfg.seed))
+    path = save_keras_atomic(pruned, stage / f"{name}-pruned.keras")
+    rep = sparsity_report(pruned)
+    log(sparsity_table(rep))
+    return pruned, {**rep, "target": cfg.prune, "table": sparsity_table(rep),
+                    "file": path.name, **file_sizes(path)}
+
+
+def _export_step(model, src: Source, stage: Path, name: str, cfg: ChainConfig, log):
+    """Write every format; returns (variant -> path, variant -> extra facts)."""
+    calib = None
+    if any(FORMATS[f].calibrated for f in cfg.formats):
+        calib = calibration_frames(src.train, src.pre, cfg.calib_frames, cfg.seed)
+    paths, facts = {}, {}
+    for fmt in cfg.formats:
+        spec = FORMATS[fmt]
+        log(f"export: {fmt}")
+        data = spec.convert(model, calib, src.pre)
+        path = atomic_write_bytes(stage / f"{name}-{fmt}{spec.suffix}", data)
+        paths[fmt] = path
+        facts[fmt] = {"format": fmt}
+        if spec.calibrated:
+            facts[fmt]["input_quant"] = quantize.check_input_quant(data, src.pre)
+            if facts[fmt]["input_quant"]["ok"] is False:  # recorded; backends still cope
+                log(f"warning: {fmt} input quantization {facts[fmt]['input_quant']} is not "
+                    "pixel - 128; the device falls back to the float quantize path")
+            facts[fmt]["calibration_frames"] = int(len(calib))
+        if spec.suffix == ".onnx":
+            facts[fmt]["onnx"] = {"opset": onnx_export.ONNX_OPSET, "ops": onnx_ops(path),
+                                  "parity": onnx_export.parity(model, path, calib if calib
+                                                               is not None else _val_x(src))}
+    return paths, facts
+
+
+def _val_x(src: Source) -> np.ndarray:
+    return load_frames(src.val[: onnx_export.PARITY_FRAMES], src.pre)[0]
+
+
+def _gate_step(model, converted, paths, src: Source, cfg: ChainConfig, post, log
+               ) -> GateResult:
+    x, y = load_frames(src.val, src.pre, src.nerve_class)
+    log(f"validate: {len(x)} frames of {len(src.summary()['val_subjects'])} validation subjects")
+    result = validate(model, converted, paths, x, y, post, cfg.gate)
+    log(results_table(result.rows))
+    if not result.passed:
+        raise GateFailed("gate failed, nothing written: " + "; ".join(result.failures))
+    return result
+
+
+def _convert_all(model, src: Source, stage: Path, name: str, cfg: ChainConfig,
+                 post: PostprocessConfig, log) -> dict:
+    converted, prune_rep = _prune_step(model, src, stage, name, cfg, log)
+    paths, facts = _export_step(converted, src, stage, name, cfg, log)
+    result = _gate_step(model, converted, paths, src, cfg, post, log)
+    x1 = load_frames(src.val[:1], src.pre)[0]
+    base = _base_report(name, src, cfg, post, prune_rep, result)
+    for fmt, path in paths.items():
+        row = {**result.rows[fmt], **facts[fmt], "variant": fmt, "file": path.name,
+               **file_sizes(path), "sparsity": prune_rep["pruned_sparsity"]}
+        lat = quick_latency_ms(path, x1, runs=cfg.latency_runs)
+        row["latency_ms"], row["latency"] = lat["median_ms"], lat
+        if path.suffix == ".tflite":
+            base["targets"].append(target_report(path))
+        write_meta(path, _meta(name, src, cfg, post, base, row))
+        base["variants"].append(row)
+    base["references"] = [{"variant": k, **v} for k, v in result.rows.items()
+                          if v["role"] == "reference"]
+    write_report(stage, base)
+    return base
+
+
+def _base_report(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig,
+                 prune_rep: dict, result: GateResult) -> dict:
+    return {
+        "name": name, "version": cfg.version, "created_utc": utc_now(), "command": cfg.command,
+        "source": {"path": str(src.model_path.resolve()), "sha256": sha256_file(src.model_path)},
+        "data": {**src.summary(), "seed": cfg.seed, "calibration_frames":
+                 min(cfg.calib_frames, len(src.train))},
+        "preprocess": {"input_hw": list(src.pre.input_hw), "roi": src.pre.roi,
+                       "scale": src.pre.scale,
+                       "offset": src.pre.offset, "channels": src.pre.channels},
+        "postprocess": {"threshold": post.threshold, "min_area": post.min_area,
+                        "presence_threshold": post.presence_threshold},
+        "gate": {"passed": result.passed, "failures": result.failures,
+                 "max_dice_drop": cfg.gate.max_dice_drop, "max_drift": cfg.gate.max_drift},
+        "prune": prune_rep, "converters": converter_versions(), "variants": [], "targets": [],
+    }
+
+
+def _meta(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig, base: dict,
+          row: dict) -> ModelMeta:
+    """The sidecar edge-run reads, with provenance in ``extra``."""
+    metrics = {k: row[k] for k in ("per_image_dice", "pooled_dice", "iou", "precision",
+                                   "recall", "detection_rate", "dice_drop", "drift_mean",
+                                   "drift_max") if k in row}
+    return ModelMeta(
+        name=name, version=cfg.version, input_hw=src.pre.input_hw, scale=src.pre.scale,
+        offset=src.pre.offset, threshold=post.threshold, min_area=post.min_area,
+        presence_threshold=post.presence_threshold,
+        extra={
+            "format": row["format"], "roi": src.pre.roi, "source_model": base["source"],
+            "training_data":
+            base["data"], "validation": metrics, "input_quant": row.get("input_quant"),
+            "sparsity": {"target": base["prune"]["target"],
+                         "pruned_kernels": base["prune"]["pruned_sparsity"],
+                         "all_kernels": base["prune"]["overall_sparsity"]},
+            "converters": base["converters"], "created_utc": base["created_utc"],
+        },
+    )

@@ -1,0 +1,430 @@
+"""Finding, checking, splitting and loading ultrasound frames with their nerve masks.
+
+NumPy + OpenCV only (no TensorFlow): benchmarks and the converter use this module too.
+
+Two layouts:
+
+- ``kaggle``: one folder of ``SUBJECT_IMAGE.<ext>`` with ``SUBJECT_IMAGE_mask.<ext>`` (binary
+  0/255 masks; tif/png/jpg; 8 or 16 bit). The subject is the number before the underscore.
+- ``folder``: ``images/`` + ``masks/`` with matching stems; masks hold class ids (0 =
+  background) and ``nerve_class`` picks the nerve. Subjects come from an optional CSV
+  (``stem,subject``), else every image is its own subject.
+
+Frames and masks go through ``edge.preprocess`` (the one pre-processing implementation).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import random
+import struct
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import UserInputError
+from edge.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input
+
+IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+LOSSY_EXTS = (".jpg", ".jpeg")  # masks saved lossy: threshold instead of checking values
+MASK_SUFFIX = "_mask"
+LAYOUTS = ("kaggle", "folder")
+MAX_CLASS_ID = 15  # folder masks: ids above this (and not the nerve class) mean colors, not ids
+KAGGLE_FRAME_HW = (420, 580)  # original Kaggle frame (rows, cols): the RLE coordinate system
+LIST_LIMIT = 3  # file names quoted in an error message
+PROGRESS_EVERY = 500  # frames between progress lines while loading
+CACHE_VERSION = 1  # bump when the cached array format changes
+
+
+class DataError(UserInputError):
+    """The training/evaluation data cannot be used as given (CLI exit 2)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One frame and its mask. mask_path None = no mask (inference only)."""
+
+    image_path: str
+    mask_path: str | None
+    subject: str
+    stem: str
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def _names(paths, limit=LIST_LIMIT) -> str:
+    names = [os.path.basename(str(p)) for p in paths]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def detect_layout(data_dir) -> str:
+    """'folder' when images/ and masks/ exist, 'kaggle' when *_mask files exist."""
+    d = Path(data_dir)
+    _check_dir(d)
+    if (d / "images").is_dir() and (d / "masks").is_dir():
+        return "folder"
+    if any(p.stem.endswith(MASK_SUFFIX) for p in _image_files(d)):
+        return "kaggle"
+    raise DataError(
+        f"cannot tell the layout of {d}: expected images/ + masks/ (folder layout) or "
+        f"SUBJECT_IMAGE.png + SUBJECT_IMAGE_mask.png files (kaggle layout); pass --layout"
+    )
+
+
+def _check_dir(d: Path) -> None:
+    if not d.is_dir():
+        raise DataError(f"data folder {d} does not exist; pass --data with the folder of frames")
+
+
+def kaggle_subject(stem: str) -> str:
+    """Kaggle names are SUBJECT_IMAGE: the subject is the part before the first underscore."""
+    return stem.split("_", 1)[0]
+
+
+def _find_kaggle(d: Path) -> list[Sample]:
+    files = _image_files(d)
+    masks = {p.stem[: -len(MASK_SUFFIX)]: p for p in files if p.stem.endswith(MASK_SUFFIX)}
+    images = {p.stem: p for p in files if not p.stem.endswith(MASK_SUFFIX)}
+    _check_pairs(d, images, masks, "NAME_mask" + ".png next to each NAME.png")
+    return [Sample(str(images[s]), str(masks[s]), kaggle_subject(s), s) for s in sorted(images)]
+
+
+def _find_folder(d: Path, subjects_csv) -> list[Sample]:
+    images = {p.stem: p for p in _image_files(d / "images")}
+    masks = {p.stem: p for p in _image_files(d / "masks")}
+    _check_pairs(d, images, masks, "masks/NAME.png for each images/NAME.png")
+    subjects = read_subjects_csv(subjects_csv) if subjects_csv else {}
+    missing = [s for s in images if subjects and s not in subjects]
+    if missing:
+        raise DataError(
+            f"{subjects_csv} gives no subject for {len(missing)} image(s) "
+            f"({_names(missing)}); add a 'stem,subject' row for each"
+        )
+    return [
+        Sample(str(images[s]), str(masks[s]), subjects.get(s, s), s) for s in sorted(images)
+    ]
+
+
+def _check_pairs(d: Path, images: dict, masks: dict, expected: str) -> None:
+    if not images and not masks:
+        raise DataError(f"no images found in {d} (extensions {', '.join(IMAGE_EXTS)})")
+    lonely_images = sorted(set(images) - set(masks))
+    lonely_masks = sorted(set(masks) - set(images))
+    if lonely_images:
+        raise DataError(
+            f"{len(lonely_images)} image(s) in {d} have no mask ({_names(lonely_images)}); "
+            f"expected {expected}: add the masks or move those images out"
+        )
+    if lonely_masks:
+        raise DataError(
+            f"{len(lonely_masks)} mask(s) in {d} have no image ({_names(lonely_masks)}); "
+            f"add the images or move those masks out"
+        )
+
+
+def read_subjects_csv(path) -> dict[str, str]:
+    """CSV of stem,subject (a header row is optional)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"--subjects-csv {p} does not exist; give a CSV of stem,subject rows")
+    out: dict[str, str] = {}
+    with open(p, newline="", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            if len(row) < 2 or row[0].strip().lower() in ("stem", "image", "name"):
+                continue
+            out[Path(row[0].strip()).stem] = row[1].strip()
+    if not out:
+        raise DataError(f"--subjects-csv {p} has no stem,subject rows")
+    return out
+
+
+def find_samples(data_dir, layout=None, nerve_class=1, subjects_csv=None) -> list[Sample]:
+    """All (image, mask) pairs under data_dir, sorted by stem. nerve_class is checked when the
+    masks are read (read_mask); it is accepted here so callers pass one set of arguments."""
+    d = Path(data_dir)
+    _check_dir(d)
+    layout = layout or detect_layout(d)
+    if layout not in LAYOUTS:
+        raise DataError(f"--layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if layout == "kaggle":
+        if subjects_csv:
+            raise DataError("--subjects-csv is for the folder layout; kaggle names hold subjects")
+        return _find_kaggle(d)
+    if not (d / "images").is_dir() or not (d / "masks").is_dir():
+        raise DataError(f"folder layout needs {d}/images and {d}/masks; check --data/--layout")
+    return _find_folder(d, subjects_csv)
+
+
+# ---------------------------------------------------------------- split
+
+
+def split_by_subject(samples, val_fraction=0.2, seed=0):
+    """(train, val) with no subject on both sides. Subjects are shuffled with ``seed`` and
+    taken for validation until at least val_fraction of the frames are covered."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"--val-fraction {val_fraction} must be between 0 and 1 (e.g. 0.2)")
+    subjects = sorted({s.subject for s in samples})
+    if len(subjects) < 2:
+        raise DataError(
+            f"the split needs at least 2 subjects, found {len(subjects)} "
+            f"({_names(subjects)}); add data from more subjects or pass --subjects-csv"
+        )
+    random.Random(seed).shuffle(subjects)
+    counts = {s: 0 for s in subjects}
+    for s in samples:
+        counts[s.subject] += 1
+    target = val_fraction * len(samples)
+    val_subjects: set[str] = set()
+    covered = 0
+    for subj in subjects[:-1]:  # keep at least one subject for training
+        if covered >= target:
+            break
+        val_subjects.add(subj)
+        covered += counts[subj]
+    if not val_subjects:
+        raise DataError("the split left no validation subject; raise --val-fraction")
+    train = [s for s in samples if s.subject not in val_subjects]
+    val = [s for s in samples if s.subject in val_subjects]
+    return train, val
+
+
+def subjects_of(samples) -> list[str]:
+    """Sorted subject ids (numeric ones in numeric order)."""
+    return sorted({s.subject for s in samples}, key=lambda v: (not v.isdigit(), len(v), v))
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_image(path) -> np.ndarray:
+    """A frame as stored (8 or 16 bit; gray or color). DataError when unreadable."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise DataError(f"cannot read image {path}; re-export it as PNG/TIFF or remove it")
+    return img
+
+
+def _png_palette(path) -> np.ndarray | None:
+    """The PLTE chunk of a palette PNG as (K, 3) RGB, or None. Parsed by hand so the
+    index image can be recovered without Pillow."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    pos, color_type = 8, None
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            color_type = body[9]
+        elif kind == b"PLTE" and color_type == 3:
+            return np.frombuffer(body, np.uint8).reshape(-1, 3)
+        elif kind in (b"IDAT", b"IEND"):
+            return None
+        pos += 12 + length
+    return None
+
+
+def read_class_ids(path) -> np.ndarray:
+    """A class-id mask (HxW ints). Palette PNGs give their indices, not their colors."""
+    palette = _png_palette(path) if str(path).lower().endswith(".png") else None
+    if palette is not None:
+        try:
+            from PIL import Image  # exact indices when Pillow is there
+
+            with Image.open(path) as im:
+                return np.array(im)
+        except ImportError:
+            return _colors_to_ids(read_image(path), palette, path)
+    ids = read_image(path)
+    if ids.ndim == 3:
+        if not (np.all(ids[..., 0] == ids[..., 1]) and np.all(ids[..., 1] == ids[..., 2])):
+            raise DataError(
+                f"mask {path} is a color image, not class ids; save masks as single-channel "
+                f"(or palette) PNGs whose values are class ids"
+            )
+        ids = ids[..., 0]
+    return ids
+
+
+def _colors_to_ids(bgr: np.ndarray, palette: np.ndarray, path) -> np.ndarray:
+    rgb = bgr[..., ::-1] if bgr.ndim == 3 else np.repeat(bgr[..., None], 3, axis=2)
+    ids = np.full(rgb.shape[:2], -1, np.int32)
+    for idx in range(len(palette) - 1, -1, -1):  # first palette entry wins on duplicates
+        ids[np.all(rgb[..., :3] == palette[idx], axis=2)] = idx
+    if (ids < 0).any():
+        raise DataError(f"mask {path} has colors outside its palette; re-save it")
+    return ids
+
+
+def read_mask(sample: Sample, nerve_class: int = 1) -> np.ndarray:
+    """uint8 0/1 nerve mask at frame size. Kaggle: binary 0/255 (or 0/1) masks; folder: class
+    ids with nerve_class as the nerve. DataError on values that fit neither."""
+    if sample.mask_path is None:
+        raise DataError(f"image {sample.image_path} has no mask")
+    path = sample.mask_path
+    if Path(path).stem == Path(sample.image_path).stem:  # folder layout: same stem, class ids
+        ids = read_class_ids(path)
+        _check_class_ids(ids, nerve_class, path)
+        return (ids == nerve_class).astype(np.uint8)
+    raw = read_image(path)
+    if raw.ndim == 3:
+        raw = raw.max(axis=2)
+    if path.lower().endswith(LOSSY_EXTS):
+        return (raw >= np.iinfo(raw.dtype).max // 2 + 1).astype(np.uint8)
+    _check_binary(raw, path)
+    return (raw > 0).astype(np.uint8)
+
+
+def _check_binary(raw: np.ndarray, path) -> None:
+    allowed = {0, 1, int(np.iinfo(raw.dtype).max) if raw.dtype.kind in "ui" else 1}
+    values = set(np.unique(raw).tolist())
+    if not values <= allowed:
+        raise DataError(
+            f"mask {path} has values {sorted(values)[:6]}; kaggle-layout masks must be 0/255 "
+            f"(binary). For class-id masks use --layout folder with images/ and masks/"
+        )
+
+
+def _check_class_ids(ids: np.ndarray, nerve_class: int, path) -> None:
+    values = set(np.unique(ids).tolist())
+    bad = sorted(v for v in values if (v < 0 or v > MAX_CLASS_ID) and v != nerve_class)
+    if bad:
+        raise DataError(
+            f"mask {path} has values {bad[:6]} outside the class ids 0..{MAX_CLASS_ID} "
+            f"(--nerve-class {nerve_class}); masks must hold class ids, not colors: re-save them "
+            f"as single-channel or palette PNGs, or pass the right --nerve-class"
+        )
+
+
+# ---------------------------------------------------------------- arrays + cache
+
+
+def _cache_key(samples, pre_cfg: PreprocessConfig, nerve_class: int) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([CACHE_VERSION, asdict(pre_cfg), nerve_class], default=str).encode())
+    for s in samples:
+        for p in (s.image_path, s.mask_path):
+            st = os.stat(p) if p else None
+            h.update(f"{p}|{st.st_size if st else 0}|{st.st_mtime_ns if st else 0}".encode())
+    return h.hexdigest()[:24]
+
+
+def _progress(done: int, total: int, t0: float) -> None:
+    if done % PROGRESS_EVERY == 0 or done == total:
+        print(f"loading frames: {done}/{total} ({time.time() - t0:.1f} s)", file=sys.stderr)
+
+
+def load_arrays(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_dir=None):
+    """(X uint8 N,H,W; Y uint8 N,H,W 0/1) at the model input size, through edge.preprocess.
+    Samples without masks get empty Y. With cache_dir, arrays are kept in an .npz keyed by
+    the file list (paths, sizes, mtimes) and the pre-processing config."""
+    if not samples:
+        raise DataError("no frames to load (empty sample list); check --data and --subjects")
+    cache = None
+    if cache_dir:
+        cache = Path(cache_dir) / f"arrays-{_cache_key(samples, pre_cfg, nerve_class)}.npz"
+        if cache.is_file():
+            with np.load(cache) as z:
+                return z["x"], z["y"]
+    h, w = pre_cfg.input_hw
+    x = np.zeros((len(samples), h, w), np.uint8)
+    y = np.zeros((len(samples), h, w), np.uint8)
+    t0 = time.time()
+    for i, s in enumerate(samples):
+        x[i] = frame_to_gray_input(read_image(s.image_path), pre_cfg)
+        if s.mask_path is not None:
+            y[i] = mask_to_input(read_mask(s, nerve_class), pre_cfg)
+        _progress(i + 1, len(samples), t0)
+    if cache is not None:
+        _save_npz_atomic(cache, x, y)
+    return x, y
+
+
+def _save_npz_atomic(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, x=x, y=y)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_has_nerve(y: np.ndarray, what: str, nerve_class: int) -> None:
+    """Refuse to train when no mask holds the nerve class (wrong --nerve-class, wrong data)."""
+    if y.size and not y.any():
+        raise DataError(
+            f"no {what} mask contains the nerve (class {nerve_class}); check --nerve-class "
+            f"and --layout (kaggle masks are 0/255, folder masks are class ids)"
+        )
+
+
+# ---------------------------------------------------------------- Kaggle RLE
+
+
+def rle_encode(mask: np.ndarray) -> str:
+    """Kaggle RLE: 1-based start/length pairs over the column-major (Fortran) flattened mask."""
+    flat = (np.asarray(mask) > 0).flatten(order="F").astype(np.int8)
+    padded = np.concatenate([[0], flat, [0]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    starts, ends = edges[0::2], edges[1::2]
+    return " ".join(f"{s + 1} {e - s}" for s, e in zip(starts, ends, strict=True))
+
+
+def rle_decode(rle: str, hw: tuple[int, int] = KAGGLE_FRAME_HW) -> np.ndarray:
+    """Inverse of rle_encode: uint8 0/1 mask of shape hw."""
+    h, w = hw
+    flat = np.zeros(h * w, np.uint8)
+    nums = [int(v) for v in str(rle or "").split()]
+    if len(nums) % 2:
+        raise DataError(f"RLE has {len(nums)} values, not start/length pairs")
+    for start, length in zip(nums[0::2], nums[1::2], strict=True):
+        if start < 1 or start - 1 + length > h * w:
+            raise DataError(f"RLE run {start} {length} falls outside a {h}x{w} mask")
+        flat[start - 1 : start - 1 + length] = 1
+    return flat.reshape((w, h)).T.copy()
+
+
+def read_rle_csv(path) -> list[dict[str, str]]:
+    """Rows of a Kaggle RLE CSV (train_masks.csv: subject,img,pixels; submissions: img,pixels)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"RLE file {p} does not exist")
+    with open(p, newline="", encoding="utf-8") as f:
+        return [dict(r) for r in csv.DictReader(f)]
+
+
+def write_rle_csv(path, rows) -> None:
+    """Write rows (dicts with the same keys, e.g. img + pixels) atomically."""
+    rows = list(rows)
+    p = Path(path)
+    fields = list(rows[0].keys()) if rows else ["img", "pixels"]
+    fd, tmp = tempfile.mkstemp(dir=p.parent if str(p.parent) else ".", suffix=".csv")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            wr = csv.DictWriter(f, fieldnames=fields)
+            wr.writeheader()
+            wr.writerows(rows)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

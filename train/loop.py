@@ -1,0 +1,377 @@
+"""The training loop: data -> model -> fit with validation Dice, best model, resume, logs.
+
+Run folder (TrainConfig.out):
+  model.keras         best model by validation per-image Dice (tf_keras; the hand-off)
+  best.weights.h5     its weights
+  config.json         the resolved TrainConfig (+ the layout found)
+  split.json          {"train_subjects": [...], "val_subjects": [...]}
+  history.csv         one row per epoch (loss, lr, val_loss, val_dice, ...)
+  curves.png          loss and validation Dice vs epoch
+  metrics.json        final validation metrics of the best model (threshold, presence gate)
+  tensorboard/        TensorBoard logs
+  ckpt/               last epoch's weights + optimizer + state.json (for --resume)
+
+Under --strategy multiworker every worker trains; only the chief writes the run folder (the
+others write to a temp folder, as tf.distribute requires every worker to save).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from edge.errors import ModelError
+from edge.metadata import write_json_atomic
+from train import datasets, evaluate, metrics
+from train.augment import augment_config
+from train.config import STRATEGIES, TrainConfig
+from train.data import normalized_inputs, steps_per_epoch, train_dataset
+from train.losses import BceDiceLoss, SoftDice, bce_dice_per_image
+from train.model import build_unet, count_macs
+
+ENCODER_PREFIXES = ("stem", "enc", "pool", "bottleneck")  # layer names frozen by freeze_encoder
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Arrays and the split, decoded once."""
+
+    layout: str
+    train_subjects: list
+    val_subjects: list
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    val_stems: list
+
+
+# ---------------------------------------------------------------- setup
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """Must run before any other TensorFlow op (multiworker needs a fresh runtime)."""
+    if name not in STRATEGIES:
+        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ModelError("--strategy multiworker reads TF_CONFIG; set it on every worker "
+                             '(e.g. {"cluster": {"worker": [...]}, "task": {...}})')
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    spec = resolver.cluster_spec().as_dict()
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in spec
+
+
+def set_threads(threads: int | None) -> None:
+    """TF CPU threads; only possible before the TF runtime starts (fresh CLI process)."""
+    if not threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
+    except RuntimeError:  # TF already running in this process (library use, tests)
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        print(f"note: TensorFlow is already running; --threads {threads} ignored "
+              f"(intra-op threads {current or 'default'})")
+
+
+def prepare_data(cfg: TrainConfig) -> RunData:
+    """Find, check, split and decode the frames (DataError on anything wrong)."""
+    layout = cfg.layout or datasets.detect_layout(cfg.data)
+    samples = datasets.find_samples(cfg.data, layout, cfg.nerve_class, cfg.subjects_csv)
+    train_s, val_s = datasets.split_by_subject(samples, cfg.val_fraction, cfg.seed)
+    pre = cfg.preprocess
+    x_tr, y_tr = datasets.load_arrays(train_s, pre, cfg.nerve_class, cfg.cache_dir)
+    x_va, y_va = datasets.load_arrays(val_s, pre, cfg.nerve_class, cfg.cache_dir)
+    datasets.check_has_nerve(y_tr, "training", cfg.nerve_class)
+    return RunData(layout, datasets.subjects_of(train_s), datasets.subjects_of(val_s),
+                   x_tr, y_tr, x_va, y_va, [s.stem for s in val_s])
+
+
+def build_model(cfg: TrainConfig):
+    kwargs = dict(cfg.model)
+    if kwargs.get("preset") == "reference":
+        from train.reference import build_reference
+
+        return build_reference(tuple(cfg.input_hw))
+    if "preset" in kwargs:
+        raise ModelError(f"unknown model preset {kwargs['preset']!r}; use 'reference'")
+    try:
+        return build_unet(input_hw=tuple(cfg.input_hw), **kwargs)
+    except ValueError as e:  # e.g. an input size the depth cannot halve evenly
+        raise ModelError(str(e)) from e
+
+
+def load_keras_model(path):
+    """A tf_keras model file (.keras or SavedModel dir) without custom objects."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"model {p} does not exist")
+    try:
+        return keras.models.load_model(str(p), compile=False)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot load {p} as a tf_keras model ({e}); pass RUN/model.keras") from e
+
+
+def load_init_weights(model, path) -> None:
+    """Copy weights from a trained model of the same architecture (fine-tuning)."""
+    p = Path(path)
+    try:
+        if p.suffix == ".h5":
+            model.load_weights(str(p))
+        else:
+            model.set_weights(load_keras_model(p).get_weights())
+    except (ValueError, OSError) as e:
+        raise ModelError(
+            f"--init-weights {p} does not match this model ({str(e)[:120]}); pass the same "
+            f"model flags (--base-filters, --depth, ...) as the run that produced it") from e
+
+
+def freeze_encoder(model) -> int:
+    frozen = 0
+    for layer in model.layers:
+        if layer.name.startswith(ENCODER_PREFIXES):
+            layer.trainable = False
+            frozen += 1
+    return frozen
+
+
+def lr_schedule(cfg: TrainConfig, steps: int):
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.lr * min_lr_fraction."""
+    total = max(1, cfg.epochs * steps)
+    warmup = min(int(cfg.warmup_epochs * steps), total // 2)
+    start = cfg.lr * cfg.min_lr_fraction if warmup else cfg.lr
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=start, decay_steps=max(1, total - warmup),
+        alpha=cfg.min_lr_fraction,  # a fraction of the peak (warmup_target) in tf_keras
+        warmup_target=cfg.lr if warmup else None, warmup_steps=warmup)
+
+
+def compile_model(model, cfg: TrainConfig, steps: int) -> None:
+    optimizer = keras.optimizers.Adam(learning_rate=lr_schedule(cfg, steps))
+    mask_loss = BceDiceLoss(cfg.bce_weight, cfg.dice_weight)
+    if cfg.presence_head:
+        model.compile(optimizer=optimizer,
+                      loss={"mask": mask_loss, "presence": keras.losses.BinaryCrossentropy()},
+                      loss_weights={"mask": 1.0, "presence": cfg.presence_weight},
+                      metrics={"mask": [SoftDice()]})
+    else:
+        model.compile(optimizer=optimizer, loss=mask_loss, metrics=[SoftDice()])
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+def _atomic_save(save_fn, path: Path) -> None:
+    """save_fn(tmp_path) then rename: a killed run never leaves half a model."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .keras/.h5 suffix
+    try:
+        save_fn(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            os.unlink(tmp)
+
+
+class ValidationDice(keras.callbacks.Callback):
+    """Each epoch: run the model on the cached val arrays, threshold like the device, and log
+    val_dice (per-image, the early-stopping key), val_pooled_dice, val_iou, val_loss, lr."""
+
+    def __init__(self, x_val_norm, y_val, cfg: TrainConfig):
+        super().__init__()
+        self.x, self.y, self.cfg = x_val_norm, y_val, cfg
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t_first, self.steps = None, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        # time from the end of the first step: the first one also builds the graph
+        self.steps += 1
+        if self.t_first is None:
+            self.t_first = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        t_val = time.perf_counter()
+        if self.steps > 1:
+            logs["train_s_per_step"] = (t_val - self.t_first) / (self.steps - 1)
+        prob, presence = evaluate.predict_keras(self.model, self.x)
+        m = metrics.summarize(self.y, metrics.binarize(prob, self.cfg.threshold, presence))
+        loss = bce_dice_per_image(self.y[..., None], prob[..., None], self.cfg.bce_weight,
+                                  self.cfg.dice_weight)
+        val_loss = float(np.mean(loss))
+        if presence is not None:
+            target = self.y.reshape(len(self.y), -1).any(axis=1).astype(np.float32)
+            p = np.clip(presence, 1e-7, 1 - 1e-7)
+            bce = -np.mean(target * np.log(p) + (1 - target) * np.log(1 - p))
+            val_loss += self.cfg.presence_weight * float(bce)
+        logs.update(val_loss=val_loss, val_dice=m["per_image_dice"],
+                    val_pooled_dice=m["pooled_dice"], val_iou=m["iou"],
+                    val_s=time.perf_counter() - t_val)
+        lr = self.model.optimizer.learning_rate  # tf_keras: the lr of the last step
+        value = lr(self.model.optimizer.iterations) if callable(lr) else lr
+        logs["lr"] = float(tf.convert_to_tensor(value))  # also a distributed variable
+
+
+class BestAndResume(keras.callbacks.Callback):
+    """Saves the best model on val_dice, stops after `patience` epochs without improvement,
+    checkpoints weights + optimizer + epoch to ckpt/ every epoch, and redraws curves.png."""
+
+    def __init__(self, out: Path, ckpt: tf.train.Checkpoint, state: dict, cfg: TrainConfig):
+        super().__init__()
+        self.out, self.cfg, self.state = out, cfg, state
+        self.manager = tf.train.CheckpointManager(ckpt, str(out / "ckpt"), max_to_keep=1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        dice = float((logs or {}).get("val_dice", -1.0))
+        st = self.state
+        if dice > st["best_val_dice"]:
+            st.update(best_val_dice=dice, best_epoch=epoch + 1, wait=0)
+            _atomic_save(lambda p: self.model.save(p), self.out / "model.keras")
+            _atomic_save(lambda p: self.model.save_weights(p), self.out / "best.weights.h5")
+        else:
+            st["wait"] += 1
+        st["epoch"] = epoch + 1
+        self.manager.save(checkpoint_number=epoch + 1)
+        write_json_atomic(self.out / "ckpt" / STATE_FILE, st)
+        if self.cfg.patience and st["wait"] >= self.cfg.patience:
+            print(f"early stopping: val_dice has not improved for {st['wait']} epochs "
+                  f"(best {st['best_val_dice']:.4f} at epoch {st['best_epoch']})")
+            self.model.stop_training = True
+        if (self.out / "history.csv").is_file():
+            evaluate.write_curves(self.out / "history.csv", self.out / "curves.png")
+
+
+# ---------------------------------------------------------------- train
+
+
+def _tensorboard(out: Path) -> list:
+    """TensorBoard logging when the tensorboard package is installed (tf.summary needs it)."""
+    if importlib.util.find_spec("tensorboard") is None:
+        print("note: tensorboard is not installed: no TensorBoard logs "
+              "(pip install tensorboard to get them)")
+        return []
+    return [keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False,
+                                        profile_batch=0)]
+
+
+def _restore(ckpt, restore_dir: Path, cfg: TrainConfig) -> dict:
+    fresh = {"epoch": 0, "best_val_dice": -1.0, "best_epoch": 0, "wait": 0}
+    if not cfg.resume:
+        return fresh
+    latest = tf.train.latest_checkpoint(str(restore_dir))
+    state_path = restore_dir / STATE_FILE
+    if latest is None or not state_path.is_file():
+        raise ModelError(f"--resume: no checkpoint state in {restore_dir}; run without "
+                         f"--resume to start a new run")
+    ckpt.restore(latest).expect_partial()
+    state = {**fresh, **json.loads(state_path.read_text())}
+    print(f"resuming from {latest} after epoch {state['epoch']} "
+          f"(best val_dice {state['best_val_dice']:.4f})")
+    return state
+
+
+def _write_run_files(out: Path, cfg: TrainConfig, data: RunData, model) -> None:
+    resolved = {**cfg.to_dict(), "layout": data.layout,
+                "n_train_frames": int(len(data.x_train)), "n_val_frames": int(len(data.x_val)),
+                "params": int(model.count_params()), "macs": count_macs(model)}
+    write_json_atomic(out / "config.json", resolved)
+    write_json_atomic(out / "split.json", {"train_subjects": data.train_subjects,
+                                           "val_subjects": data.val_subjects})
+    print("resolved config:", json.dumps(resolved))
+
+
+def _final_metrics(out: Path, model, data: RunData, cfg: TrainConfig, extra: dict) -> dict:
+    """Best model on the val subjects, thresholded like the device -> metrics.json. Scores the
+    saved hand-off file itself (loaded outside any distribution strategy)."""
+    if (out / "model.keras").is_file():
+        model = load_keras_model(out / "model.keras")
+    prob, presence = evaluate.predict_keras(model, normalized_inputs(data.x_val, cfg.preprocess))
+    result, _, _ = evaluate.score(data.y_val, prob, presence, cfg.threshold)
+    result.update(extra)
+    write_json_atomic(out / "metrics.json", result)
+    return result
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train per cfg; returns the final validation metrics (also in out/metrics.json)."""
+    set_threads(cfg.threads)
+    strategy = make_strategy(cfg.strategy)  # before any other op (multiworker)
+    keras.utils.set_random_seed(cfg.seed)
+    chief = is_chief(strategy)
+    real_out = Path(cfg.out)
+    out = real_out if chief else Path(tempfile.mkdtemp(prefix="edge-train-worker-"))
+    (out / "ckpt").mkdir(parents=True, exist_ok=True)
+    try:
+        return _train(cfg, strategy, out, real_out / "ckpt", chief)
+    finally:
+        if not chief:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
+    t_start = time.time()
+    if cfg.resume and tf.train.latest_checkpoint(str(restore_dir)) is None:
+        raise ModelError(f"--resume: no checkpoint in {restore_dir}; run without --resume "
+                         f"to start a new run")
+    data = prepare_data(cfg)
+    steps = steps_per_epoch(len(data.x_train), cfg.batch, cfg.max_steps_per_epoch)
+    with strategy.scope():
+        model = build_model(cfg)
+        if cfg.init_weights:
+            load_init_weights(model, cfg.init_weights)
+        if cfg.freeze_encoder:
+            print(f"froze {freeze_encoder(model)} encoder layers")
+        compile_model(model, cfg, steps)
+        model.optimizer.build(model.trainable_variables)  # slots exist before a restore
+        ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    state = _restore(ckpt, restore_dir, cfg)
+    _write_run_files(out, cfg, data, model)
+    ds = train_dataset(data.x_train, data.y_train, cfg.batch,
+                       augment_config(cfg.augment, cfg.vflip, cfg.elastic), cfg.preprocess,
+                       cfg.seed + state["epoch"], cfg.presence_head)
+    callbacks = [
+        ValidationDice(normalized_inputs(data.x_val, cfg.preprocess), data.y_val, cfg),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=cfg.resume),
+        BestAndResume(out, ckpt, state, cfg),
+    ]
+    callbacks += _tensorboard(out)
+    if state["epoch"] < cfg.epochs:
+        model.fit(ds, epochs=cfg.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps,
+                  callbacks=callbacks, verbose=cfg.verbose if chief else 0)
+    extra = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+             "steps_per_epoch": steps, "batch": cfg.batch, "wall_s": time.time() - t_start,
+             "val_subjects": data.val_subjects, "params": int(model.count_params()),
+             "macs": count_macs(model), "threshold": cfg.threshold}
+    result = _final_metrics(out, model, data, cfg, extra)
+    if chief:
+        print("validation (best model):", json.dumps(
+            {k: result[k] for k in ("per_image_dice", "pooled_dice", "iou", "best_epoch")}))
+    return result
+
+
+def with_overrides(cfg: TrainConfig, **kw) -> TrainConfig:
+    """A copy of cfg with fields replaced (tests, scripts)."""
+    return replace(cfg, **kw)
