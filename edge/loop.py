@@ -42,7 +42,7 @@ from edge.types import Frame, FrameResult
 
 # The packaged models, first match wins: the trained model once it ships, else the fixture.
 DEFAULT_MODELS = {
-    "tflite": ("nerve_default.tflite", "nerve_fixture_int8.tflite"),
+    "tflite": ("nerve_default_int8.tflite", "nerve_fixture_int8.tflite"),
     "onnx": ("nerve_default.onnx", "nerve_fixture.onnx"),
 }
 # One interpreter thread by default: predictable latency, and the other cores stay free for
@@ -117,8 +117,9 @@ class RunConfig:
 
 def default_model_path(backend: str | None = None, models_dir=None) -> Path:
     """The packaged model for ``backend`` (tflite unless "onnx"): nerve_default.* if present,
-    else the fixture. Dropping nerve_default.tflite/.onnx (+ .json) into edge/models switches
-    the default with no code change. ``models_dir`` overrides the packaged folder (tests)."""
+    else the fixture. Dropping nerve_default_int8.tflite / nerve_default.onnx (+ their .json
+    sidecars) into edge/models switches the default with no code change. ``models_dir``
+    overrides the packaged folder (tests)."""
     models = importlib.resources.files("edge") / "models" if models_dir is None else models_dir
     names = DEFAULT_MODELS["onnx" if backend == "onnx" else "tflite"]
     for name in names:

@@ -12,7 +12,6 @@ Outputs: ``mask`` (N, H, W, 1) sigmoid probabilities; with ``presence_head`` als
 
 from __future__ import annotations
 
-import train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras as keras
 from tf_keras import layers
 

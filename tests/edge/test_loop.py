@@ -17,6 +17,11 @@ from edge.sources import SourceConfig, phantom_pair
 from edge.types import Frame
 
 PHANTOM_HW = (420, 580)
+MODELS = Path(edge.loop.__file__).parent / "models"
+# The phantom-trained fixture outlines the phantom's oval; the shipped model is trained on real
+# ultrasound and is not expected to, so accuracy-on-phantom checks pin the fixture.
+FIXTURE = MODELS / "nerve_fixture_int8.tflite"
+FIXTURE_ONNX = MODELS / "nerve_fixture.onnx"
 REPORT_KEYS = {"frames", "wall_s", "fps", "stages", "non_model_share", "stop_reason",
                "model_path", "model_sha256", "backend", "threads", "source", "config"}
 
@@ -40,7 +45,8 @@ def test_phantom_record_masks_report(tmp_path, capsys):
     masks = tmp_path / "masks"
     report = tmp_path / "run.json"
     code = main(["--source", "phantom", "--headless", "--max-frames", "5", "--record", str(out),
-                 "--save-masks", str(masks), "--report", str(report), "--threads", "1"])
+                 "--save-masks", str(masks), "--report", str(report), "--threads", "1",
+                 "--model", str(FIXTURE)])
     assert code == 0
     stdout = capsys.readouterr().out
     assert "edge-run: model" in stdout and "5 frames in" in stdout and "p50" in stdout
@@ -54,7 +60,7 @@ def test_phantom_record_masks_report(tmp_path, capsys):
     data = json.loads(report.read_text())
     assert REPORT_KEYS <= set(data)
     assert data["frames"] == 5 and data["stop_reason"] == "max frames"
-    assert data["model_sha256"] == sha256_file(default_model_path())
+    assert data["model_sha256"] == sha256_file(FIXTURE)
     assert data["threads"] == 1 and data["backend"].startswith("tflite(")
     assert data["source"]["kind"] == "phantom"
     assert {"capture", "preprocess", "inference", "postprocess", "render", "total"} <= set(
@@ -82,7 +88,7 @@ def test_image_folder_masks_named_after_stems(tmp_path):
     out = tmp_path / "masks"
     report = tmp_path / "r.json"
     assert main(["--images", str(src), "--headless", "--save-masks", str(out), "--smooth", "0.5",
-                 "--report", str(report), "--quiet"]) == 0
+                 "--report", str(report), "--quiet", "--model", str(FIXTURE)]) == 0
     got = {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in out.iterdir()}
     assert sorted(got) == ["a_16bit.png", "b_8bit.png", "c_small.png"]
     assert got["c_small.png"].shape == (210, 290) and got["b_8bit.png"].shape == PHANTOM_HW
@@ -93,7 +99,7 @@ def test_image_folder_masks_named_after_stems(tmp_path):
 def test_roi_masks_stay_inside_the_roi(tmp_path):
     out = tmp_path / "masks"
     assert main(["--headless", "--max-frames", "2", "--roi", "100,50,400,300",
-                 "--save-masks", str(out), "--quiet"]) == 0
+                 "--save-masks", str(out), "--quiet", "--model", str(FIXTURE)]) == 0
     for png in out.iterdir():
         mask = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
         assert mask.shape == PHANTOM_HW
@@ -148,8 +154,8 @@ def test_default_model_prefers_the_shipped_model(tmp_path):
     for name in ("nerve_fixture_int8.tflite", "nerve_fixture.onnx"):
         (tmp_path / name).write_bytes(b"x")
     assert default_model_path(models_dir=tmp_path).name == "nerve_fixture_int8.tflite"
-    (tmp_path / "nerve_default.tflite").write_bytes(b"x")
-    assert default_model_path(models_dir=tmp_path).name == "nerve_default.tflite"
+    (tmp_path / "nerve_default_int8.tflite").write_bytes(b"x")
+    assert default_model_path(models_dir=tmp_path).name == "nerve_default_int8.tflite"
     assert default_model_path("onnx", models_dir=tmp_path).name == "nerve_fixture.onnx"
 
 
@@ -174,7 +180,7 @@ class StopAfter:
 def test_a_sink_can_stop_the_run_and_gets_overlays(monkeypatch):
     sink = StopAfter(3)
     monkeypatch.setattr(edge.loop, "open_sinks", lambda cfg, stack, fps: [sink])
-    summary = run(RunConfig(headless=True, quiet=True, smooth=0.5))
+    summary = run(RunConfig(model=str(FIXTURE), headless=True, quiet=True, smooth=0.5))
     assert summary["stop_reason"] == "stopped by output" and summary["frames"] == 3
     first = sink.results[0]
     assert first.overlay.shape == PHANTOM_HW + (3,) and first.frame.shape == PHANTOM_HW + (3,)
