@@ -33,12 +33,14 @@ import train  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 
 # isort: split
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+from convert.onnx_export import to_onnx_bytes  # noqa: E402
+from convert.quantize import to_int8  # noqa: E402
 from edge.metadata import ModelMeta, write_meta  # noqa: E402
 from edge.preprocess import PreprocessConfig, mask_to_input, preprocess  # noqa: E402
 from edge.sources import phantom_pair  # noqa: E402
+from train.losses import BceDiceLoss  # noqa: E402
 from train.model import build_unet  # noqa: E402
 
 MODELS = ROOT / "edge" / "models"
@@ -84,20 +86,12 @@ def phantom_dataset(n: int, start: int, pcfg: PreprocessConfig):
     return np.stack(xs), np.stack(ys)
 
 
-def soft_dice_bce(y_true, y_pred):
-    bce = keras.losses.binary_crossentropy(y_true, y_pred)
-    inter = tf.reduce_sum(y_true * y_pred, axis=[1, 2, 3])
-    denom = tf.reduce_sum(y_true + y_pred, axis=[1, 2, 3])
-    dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
-    return tf.reduce_mean(bce, axis=[1, 2]) + dice
-
-
 def train_model(budget_s: float, pcfg: PreprocessConfig):
     keras.utils.set_random_seed(SEED)
     x, y = phantom_dataset(TRAIN_FRAMES, 0, pcfg)
     model = build_unet(input_hw=INPUT_HW, base_filters=BASE_FILTERS, depth=DEPTH,
                        stem_stride=2, max_filters=MAX_FILTERS, name="nerve_fixture")
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=soft_dice_bce)
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=BceDiceLoss())
     model.fit(x, y, batch_size=BATCH, epochs=MAX_EPOCHS, shuffle=True, verbose=2,
               callbacks=[TimeBudget(budget_s)])
     xv, yv = phantom_dataset(16, 3, pcfg)  # offset frames: not in the training set
@@ -116,28 +110,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def to_tflite_int8(model, pcfg: PreprocessConfig) -> bytes:
-    def representative():
-        # Calibration frames go through edge.preprocess, exactly like on the device.
-        for i in range(CALIB_FRAMES):
-            frame, _ = phantom_pair(1000 + i * FRAME_STEP)
-            yield [preprocess(frame, pcfg)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
-
-
-def to_onnx(model) -> bytes:
-    import tf2onnx
-
-    spec = [tf.TensorSpec((None, *INPUT_HW, 1), tf.float32, name="image")]
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET)
-    return proto.SerializeToString()
+def calibration_frames(pcfg: PreprocessConfig) -> np.ndarray:
+    """Phantom frames through edge.preprocess, exactly like on the device."""
+    frames = [phantom_pair(1000 + i * FRAME_STEP)[0] for i in range(CALIB_FRAMES)]
+    return np.concatenate([preprocess(f, pcfg) for f in frames])
 
 
 def bad_nchw_onnx() -> bytes:
@@ -172,8 +148,8 @@ def main(argv=None) -> int:
                "architecture": f"build_unet(base_filters={BASE_FILTERS}, depth={DEPTH}, "
                                f"stem_stride=2, max_filters={MAX_FILTERS})"},
     )
-    atomic_write_bytes(TFLITE_PATH, to_tflite_int8(model, pcfg))
-    atomic_write_bytes(ONNX_PATH, to_onnx(model))
+    atomic_write_bytes(TFLITE_PATH, to_int8(model, calibration_frames(pcfg), pcfg))
+    atomic_write_bytes(ONNX_PATH, to_onnx_bytes(model))
     for path in (TFLITE_PATH, ONNX_PATH):
         os.chmod(write_meta(path, meta), FILE_MODE)
     atomic_write_bytes(BAD_ONNX_PATH, bad_nchw_onnx())
