@@ -40,8 +40,8 @@ import tf_keras as keras  # noqa: E402
 from convert.onnx_export import to_onnx_bytes  # noqa: E402
 from convert.quantize import to_int8  # noqa: E402
 from edge.metadata import ModelMeta, write_meta  # noqa: E402
-from edge.preprocess import PreprocessConfig, mask_to_input, preprocess  # noqa: E402
 from edge.phantom import phantom_pair  # noqa: E402
+from edge.preprocess import PreprocessConfig, mask_to_input, preprocess  # noqa: E402
 from train.losses import BceDiceLoss  # noqa: E402
 from train.model import build_unet  # noqa: E402
 

@@ -510,3 +510,58 @@ def test_source_from_uri(tmp_path: Path) -> None:
     for text, (kind, target) in cases.items():
         cfg = source_from_uri(text)
         assert (cfg.kind, cfg.target) == (kind, target), text
+
+
+# --------------------------------------------------------------------------- real-time pacing
+class FakeClock:
+    """time.monotonic / time.sleep stand-ins: sleeping advances the clock."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_paced_reads_are_due_one_period_apart_without_catch_up_bursts() -> None:
+    clock = FakeClock()
+    paced = Paced(PhantomSource(128, 96), fps=10.0, clock=clock, sleep=clock.sleep)
+    times = []
+    for _ in range(4):
+        paced.read()
+        times.append(clock.now)
+        clock.now += 0.02  # the loop's own work per frame
+    assert times == pytest.approx([100.0, 100.1, 100.2, 100.3])
+    clock.now += 0.5  # the loop stalls for 5 periods ...
+    paced.read()
+    late = clock.now
+    paced.read()
+    assert clock.now == pytest.approx(late + 0.1)  # ... and then goes on at 10 fps, no burst
+
+
+def test_realtime_video_plays_at_its_own_frame_rate(small_video: Path) -> None:
+    source = open_source(SourceConfig(kind="video", target=str(small_video), realtime=True))
+    assert source.fps == pytest.approx(10.0)  # the clip's rate, seen through the wrapper
+    start = time.monotonic()
+    frames = read_all(source)
+    elapsed = time.monotonic() - start
+    source.close()
+    assert len(frames) == SMALL_VIDEO_FRAMES
+    assert elapsed >= (SMALL_VIDEO_FRAMES - 1) / 10.0 - 0.05  # not served as fast as decoded
+
+
+def test_fps_paces_a_folder_and_realtime_without_a_rate_is_refused(tmp_path: Path) -> None:
+    write_image_folder(tmp_path)
+    paced = open_source(SourceConfig(kind="images", target=str(tmp_path), fps=20.0))
+    start = time.monotonic()
+    assert len(read_all(paced)) == 4
+    assert time.monotonic() - start >= 3 / 20.0 - 0.02
+    with pytest.raises(SourceError, match="--realtime: images .* no frame rate.*--fps"):
+        open_source(SourceConfig(kind="images", target=str(tmp_path), realtime=True))
+    unpaced = open_source(SourceConfig(kind="images", target=str(tmp_path)))
+    assert not isinstance(unpaced, Paced)
