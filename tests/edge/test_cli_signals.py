@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytest
+from test_loop import video_frames  # tests/edge is on sys.path (pytest's rootdir import)
 
 REPO = Path(__file__).parents[2]
 FIXTURE = REPO / "edge" / "models" / "nerve_fixture_int8.tflite"
@@ -43,15 +43,6 @@ def wait_for_frames(proc: subprocess.Popen) -> list[str]:
     pytest.fail(f"edge-run never reported frames: {''.join(lines)}{proc.communicate()}")
 
 
-def playable_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    count = 0
-    while cap.read()[0]:
-        count += 1
-    cap.release()
-    return count
-
-
 @pytest.mark.parametrize("signum, reason", [(signal.SIGINT, "interrupted (Ctrl-C)"),
                                             (signal.SIGTERM, "terminated (SIGTERM)")])
 def test_a_signal_ends_the_run_with_summary_report_and_playable_recording(
@@ -74,7 +65,7 @@ def test_a_signal_ends_the_run_with_summary_report_and_playable_recording(
     assert data["stop_reason"] == reason and data["frames"] > 0
     # Finalized, so every frame plays (one more when the signal came between the write and
     # the frame's end).
-    assert playable_frames(record) in (data["frames"], data["frames"] + 1)
+    assert video_frames(record) in (data["frames"], data["frames"] + 1)
     assert not list(tmp_path.glob(".*"))  # no temp files left behind
 
 
