@@ -339,3 +339,13 @@ def test_a_source_roi_is_used_when_no_roi_is_given(monkeypatch):
     run(RunConfig(model=str(FIXTURE), headless=True, quiet=True))
     for result in sink.results:  # without the crop the fixture finds the nerve mid-frame
         assert not result.mask[80:].any() and not result.mask[:, 120:].any()
+
+
+def test_realtime_plays_a_clip_at_its_own_rate(tmp_path, small_video):
+    report = tmp_path / "run.json"
+    assert main(["--video", str(small_video), "--realtime", "--headless", "--quiet",
+                 "--model", str(FIXTURE), "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    # 12 frames of a 10 fps clip: 11 periods between the first and the last (minus slack).
+    assert data["frames"] == 12 and data["wall_s"] >= 1.1 - 0.1
+    assert data["source"]["realtime"] is True
