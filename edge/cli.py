@@ -75,7 +75,7 @@ def _add_source_flags(ap: argparse.ArgumentParser) -> None:
                    help="requested capture width (default: the device's; phantom 580)")
     g.add_argument("--height", type=clikit.positive_int, metavar="PX",
                    help="requested capture height (default: the device's; phantom 420)")
-    g.add_argument("--fps", type=clikit.positive_float,
+    g.add_argument("--fps", type=clikit.positive_float, metavar="N",
                    help="cameras: requested capture rate; files, folders, phantom: play at this "
                         "rate (default: the device's / as fast as the model runs)")
     g.add_argument("--realtime", action="store_true",
@@ -102,7 +102,7 @@ def _add_model_flags(ap: argparse.ArgumentParser) -> None:
                    help="a .tflite or .onnx file (default: the packaged model)")
     g.add_argument("--backend", type=str, choices=["tflite", "onnx"],
                    help="interpreter (default: from the model's suffix)")
-    g.add_argument("--threads", type=clikit.positive_int, default=DEFAULT_THREADS,
+    g.add_argument("--threads", type=clikit.positive_int, default=DEFAULT_THREADS, metavar="N",
                    help=f"interpreter threads (default {DEFAULT_THREADS}; try 4 on a Pi 4/5)")
     g.add_argument("--onnx-providers", type=_providers, metavar="A,B",
                    help="ONNX Runtime providers in order, e.g. TensorrtExecutionProvider,"
@@ -110,12 +110,12 @@ def _add_model_flags(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--roi", type=_roi, metavar="X,Y,W,H",
                    help="crop the scanner image out of the screen before the model, in px "
                         "(default: the whole frame)")
-    g.add_argument("--threshold", type=float,
+    g.add_argument("--threshold", type=float, metavar="P",
                    help="mask probability threshold (default: the sidecar's, else 0.5)")
     g.add_argument("--min-area", type=int, metavar="PX",
                    help="drop blobs smaller than this many model-input pixels "
                         "(default: the sidecar's, else 0)")
-    g.add_argument("--smooth", type=float, default=0.0,
+    g.add_argument("--smooth", type=float, default=0.0, metavar="W",
                    help="temporal smoothing, weight of the previous frame in [0, 1) (default 0)")
     g.add_argument("--allow-sha256-mismatch", action="store_true",
                    help="run a model whose sidecar sha256 does not match the file, with a "
@@ -126,7 +126,7 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
     from edge.loop import DEFAULT_ALPHA, DEFAULT_MAX_VIEWERS
 
     g = ap.add_argument_group("outputs")
-    g.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+    g.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, metavar="A",
                    help=f"overlay fill opacity (default {DEFAULT_ALPHA})")
     g.add_argument("--headless", action="store_true",
                    help="no window; a status line on stderr every 2 s (default: a window)")

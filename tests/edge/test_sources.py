@@ -420,6 +420,26 @@ def test_picamera_delivers_the_y_plane(monkeypatch) -> None:
     assert cam.calls == ["start", "stop", "close"]
 
 
+class DroppingPicamera2(FakePicamera2):
+    """A Pi camera that falls off the bus after its first frame."""
+
+    def capture_array(self, stream: str = "main") -> np.ndarray:
+        if "captured" in self.calls:
+            raise RuntimeError("Camera frontend has timed out!")
+        self.calls.append("captured")
+        return super().capture_array(stream)
+
+
+def test_picamera_that_stops_is_lost_after_the_retry_budget(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2",
+                        types.SimpleNamespace(Picamera2=DroppingPicamera2))
+    source = PiCameraSource(64, 48, retry_s=0.3)
+    assert source.read() is not None
+    with pytest.raises(SourceLost, match="source the Pi camera lost: no frame for 0.3 s"):
+        source.read()
+    source.close()
+
+
 def test_picamera_missing_module_explains_the_os_package(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)  # import now raises ImportError
     with pytest.raises(SourceError, match="python3-picamera2.*system-site-packages"):
