@@ -395,7 +395,8 @@ def run(cfg: RunConfig) -> dict:
     # The outputs are closed here (the recording is playable) before the summary is written.
     summary = {**meter.summary(), "bad_frames": bad.count, "stop_reason": reason}
     if not cfg.quiet:
-        _say(f"edge-run: stopped: {reason}\n{format_summary(summary)}")
+        skipped = f" ({bad.count} bad frame(s) skipped)" if bad.count else ""
+        _say(f"edge-run: stopped: {reason}{skipped}\n{format_summary(summary)}")
     if cfg.report:
         write_report(cfg.report, report(cfg, model, summary))
     if stopped_by is not None:

@@ -211,10 +211,11 @@ def write_pngs(folder: Path, count: int, corrupt: int | None = None) -> list[str
 def test_a_corrupt_png_in_a_folder_is_skipped_and_counted(tmp_path, capsys):
     stems = write_pngs(tmp_path / "scans", 30, corrupt=15)
     masks, report = tmp_path / "masks", tmp_path / "run.json"
-    code = main(["--images", str(tmp_path / "scans"), "--headless", "--quiet", "--model",
+    code = main(["--images", str(tmp_path / "scans"), "--headless", "--model",
                  str(FIXTURE), "--save-masks", str(masks), "--report", str(report)])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 0, err
+    assert "edge-run: stopped: source ended (1 bad frame(s) skipped)" in out
     assert sorted(p.stem for p in masks.iterdir()) == [s for s in stems if s != "15"]
     data = json.loads(report.read_text())
     assert data["bad_frames"] == 1 and data["frames"] == 29
