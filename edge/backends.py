@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.clikit import require
 from edge.errors import ModelError
 from edge.metadata import load_meta
 from edge.preprocess import DEFAULT_INPUT_HW
@@ -59,6 +60,23 @@ def check_input_shape(path: Path, shape, dtype_name: str) -> tuple[tuple[int, in
         f"{path.name} expects 1x{_shape_text([h, w])}x1 {dtype_name}; got input "
         f"{_shape_text(dims)}{' (NCHW?)' if nchw else ''}: export NHWC with 1 or 3 channels"
     )
+
+
+def _is_mask_shape(shape) -> bool:
+    """(1, H, W, 1), dynamic dims (None, -1, symbolic) allowed except that it has 4 of them."""
+    dims = list(shape)
+    return len(dims) == 4 and (not isinstance(dims[3], int) or dims[3] in (1, -1))
+
+
+def check_mask_output(path: Path, shapes: list) -> None:
+    """A segmentation model has a (1, H, W, 1) mask output; refuse others at open, not at
+    the first frame (a classifier exported by mistake, a wrong output picked at export)."""
+    if not any(_is_mask_shape(s) for s in shapes):
+        got = ", ".join(_shape_text(s) for s in shapes) or "none"
+        raise ModelError(
+            f"{path.name} has no 1xHxWx1 mask output (outputs: {got}): export the "
+            f"segmentation model's mask output (edge-convert does), or pick another model"
+        )
 
 
 def _static_hw(path: Path, hw) -> tuple[int, int]:
@@ -105,6 +123,7 @@ class TFLiteBackend:
         )
         self._in_scale, self._in_zp = _quant_params(self._inp)
         self._outs = sorted(self._interp.get_output_details(), key=lambda d: d["name"])
+        check_mask_output(self.model_path, [[int(n) for n in d["shape"]] for d in self._outs])
         self._out_quant = [_quant_params(d) for d in self._outs]
         # Preallocated buffers: no per-frame allocation on the input side.
         self._qbuf = np.empty(tuple(self._inp["shape"]), dtype=self.input_dtype)
@@ -245,7 +264,7 @@ class OnnxBackend:
     ):
         self.model_path = check_model_file(model_path)
         self.threads = threads
-        ort = _import_onnxruntime()
+        ort = require("onnxruntime")  # an optional extra: one line with the install command
         self.providers = _check_providers(ort, list(providers or DEFAULT_PROVIDERS))
         self._sess = _make_session(ort, self.model_path, threads, self.providers)
         self.name = f"onnx({','.join(self._sess.get_providers())})"
@@ -262,22 +281,14 @@ class OnnxBackend:
         self._input_name = inp.name
         hw, self.input_channels = check_input_shape(self.model_path, inp.shape, "float32")
         self.input_hw = _static_hw(self.model_path, hw)
-        self._output_names = sorted(o.name for o in self._sess.get_outputs())
+        outputs = sorted(self._sess.get_outputs(), key=lambda o: o.name)
+        check_mask_output(self.model_path, [o.shape for o in outputs])
+        self._output_names = [o.name for o in outputs]
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
         outs = self._sess.run(self._output_names, {self._input_name: x})
         return [np.asarray(o, dtype=np.float32) for o in outs]
-
-
-def _import_onnxruntime():
-    try:
-        return importlib.import_module("onnxruntime")
-    except ImportError:
-        raise ModelError(
-            "onnxruntime is not installed: pip install 'nerve-edge[onnx]' "
-            "(onnxruntime-gpu on Jetson), or use a .tflite model"
-        ) from None
 
 
 def _check_providers(ort, providers: list[str]) -> list[str]:

@@ -1,7 +1,9 @@
 """edge-run: segment nerves on live ultrasound frames. Flags -> RunConfig -> edge.loop.run.
 
-The only place that turns errors into exit codes: 0 ok, 2 bad input (flags, paths, models,
-sources, outputs), 1 runtime failure.
+Errors become exit codes through edge.clikit.run_cli: 0 ok, 2 bad input (flags, paths,
+models, sidecars, sources, outputs, a missing extra), 1 runtime failure (a live source lost,
+a report that could not be written at the end), 130 interrupted (Ctrl-C or SIGTERM, after the
+summary, the report and a playable recording).
 """
 
 from __future__ import annotations
@@ -9,29 +11,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 
-from edge.errors import EdgeError
+from edge import clikit
 
 PROG = "edge-run"
-EXIT_OK = 0
-EXIT_RUNTIME = 1
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
 EXAMPLES = """\
 examples:
   edge-run --source phantom --headless --max-frames 300      built-in phantom, FPS summary
   edge-run --camera 0 --width 1280 --height 720              USB grabber, window overlay
   edge-run --camera /dev/video2 --roi 120,60,640,480 --record out.mp4
   edge-run --video clip.mp4 --headless --report run.json     file in, JSON summary out
+  edge-run --video clip.mp4 --realtime --serve 8080          play a clip at its own rate
   edge-run --video rtsp://10.0.0.5/stream --headless --serve 8080
   edge-run --images scans/ --headless --save-masks masks/    one 0/255 PNG per image
   edge-run --picamera --threads 4 --smooth 0.5               Raspberry Pi camera
   edge-run --model nerve.onnx --onnx-providers TensorrtExecutionProvider,CPUExecutionProvider
 
-exit status: 0 ok, 2 bad input (flag, path, model, source, output), 1 runtime failure.
+exit status: 0 ok; 2 bad input (flag, path, model, sidecar, source, output, missing extra);
+1 runtime failure (live source lost, report not writable at the end); 130 Ctrl-C or SIGTERM
+(the summary, --report and --record are still written).
 """
 
 
+# ------------------------------------------------------------------------------- arg types
 def _roi(text: str) -> tuple[int, int, int, int]:
     parts = text.split(",")
     try:
@@ -54,7 +56,10 @@ def _providers(text: str) -> tuple[str, ...]:
     return names
 
 
+# ------------------------------------------------------------------------------- flags
 def _add_source_flags(ap: argparse.ArgumentParser) -> None:
+    from edge.sources import DEFAULT_RETRY_S
+
     g = ap.add_argument_group("source (one of; default: --source phantom)")
     x = g.add_mutually_exclusive_group()
     x.add_argument("--camera", type=_camera, metavar="N|DEV",
@@ -65,51 +70,87 @@ def _add_source_flags(ap: argparse.ArgumentParser) -> None:
                    help="folder of tif/png/jpg/bmp images (8/16-bit), sorted by name")
     x.add_argument("--picamera", action="store_true", help="Raspberry Pi camera (picamera2)")
     x.add_argument("--source", type=str, choices=["phantom"],
-                   help="built-in synthetic phantom (no camera or data needed)")
-    g.add_argument("--width", type=int, help="requested capture width (px)")
-    g.add_argument("--height", type=int, help="requested capture height (px)")
-    g.add_argument("--fps", type=float, help="requested capture rate (frames/s)")
-    g.add_argument("--loop", action="store_true", help="restart video files / image folders")
+                   help="built-in synthetic phantom, no camera or data needed (the default)")
+    g.add_argument("--width", type=clikit.positive_int, metavar="PX",
+                   help="requested capture width (default: the device's; phantom 580)")
+    g.add_argument("--height", type=clikit.positive_int, metavar="PX",
+                   help="requested capture height (default: the device's; phantom 420)")
+    g.add_argument("--fps", type=clikit.positive_float, metavar="N",
+                   help="cameras: requested capture rate; files, folders, phantom: play at this "
+                        "rate (default: the device's / as fast as the model runs)")
+    g.add_argument("--realtime", action="store_true",
+                   help="play a video file at its own frame rate (folders and the phantom: "
+                        "at --fps) instead of as fast as possible (default: off)")
+    g.add_argument("--loop", action="store_true",
+                   help="restart video files / image folders at the end (default: off)")
     g.add_argument("--latest", action=argparse.BooleanOptionalAction, default=None,
                    help="keep only the newest frame (default: on for cameras and streams)")
-    g.add_argument("--retry-s", type=float, default=None,
-                   help="how long to reopen a live source that stops delivering (s)")
+    g.add_argument("--retry-s", type=clikit.non_negative_float, default=DEFAULT_RETRY_S,
+                   metavar="S",
+                   help="a live source that delivers nothing is reopened for this long, then "
+                        f"counts as lost: exit 1 (default {DEFAULT_RETRY_S:g})")
+    g.add_argument("--on-bad-frame", choices=["skip", "stop"], default="skip",
+                   help="an undecodable image or video frame: skip it with a warning (counted "
+                        "in the summary) or stop with exit 2 (default: skip)")
 
 
 def _add_model_flags(ap: argparse.ArgumentParser) -> None:
+    from edge.loop import DEFAULT_THREADS
+
     g = ap.add_argument_group("model")
-    g.add_argument("--model", type=str, help="a .tflite or .onnx file (default: packaged model)")
+    g.add_argument("--model", type=str, metavar="PATH",
+                   help="a .tflite or .onnx file (default: the packaged model)")
     g.add_argument("--backend", type=str, choices=["tflite", "onnx"],
                    help="interpreter (default: from the model's suffix)")
-    g.add_argument("--threads", type=int, default=None,
-                   help="interpreter threads (default 1; try 4 on a Pi 4/5)")
+    g.add_argument("--threads", type=clikit.positive_int, default=DEFAULT_THREADS, metavar="N",
+                   help=f"interpreter threads (default {DEFAULT_THREADS}; try 4 on a Pi 4/5)")
     g.add_argument("--onnx-providers", type=_providers, metavar="A,B",
-                   help="ONNX Runtime providers in order, e.g. "
-                        "TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider")
+                   help="ONNX Runtime providers in order, e.g. TensorrtExecutionProvider,"
+                        "CUDAExecutionProvider,CPUExecutionProvider (default: CPU)")
     g.add_argument("--roi", type=_roi, metavar="X,Y,W,H",
-                   help="crop the scanner image out of the screen before the model (px)")
-    g.add_argument("--threshold", type=float, help="mask probability threshold (default: sidecar)")
-    g.add_argument("--min-area", type=int,
-                   help="drop blobs smaller than this many model-input pixels (default: sidecar)")
-    g.add_argument("--smooth", type=float, default=0.0,
+                   help="crop the scanner image out of the screen before the model, in px "
+                        "(default: the whole frame)")
+    g.add_argument("--threshold", type=float, metavar="P",
+                   help="mask probability threshold (default: the sidecar's, else 0.5)")
+    g.add_argument("--min-area", type=int, metavar="PX",
+                   help="drop blobs smaller than this many model-input pixels "
+                        "(default: the sidecar's, else 0)")
+    g.add_argument("--smooth", type=float, default=0.0, metavar="W",
                    help="temporal smoothing, weight of the previous frame in [0, 1) (default 0)")
+    g.add_argument("--allow-sha256-mismatch", action="store_true",
+                   help="run a model whose sidecar sha256 does not match the file, with a "
+                        "warning, recorded in --report (default: refuse, exit 2)")
 
 
 def _add_output_flags(ap: argparse.ArgumentParser) -> None:
+    from edge.loop import DEFAULT_ALPHA, DEFAULT_MAX_VIEWERS
+
     g = ap.add_argument_group("outputs")
-    g.add_argument("--alpha", type=float, default=0.4, help="overlay fill opacity (default 0.4)")
-    g.add_argument("--headless", action="store_true", help="no window")
-    g.add_argument("--record", type=str, metavar="OUT.mp4", help="record the overlay video")
-    g.add_argument("--save-masks", type=str, metavar="DIR", help="one 0/255 mask PNG per frame")
-    g.add_argument("--report", type=str, metavar="RUN.json", help="write the summary as JSON")
-    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    g.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, metavar="A",
+                   help=f"overlay fill opacity (default {DEFAULT_ALPHA})")
+    g.add_argument("--headless", action="store_true",
+                   help="no window; a status line on stderr every 2 s (default: a window)")
+    g.add_argument("--record", type=str, metavar="OUT.mp4",
+                   help="record the overlay video (default: none)")
+    g.add_argument("--save-masks", type=str, metavar="DIR",
+                   help="one 0/255 mask PNG per frame (default: none)")
+    g.add_argument("--report", type=str, metavar="RUN.json",
+                   help="write the summary as JSON (default: none)")
+    g.add_argument("--max-frames", type=clikit.positive_int, metavar="N",
+                   help="stop after N frames (default: run until the source ends)")
     g.add_argument("--serve", type=str, metavar="[HOST:]PORT",
-                   help="serve the overlay to browsers (default host 127.0.0.1)")
-    g.add_argument("--serve-token", type=str, metavar="TOKEN", help="access token for --serve")
-    g.add_argument("--serve-max-viewers", type=int, default=4, metavar="N",
-                   help="most browsers streaming at once; more get 503 (default 4)")
-    g.add_argument("--no-stats", action="store_true", help="no FPS/latency text on the overlay")
-    g.add_argument("--quiet", action="store_true", help="print only errors")
+                   help="serve the overlay to browsers (default: off; host 127.0.0.1)")
+    g.add_argument("--serve-token", type=str, metavar="TOKEN",
+                   help="access token for --serve (default: generated beyond localhost)")
+    g.add_argument("--serve-max-viewers", type=clikit.positive_int, default=DEFAULT_MAX_VIEWERS,
+                   metavar="N",
+                   help=f"most browsers streaming at once; more get 503 "
+                        f"(default {DEFAULT_MAX_VIEWERS})")
+    g.add_argument("--no-stats", action="store_true",
+                   help="no FPS/latency text on the overlay (default: shown)")
+    g.add_argument("--quiet", action="store_true",
+                   help="print only warnings and errors (default: config, status, summary)")
+    clikit.add_common_flags(g)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# ------------------------------------------------------------------------------- config
 def _source_config(args: argparse.Namespace):
-    from edge.sources import DEFAULT_RETRY_S, SourceConfig
+    from edge.sources import SourceConfig
 
     if args.camera is not None:
         kind, target = "camera", args.camera
@@ -140,47 +182,38 @@ def _source_config(args: argparse.Namespace):
         kind, target = "phantom", None
     return SourceConfig(
         kind=kind, target=target, width=args.width, height=args.height, fps=args.fps,
-        loop=args.loop, latest=args.latest,
-        retry_s=DEFAULT_RETRY_S if args.retry_s is None else args.retry_s,
+        realtime=args.realtime, loop=args.loop, latest=args.latest, retry_s=args.retry_s,
     )
 
 
 def config_from_args(args: argparse.Namespace):
-    from edge.loop import DEFAULT_THREADS, RunConfig
+    from edge.loop import RunConfig
 
     return RunConfig(
-        model=args.model, backend=args.backend,
-        threads=DEFAULT_THREADS if args.threads is None else args.threads,
+        model=args.model, backend=args.backend, threads=args.threads,
         providers=args.onnx_providers, source=_source_config(args), roi=args.roi,
         threshold=args.threshold, min_area=args.min_area, smooth=args.smooth, alpha=args.alpha,
         headless=args.headless, record=args.record, save_masks=args.save_masks,
         report=args.report, max_frames=args.max_frames, serve=args.serve,
         serve_token=args.serve_token, serve_max_viewers=args.serve_max_viewers,
-        show_fps=not args.no_stats, quiet=args.quiet,
+        show_fps=not args.no_stats, quiet=args.quiet, on_bad_frame=args.on_bad_frame,
+        allow_sha256_mismatch=args.allow_sha256_mismatch,
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # usage errors: argparse prints and exits 2
+def _main(argv: list[str]) -> int:
     # OpenCV's own [ WARN ] lines (e.g. a missing /dev/video9) would duplicate our one-line
-    # error; keep its errors only. Set before edge.loop imports cv2.
+    # error; keep its errors only. Set before the parser's defaults import cv2.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    try:
-        from edge.loop import run
+    args = build_parser().parse_args(argv)  # usage errors: argparse prints and exits 2
+    from edge.loop import run
 
-        run(config_from_args(args))
-    except EdgeError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:  # during start-up; once frames flow, run() ends with a summary
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as e:  # noqa: BLE001  (anything else is a bug or a runtime failure)
-        # Not a user error: keep the traceback, it is what a bug report needs.
-        traceback.print_exc()
-        print(f"{PROG}: unexpected error: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_RUNTIME
-    return EXIT_OK
+    run(config_from_args(args))
+    return clikit.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return clikit.run_cli(PROG, _main, argv)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,29 @@ def require(module: str):
         raise UserInputError(missing_extra_message(module)) from e
 
 
+# Argument types shared by the tools' parsers: a bad value is argparse's one-line usage error.
+def _number(kind: type, text: str, ok, expected: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value != value or not ok(value):  # value != value: NaN
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 1, "a whole number >= 1")
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, lambda v: 0 < v < float("inf"), "a number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(float, text, lambda v: 0 <= v < float("inf"), "a number >= 0")
+
+
 def add_common_flags(parser: argparse.ArgumentParser, verbose: bool = False) -> None:
     """--debug (tracebacks) on every tool; --verbose where a tool has noisy libraries."""
     parser.add_argument(DEBUG_FLAG, action="store_true",

@@ -3,6 +3,8 @@
 Every message names the bad input and the fix, in one line.
 """
 
+from __future__ import annotations
+
 
 class EdgeError(Exception):
     """Base class. ``exit_code`` is what the CLI returns for it."""
@@ -32,5 +34,16 @@ class OutputError(UserInputError):
     """An output path (--record, --save-masks, --report) cannot be written."""
 
 
-class SourceStalled(EdgeError):
-    """A live source stopped delivering frames for longer than the retry budget."""
+class BadFrame(SourceError):
+    """One frame of a file source cannot be decoded (a corrupt image in a folder, a broken
+    video frame). The source has moved past it: the loop skips it or stops (--on-bad-frame)."""
+
+
+class SourceLost(EdgeError):
+    """A live source (camera, stream) delivered no frame for its whole retry budget: a
+    runtime failure (exit 1), so a supervisor restarts the service."""
+
+    @classmethod
+    def after(cls, label: str, seconds: float) -> SourceLost:
+        return cls(f"source {label} lost: no frame for {seconds:.1f} s (--retry-s); check its "
+                   f"cable, power or network, or allow longer with --retry-s")

@@ -4,13 +4,20 @@ Cameras and streams queue frames in driver/decoder buffers; a loop slower than t
 works on frames that are seconds old. A daemon reader thread drains the source continuously and
 keeps only the newest frame, so read() never returns a stale one. Frames replaced before anyone
 read them are counted in ``.dropped``. It is a wrapper, not a flag inside every source.
+
+It is also the watchdog of a live source: a stream that freezes with its read() blocked
+inside the driver (OpenCV's FFmpeg reader waits ~30 s) raises SourceLost from read() after
+``stall_s`` without a new frame, instead of hanging the loop.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
+from typing import Any
 
+from edge.errors import BadFrame, SourceLost
 from edge.types import Frame, FrameSource
 
 logger = logging.getLogger(__name__)
@@ -21,13 +28,23 @@ JOIN_TIMEOUT_S = 2.0  # how long close() waits for the reader thread before givi
 class LatestFrame:
     """Wrap ``source``: read() blocks until a frame newer than the last returned one arrives,
     returns None once the source has ended (after its last frame), and re-raises any
-    exception the reader thread met. close() stops the thread and closes the source."""
+    exception the reader thread met (BadFrame ones one by one, the reader going on).
+    close() stops the thread and closes the source.
 
-    def __init__(self, source: FrameSource) -> None:
+    stall_s: read() raises SourceLost when no new frame came for this long (None = wait
+    forever, for files); first_frame_s: the same for the very first frame.
+    Other attributes (``fps``, ``label``, ...) are the wrapped source's.
+    """
+
+    def __init__(self, source: FrameSource, stall_s: float | None = None,
+                 first_frame_s: float | None = None) -> None:
         self.source = source
         self.live = source.live
-        self.fps = getattr(source, "fps", None)
         self.dropped = 0
+        self._stall_s = stall_s
+        self._first_frame_s = first_frame_s if first_frame_s is not None else stall_s
+        self._returned_any = False
+        self._bad: collections.deque[BadFrame] = collections.deque()
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self._fresh = False  # the stored frame has not been returned yet
@@ -40,10 +57,21 @@ class LatestFrame:
         self._thread = threading.Thread(target=self._run, name="latest-frame", daemon=True)
         self._thread.start()
 
+    def __getattr__(self, name: str) -> Any:  # optional attributes of the wrapped source
+        if name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                frame = self.source.read()
+                try:
+                    frame = self.source.read()
+                except BadFrame as bad:  # the source has moved past it: hand it on, go on
+                    with self._cond:
+                        self._bad.append(bad)
+                        self._cond.notify_all()
+                    continue
                 with self._cond:
                     if frame is None:
                         self._ended = True
@@ -65,9 +93,16 @@ class LatestFrame:
                 self.source.close()
 
     def read(self) -> Frame | None:
+        timeout = self._stall_s if self._returned_any else self._first_frame_s
         with self._cond:
-            self._cond.wait_for(lambda: self._fresh or self._ended or self._closed)
+            ready = self._cond.wait_for(
+                lambda: self._fresh or self._ended or self._closed or self._bad, timeout)
+            if not ready:
+                raise SourceLost.after(getattr(self.source, "label", "the source"), timeout)
+            if self._bad and not self._closed:
+                raise self._bad.popleft()
             if self._fresh and not self._closed:
+                self._returned_any = True
                 self._fresh = False
                 return self._frame
             if self._error is not None:

@@ -1,17 +1,20 @@
-"""The device loop, in the spirit of jetson-inference's segnet.py:
+"""The device loop, one loop read top to bottom (in the spirit of jetson-inference's segnet.py):
 
-    open model, source, outputs (all validated before the first result is written)
-    while frames come:  capture -> preprocess -> inference -> postprocess -> overlay -> sinks
-    print the summary (FPS, per-stage p50/p95/p99); optionally write it as JSON
+    open the model, the source and the outputs (all checked before the first result is written)
+    while frames come:  capture -> infer -> render -> sinks -> status -> stop check
+    print the summary (FPS, per-stage p50/p95/p99); optionally write it as JSON (--report)
 
-``run(RunConfig(...))`` is the library entry point; edge.cli only maps flags onto RunConfig.
+``run(RunConfig(...)) -> summary`` is the library entry point; edge.cli maps flags onto it.
+Ctrl-C or SIGTERM, a lost live source and a bad frame under ``on_bad_frame="stop"`` end the
+loop the way the end of a file does (outputs closed, so the recording plays; summary printed;
+report written) and are then raised to the caller, which turns them into the exit code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.resources
-import os
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -22,8 +25,10 @@ import cv2
 import numpy as np
 
 from edge.backends import open_backend
-from edge.errors import ModelError, OutputError, SourceStalled, UserInputError
-from edge.metadata import ModelMeta, load_meta, sha256_file, write_json_atomic
+from edge.clikit import stop_reason
+from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputError
+from edge.fsutil import check_writable_file, write_json_atomic
+from edge.metadata import ModelMeta, check_sha256, load_meta
 from edge.meter import StageMeter, format_summary
 from edge.overlay import draw_overlay
 from edge.postprocess import PostprocessConfig, Postprocessor
@@ -48,13 +53,21 @@ DEFAULT_MODELS = {
 # One interpreter thread by default: predictable latency, and the other cores stay free for
 # capture, drawing and encoding. On the shared 2-core x86 test machine 1 and 2 threads were
 # within noise for the tiny fixture. Raise it (--threads 4 on a Pi 4/5) for bigger models.
-OPENCV_THREADS = 1  # see Pipeline.__init__
+# OpenCV's own worker pool would fight the interpreter's threads for the same cores, and
+# frame-sized resizes are too small to gain from it: OpenCV stays single-threaded.
+OPENCV_THREADS = 1
 DEFAULT_THREADS = 1
 DEFAULT_ALPHA = 0.4
+DEFAULT_MAX_VIEWERS = 4  # browsers streaming --serve at once
 STATUS_EVERY_S = 2.0  # headless progress line period
 WINDOW_TITLE = "nerve-edge"
 STAGES = ("capture", "preprocess", "inference", "postprocess", "render")
 NORM_RTOL = 1e-6  # when comparing metadata normalization with the int8 fast path's
+BAD_FRAME_POLICIES = ("skip", "stop")
+# stop_reason values besides clikit.stop_reason's "interrupted (Ctrl-C)" / "terminated (SIGTERM)"
+SOURCE_ENDED = "source ended"  # a file or folder reached its end
+MAX_FRAMES = "max frames"
+STOPPED_BY_OUTPUT = "stopped by output"  # q/Esc in the window
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,8 @@ class RunConfig:
     threads: interpreter threads (see DEFAULT_THREADS).
     providers: ONNX Runtime execution providers (None = CPU).
     source: which frames to read (edge.sources.SourceConfig; default: the phantom).
-    roi: (x, y, w, h) crop in frame pixels before resizing to the model input.
+    roi: (x, y, w, h) crop in frame pixels before resizing to the model input (None = the
+         source's own ``roi`` attribute if it has one, else the whole frame).
     threshold, min_area: override the sidecar's values (None = sidecar / defaults).
     smooth: EMA weight of the previous probability map (0 = off; forced off for image folders).
     alpha: overlay fill opacity.
@@ -75,6 +89,8 @@ class RunConfig:
     report: JSON file for the summary. max_frames: stop after this many frames (None = run on).
     serve: "[HOST:]PORT" for the web view; serve_token: its access token.
     show_fps: draw FPS and per-stage ms on the overlay. quiet: no config block, status or summary.
+    on_bad_frame: "skip" (warn, count in the summary, go on) or "stop" (end the run, exit 2).
+    allow_sha256_mismatch: run a model whose sidecar sha256 does not match (warned, reported).
     """
 
     model: str | None = None
@@ -94,9 +110,11 @@ class RunConfig:
     max_frames: int | None = None
     serve: str | None = None
     serve_token: str | None = None
-    serve_max_viewers: int = 4
+    serve_max_viewers: int = DEFAULT_MAX_VIEWERS
     show_fps: bool = True
     quiet: bool = False
+    on_bad_frame: str = "skip"
+    allow_sha256_mismatch: bool = False
 
     def __post_init__(self):
         checks = [
@@ -109,6 +127,8 @@ class RunConfig:
             (0.0 <= self.alpha <= 1.0, f"--alpha {self.alpha}: use an opacity from 0 to 1"),
             (self.max_frames is None or self.max_frames >= 1,
              f"--max-frames {self.max_frames}: use 1 or more"),
+            (self.on_bad_frame in BAD_FRAME_POLICIES,
+             f"--on-bad-frame {self.on_bad_frame}: use one of {', '.join(BAD_FRAME_POLICIES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -132,26 +152,24 @@ def default_model_path(backend: str | None = None, models_dir=None) -> Path:
     )
 
 
-def check_report_path(report: str | None) -> None:
-    """Fail before the run, not after it, when the report cannot be written."""
-    if report is None:
-        return
-    path = Path(report)
-    if path.is_dir():
-        raise OutputError(f"--report {path} is a folder; give a file name like run.json")
-    folder = path.parent
-    if not folder.is_dir():
-        raise OutputError(f"--report {path}: folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"--report {path}: folder {folder} is not writable; choose another path")
+# ------------------------------------------------------------------------------- the model
+@dataclass
+class Model:
+    """The interpreter and everything around it that does not depend on the frames."""
 
+    path: Path
+    backend: object
+    meta: ModelMeta
+    sha256: str
+    sha256_check: str  # "ok" | "mismatch" | "no sha256 in the sidecar"
+    post_cfg: PostprocessConfig
+    post: Postprocessor
+    fast: bool  # the int8 gray8 fast path (see _use_gray8_fast_path)
 
-def _check_meta(path: Path, meta: ModelMeta, backend) -> None:
-    if meta.input_hw is not None and tuple(meta.input_hw) != tuple(backend.input_hw):
-        raise ModelError(
-            f"{path.name}: sidecar input_hw {meta.input_hw} does not match the model input "
-            f"{backend.input_hw}: fix or delete {path.with_suffix('.json').name}"
-        )
+    def preprocess_config(self, roi) -> PreprocessConfig:
+        return PreprocessConfig(input_hw=tuple(self.backend.input_hw), roi=roi,
+                                scale=self.meta.scale, offset=self.meta.offset,
+                                channels=self.backend.input_channels)
 
 
 def _use_gray8_fast_path(backend, meta: ModelMeta) -> bool:
@@ -164,50 +182,29 @@ def _use_gray8_fast_path(backend, meta: ModelMeta) -> bool:
     )
 
 
-def to_bgr8(image: np.ndarray) -> np.ndarray:
-    """Any frame -> HxWx3 uint8 BGR (what overlays and recordings use)."""
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
-    return cv2.cvtColor(to_gray8(image), cv2.COLOR_GRAY2BGR)
-
-
-class Pipeline:
-    """Model + pre/post-processing for one run; ``process(frame)`` timed stage by stage."""
-
-    def __init__(self, cfg: RunConfig, model_path: Path, meter: StageMeter):
-        self.model_path = model_path
-        # OpenCV's own worker pool fights the interpreter's threads for the same cores, and
-        # frame-sized resizes are too small to gain from it: keep OpenCV single-threaded.
-        cv2.setNumThreads(OPENCV_THREADS)
-        self.backend = open_backend(model_path, cfg.backend, cfg.threads, cfg.providers)
-        self.meta = load_meta(model_path)
-        _check_meta(model_path, self.meta, self.backend)
-        self.pre = PreprocessConfig(
-            input_hw=tuple(self.backend.input_hw), roi=cfg.roi, scale=self.meta.scale,
-            offset=self.meta.offset, channels=self.backend.input_channels,
+def open_model(cfg: RunConfig, path: Path) -> Model:
+    """Open and check the model and its sidecar (ModelError naming the file and the fix)."""
+    cv2.setNumThreads(OPENCV_THREADS)
+    backend = open_backend(path, cfg.backend, cfg.threads, cfg.providers)
+    meta = load_meta(path)
+    if meta.input_hw is not None and tuple(meta.input_hw) != tuple(backend.input_hw):
+        raise ModelError(
+            f"{path.name}: sidecar input_hw {meta.input_hw} does not match the model input "
+            f"{backend.input_hw}: fix or delete {path.with_suffix('.json').name}"
         )
-        self.post_cfg = PostprocessConfig(
-            threshold=self.meta.threshold if cfg.threshold is None else cfg.threshold,
-            min_area=self.meta.min_area if cfg.min_area is None else cfg.min_area,
-            # Frames of an image folder are unrelated: averaging them would blend patients.
-            smooth=0.0 if cfg.source.kind == "images" else cfg.smooth,
-            presence_threshold=self.meta.presence_threshold,
-        )
-        self.post = Postprocessor(self.post_cfg)
-        self.fast = _use_gray8_fast_path(self.backend, self.meta)
-        self.meter = meter
-
-    def infer(self, frame: Frame):
-        """preprocess -> inference -> postprocess; returns a PostResult."""
-        with self.meter.stage("preprocess"):
-            gray = frame_to_gray_input(frame.image, self.pre)
-            x = None if self.fast else normalize(gray, self.pre)
-        with self.meter.stage("inference"):
-            outputs = self.backend.run_gray8(gray) if self.fast else self.backend.run(x)
-        with self.meter.stage("postprocess"):
-            return self.post(outputs, frame.image.shape[:2], self.pre.roi)
+    sha256, sha256_check = check_sha256(path, meta, cfg.allow_sha256_mismatch)
+    post_cfg = PostprocessConfig(
+        threshold=meta.threshold if cfg.threshold is None else cfg.threshold,
+        min_area=meta.min_area if cfg.min_area is None else cfg.min_area,
+        # Frames of an image folder are unrelated: averaging them would blend patients.
+        smooth=0.0 if cfg.source.kind == "images" else cfg.smooth,
+        presence_threshold=meta.presence_threshold,
+    )
+    return Model(path, backend, meta, sha256, sha256_check, post_cfg, Postprocessor(post_cfg),
+                 _use_gray8_fast_path(backend, meta))
 
 
+# ------------------------------------------------------------------------------- outputs
 def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -> list:
     """Every requested output, opened (and so validated) now; closed by ``stack``."""
     makers: list[Callable[[], object]] = []
@@ -236,8 +233,19 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _status(text: str) -> None:
+def _stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def warn(text: str) -> None:
+    _stderr(f"edge-run: warning: {text}")
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any frame -> HxWx3 uint8 BGR (what overlays and recordings use)."""
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+    return cv2.cvtColor(to_gray8(image), cv2.COLOR_GRAY2BGR)
 
 
 def stats_lines(meter: StageMeter, post, show_fps: bool) -> list[str]:
@@ -252,147 +260,202 @@ def stats_lines(meter: StageMeter, post, show_fps: bool) -> list[str]:
     return [f"{meter.fps:.1f} FPS", f"{stages} ms", nerve]
 
 
-def describe(cfg: RunConfig, pipe: Pipeline) -> str:
+def render(cfg: RunConfig, frame: Frame, post, meter: StageMeter, overlay: bool) -> FrameResult:
+    """What the sinks get: the frame as BGR, the mask, and the overlay when a sink shows it."""
+    bgr = to_bgr8(frame.image)
+    drawn = None
+    if overlay:
+        drawn = draw_overlay(bgr, post.mask, cfg.alpha, stats_lines(meter, post, cfg.show_fps))
+    return FrameResult(
+        frame_index=frame.index, name=frame.name, frame=bgr, mask=post.mask, prob=post.prob,
+        overlay=drawn, detected=post.detected, area_px=post.area_px, presence=post.presence,
+        fps=meter.fps, stage_ms=dict(meter.last_ms),
+    )
+
+
+class StatusLine:
+    """The headless progress line on stderr every STATUS_EVERY_S (edge-bench soak parses it:
+    keep the format ``edge-run: frame N, X FPS, inference Y ms, nerve ...``)."""
+
+    def __init__(self, cfg: RunConfig):
+        self.on = cfg.headless and not cfg.quiet
+        self._due = time.monotonic() + STATUS_EVERY_S
+
+    def update(self, meter: StageMeter, post) -> None:
+        now = time.monotonic()
+        if not self.on or now < self._due:
+            return
+        self._due = now + STATUS_EVERY_S
+        nerve = f"nerve yes ({post.area_px} px)" if post.detected else "nerve no"
+        inference = meter.last_ms.get("inference", 0.0)
+        _stderr(f"edge-run: frame {meter.frames}, {meter.fps:.1f} FPS, "
+                f"inference {inference:.1f} ms, {nerve}")
+
+
+# ------------------------------------------------------------------------------- frames
+@dataclass
+class BadFrames:
+    """Undecodable frames met so far; ``policy`` says whether they are skipped or stop."""
+
+    policy: str = "skip"
+    count: int = 0
+
+    def read(self, source) -> Frame | None:
+        """source.read(), skipping (warned, counted) undecodable frames unless the policy is
+        "stop", where the BadFrame is raised."""
+        while True:
+            try:
+                return source.read()
+            except BadFrame as e:
+                if self.policy == "stop":
+                    raise
+                self.count += 1
+                warn(f"skipped a bad frame: {e}")
+
+
+def first_frame(source, bad: BadFrames, cfg: RunConfig) -> Frame:
+    frame = bad.read(source)
+    if frame is None:
+        what = " ".join(str(v) for v in (cfg.source.kind, cfg.source.target) if v is not None)
+        raise UserInputError(f"source {what} delivered no frame: check that it plays, "
+                             f"or pick another source")
+    return frame
+
+
+# ------------------------------------------------------------------------------- the loop
+def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: list,
+         meter: StageMeter, first: Frame, bad: BadFrames) -> tuple[str, BaseException | None]:
+    """Run until something stops it; returns (stop_reason, exception to raise after the
+    summary or None)."""
+    overlay = any(s.needs_overlay for s in sinks)
+    status = StatusLine(cfg)
+    pending: Frame | None = first  # read before the outputs opened: its size checked the ROI
+    try:
+        while True:
+            meter.begin_frame()
+            with meter.stage("capture"):
+                frame, pending = pending or bad.read(source), None
+            if frame is None:
+                meter.discard_frame()
+                return SOURCE_ENDED, None
+            with meter.stage("preprocess"):
+                gray = frame_to_gray_input(frame.image, pre)
+                x = None if model.fast else normalize(gray, pre)
+            with meter.stage("inference"):
+                outputs = model.backend.run_gray8(gray) if model.fast else model.backend.run(x)
+            with meter.stage("postprocess"):
+                post = model.post(outputs, frame.image.shape[:2], pre.roi)
+            with meter.stage("render"):
+                result = render(cfg, frame, post, meter, overlay)
+                for sink in sinks:
+                    sink.write(result)
+            meter.end_frame()
+            status.update(meter, post)
+            if cfg.max_frames and meter.frames >= cfg.max_frames:
+                return MAX_FRAMES, None
+            if any(sink.should_stop() for sink in sinks):
+                return STOPPED_BY_OUTPUT, None
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through edge.clikit
+        return stop_reason(e), e
+    except SourceLost as e:  # "source camera 0 lost: no frame for 5.0 s ..."
+        return str(e), e
+    except BadFrame as e:  # only under on_bad_frame="stop"
+        return f"bad frame: {e}", e
+
+
+# ------------------------------------------------------------------------------- the run
+def run(cfg: RunConfig) -> dict:
+    """Run the pipeline; returns the summary dict (also printed, and written to cfg.report).
+
+    Raises UserInputError subclasses (bad model/sidecar/source/ROI/output) before anything
+    is written. After frames flowed, an interruption (KeyboardInterrupt, clikit.Terminated),
+    SourceLost or BadFrame (policy "stop") is raised once the outputs are closed and the
+    summary and report are out.
+    """
+    model_path = Path(cfg.model) if cfg.model else default_model_path(cfg.backend)
+    if cfg.report:
+        check_writable_file(cfg.report, "--report")
+    model = open_model(cfg, model_path)
+    if model.sha256_check == "mismatch":
+        warn(f"{model_path.name}: sha256 does not match its sidecar; running it anyway "
+             f"(--allow-sha256-mismatch), recorded in the report")
+    if not cfg.quiet:
+        _say(describe(cfg, model))
+    meter = StageMeter(order=STAGES)
+    bad = BadFrames(cfg.on_bad_frame)
+    with contextlib.ExitStack() as stack:
+        source = open_source(cfg.source)
+        stack.callback(source.close)
+        first = first_frame(source, bad, cfg)
+        roi = cfg.roi or getattr(source, "roi", None)
+        check_roi(roi, first.image.shape[:2])
+        sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps)
+        reason, stopped_by = loop(cfg, model, model.preprocess_config(roi), source, sinks,
+                                  meter, first, bad)
+    # The outputs are closed here (the recording is playable) before the summary is written.
+    summary = {**meter.summary(), "bad_frames": bad.count, "stop_reason": reason}
+    if not cfg.quiet:
+        skipped = f" ({bad.count} bad frame(s) skipped)" if bad.count else ""
+        _say(f"edge-run: stopped: {reason}{skipped}\n{format_summary(summary)}")
+    if cfg.report:
+        write_report(cfg.report, report(cfg, model, summary))
+    if stopped_by is not None:
+        raise stopped_by
+    return summary
+
+
+def describe(cfg: RunConfig, model: Model) -> str:
     """The resolved config, one short block."""
-    b, pc, qc = pipe.backend, pipe.pre, pipe.post_cfg
+    b, qc = model.backend, model.post_cfg
     h, w = b.input_hw
     outputs = [name for name, on in (("window", not cfg.headless), ("record " + str(cfg.record),
                cfg.record), ("masks " + str(cfg.save_masks), cfg.save_masks),
                ("serve " + str(cfg.serve), cfg.serve), ("report " + str(cfg.report), cfg.report))
                if on] or ["none (headless)"]
     src = cfg.source
+    pace = (f", fps {src.fps:g}" if src.fps else "") + (", realtime" if src.realtime else "")
     return "\n".join([
-        f"edge-run: model   {pipe.model_path} ({pipe.meta.name} {pipe.meta.version}, "
-        f"{h}x{w}x{b.input_channels} {b.input_dtype.name})",
+        f"edge-run: model   {model.path} ({model.meta.name} {model.meta.version}, "
+        f"{h}x{w}x{b.input_channels} {b.input_dtype.name}, sha256 {model.sha256_check})",
         f"          backend {b.name}, threads {b.threads or 'default'}"
-        f"{', int8 fast path' if pipe.fast else ''}",
+        f"{', int8 fast path' if model.fast else ''}",
         f"          source  {src.kind}{'' if src.target is None else ' ' + str(src.target)}"
-        f", roi {pc.roi or 'none'}, max frames {cfg.max_frames or 'unlimited'}",
+        f"{pace}, roi {cfg.roi or 'none'}, max frames {cfg.max_frames or 'unlimited'}",
         f"          post    threshold {qc.threshold}, min area {qc.min_area} px, "
-        f"smooth {qc.smooth}",
+        f"smooth {qc.smooth}, bad frames: {cfg.on_bad_frame}",
         f"          outputs {', '.join(outputs)}",
     ])
 
 
-def _report(cfg: RunConfig, pipe: Pipeline, summary: dict) -> dict:
+def report(cfg: RunConfig, model: Model, summary: dict) -> dict:
     return {
         **summary,
-        "model_path": str(pipe.model_path),
-        "model_sha256": sha256_file(pipe.model_path),
-        "model_name": pipe.meta.name,
-        "model_version": pipe.meta.version,
-        "backend": pipe.backend.name,
-        "threads": pipe.backend.threads,
+        "model_path": str(model.path),
+        "model_sha256": model.sha256,
+        "sidecar_sha256": model.meta.sha256,
+        "sha256_check": model.sha256_check,
+        "model_name": model.meta.name,
+        "model_version": model.meta.version,
+        "backend": model.backend.name,
+        "threads": model.backend.threads,
         "source": asdict(cfg.source),
         "config": {
             **{k: v for k, v in asdict(cfg).items() if k not in ("source", "serve_token")},
-            "threshold": pipe.post_cfg.threshold,
-            "min_area": pipe.post_cfg.min_area,
-            "smooth": pipe.post_cfg.smooth,
-            "input_hw": list(pipe.backend.input_hw),
-            "int8_fast_path": pipe.fast,
+            "threshold": model.post_cfg.threshold,
+            "min_area": model.post_cfg.min_area,
+            "smooth": model.post_cfg.smooth,
+            "input_hw": list(model.backend.input_hw),
+            "int8_fast_path": model.fast,
         },
     }
 
 
-class Runner:
-    """One run's state: the pipeline, the sinks and the stop logic."""
-
-    def __init__(self, cfg: RunConfig, pipe: Pipeline, sinks: list, meter: StageMeter):
-        self.cfg, self.pipe, self.sinks, self.meter = cfg, pipe, sinks, meter
-        self.needs_overlay = any(s.needs_overlay for s in sinks)
-        self.status_due = time.monotonic() + STATUS_EVERY_S
-        self.last_post = None
-
-    def step(self, frame: Frame) -> bool:
-        """Process one frame (capture already timed); False when a sink asks to stop."""
-        post = self.pipe.infer(frame)
-        self.last_post = post
-        with self.meter.stage("render"):
-            self._render(frame, post)
-        self.meter.end_frame()
-        self._maybe_status()
-        return not any(s.should_stop() for s in self.sinks)
-
-    def _render(self, frame: Frame, post) -> None:
-        if not self.sinks:
-            return
-        bgr = to_bgr8(frame.image)
-        overlay = None
-        if self.needs_overlay:
-            lines = stats_lines(self.meter, post, self.cfg.show_fps)
-            overlay = draw_overlay(bgr, post.mask, self.cfg.alpha, lines)
-        result = FrameResult(
-            frame_index=frame.index, name=frame.name, frame=bgr, mask=post.mask, prob=post.prob,
-            overlay=overlay, detected=post.detected, area_px=post.area_px,
-            presence=post.presence, fps=self.meter.fps, stage_ms=dict(self.meter.last_ms),
-        )
-        for sink in self.sinks:
-            sink.write(result)
-
-    def _maybe_status(self) -> None:
-        if self.cfg.quiet or not self.cfg.headless:
-            return
-        now = time.monotonic()
-        if now < self.status_due:
-            return
-        self.status_due = now + STATUS_EVERY_S
-        post = self.last_post
-        nerve = f"nerve yes ({post.area_px} px)" if post.detected else "nerve no"
-        inference = self.meter.last_ms.get("inference", 0.0)
-        _status(f"edge-run: frame {self.meter.frames}, {self.meter.fps:.1f} FPS, "
-                f"inference {inference:.1f} ms, {nerve}")
-
-    def loop(self, source, first: Frame) -> str:
-        """Run until the source ends, max_frames, a sink stops it or Ctrl-C; returns why."""
-        frame = first
-        while True:
-            if not self.step(frame):
-                return "stopped by output"
-            if self.cfg.max_frames and self.meter.frames >= self.cfg.max_frames:
-                return "max frames"
-            self.meter.begin_frame()
-            with self.meter.stage("capture"):
-                frame = source.read()
-            if frame is None:
-                self.meter.discard_frame()
-                return "source ended"
-
-
-def run(cfg: RunConfig) -> dict:
-    """Run the pipeline; returns the summary dict (also printed, and written to cfg.report).
-
-    Raises UserInputError subclasses (bad model/source/ROI/output) before anything is written.
-    """
-    model_path = Path(cfg.model) if cfg.model else default_model_path(cfg.backend)
-    check_report_path(cfg.report)
-    meter = StageMeter(order=STAGES)
-    pipe = Pipeline(cfg, model_path, meter)
-    if not cfg.quiet:
-        _say(describe(cfg, pipe))
-    with contextlib.ExitStack() as stack:
-        source = open_source(cfg.source)
-        stack.callback(source.close)
-        first = source.read()
-        if first is None:
-            what = " ".join(str(v) for v in (cfg.source.kind, cfg.source.target) if v is not None)
-            raise UserInputError(f"source {what} delivered no frame: check that it plays, "
-                                 f"or pick another source")
-        check_roi(cfg.roi, first.image.shape[:2])
-        fps = getattr(source, "fps", None) or cfg.source.fps
-        sinks = open_sinks(cfg, stack, fps)
-        runner = Runner(cfg, pipe, sinks, meter)
-        meter.begin_frame()
-        try:
-            reason = runner.loop(source, first)
-        except KeyboardInterrupt:
-            reason = "interrupted"
-        except SourceStalled as e:
-            reason = f"source stalled ({e})"
-    # The sinks are closed here (the recording is playable) before the summary is written.
-    summary = {**meter.summary(), "stop_reason": reason}
-    if not cfg.quiet:
-        _say(f"edge-run: stopped: {reason}\n{format_summary(summary)}")
-    if cfg.report:
-        write_json_atomic(cfg.report, _report(cfg, pipe, summary))
-    return summary
+def write_report(path: str, data: dict) -> None:
+    """Write the report atomically; if that fails at the end of a run, print it to stderr
+    rather than lose it, and raise a runtime error (exit 1)."""
+    try:
+        write_json_atomic(path, data)
+    except OSError as e:
+        _stderr(json.dumps(data, indent=2))
+        raise EdgeError(f"--report {path}: cannot write it ({e.strerror or e}); the report "
+                        f"was printed to stderr above") from e

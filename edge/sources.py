@@ -9,15 +9,17 @@
 Live sources (cameras, streams, the Pi camera) are wrapped in edge.latest.LatestFrame unless
 ``latest=False``, so the loop always gets the newest frame instead of a seconds-old buffer.
 A live source that stops delivering is reopened with exponential backoff for up to
-``retry_s`` seconds, then ends (read() returns None) so the loop still prints its summary.
+``retry_s`` seconds, then raises SourceLost (a frozen stream whose reads block is caught by
+LatestFrame's watchdog within the same budget). Files and folders end with read() -> None; an
+undecodable frame in them raises BadFrame and the next read moves on. ``realtime`` (or an
+``fps`` for a file) plays files, folders and the phantom at their frame rate (Paced).
 Optional hardware libraries (picamera2) are imported inside the class that needs them.
+The phantom lives in edge.phantom.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import re
 import sys
 import time
@@ -29,9 +31,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.errors import SourceError
+from edge.errors import BadFrame, SourceError, SourceLost
 from edge.latest import LatestFrame
-from edge.types import Frame, FrameSource
+from edge.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource, phantom_pair
+from edge.types import Frame, FrameSource, new_frame
+
+# Re-exported: callers written before the phantom got its own module import it from here.
+__all__ = ["PHANTOM_HEIGHT", "PHANTOM_WIDTH", "PhantomSource", "phantom_pair"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +47,14 @@ MAX_BACKOFF_S = 2.0  # longest single wait between reopen attempts
 IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"})
 LABEL_STEM_SUFFIX = "_mask"  # Kaggle nerve labels sit beside the images: NAME_mask.png
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-NAME_DIGITS = 6  # Frame.name for non-file sources: zero-padded frame index ("000042")
+BAD_FRAME_LOOKAHEAD = 8  # reads tried past a failed one before a video file counts as ended
+MIN_STALL_S = 1.0  # a live source always gets this long to deliver its next frame
+FIRST_FRAME_S = 10.0  # ... and this long for its first (cameras and RTSP take a while to start)
 CAMERA_HELP = "list cameras with `v4l2-ctl --list-devices` or try --camera 0"
 PICAMERA_HELP = (
     "picamera2 comes from the OS, not pip: `sudo apt install python3-picamera2`, and create "
     "the venv with `python3 -m venv --system-site-packages`"
 )
-
-SOURCE_KINDS = ("camera", "video", "images", "picamera", "phantom")
 
 
 @dataclass(frozen=True)
@@ -58,11 +64,16 @@ class SourceConfig:
     kind:    "camera" | "video" | "images" | "picamera" | "phantom".
     target:  camera index (0 or "0") or device path ("/dev/video2"); video path or stream URL;
              image folder (or one image file). Unused by picamera and phantom.
-    width, height, fps: requested capture size/rate for cameras (None = device default);
-             frame size for the phantom (None = 580x420, the Kaggle frame size).
+    width, height: requested capture size for cameras (None = device default); frame size
+             for the phantom (None = 580x420, the Kaggle frame size).
+    fps:     cameras: requested capture rate. Files, folders, the phantom: play at this rate
+             (as ``realtime``); None = as fast as the model runs.
+    realtime: play files, folders and the phantom at their own rate (the video's FPS, or
+             ``fps``) instead of as fast as possible; live sources are real time already.
     loop:    restart video files and image folders at the end (ignored for live sources).
     latest:  keep only the newest frame (reader thread); None = on for live sources only.
-    retry_s: how long a live source that stops delivering is reopened before the run ends.
+    retry_s: how long a live source may deliver nothing (reopened with backoff meanwhile)
+             before it counts as lost (SourceLost).
     seed:    phantom seed (same seed and index -> identical frame).
     """
 
@@ -71,14 +82,11 @@ class SourceConfig:
     width: int | None = None
     height: int | None = None
     fps: float | None = None
+    realtime: bool = False
     loop: bool = False
     latest: bool | None = None
     retry_s: float = DEFAULT_RETRY_S
     seed: int = 0
-
-
-def _frame(image: np.ndarray, index: int, name: str | None = None) -> Frame:
-    return Frame(image, index, name or f"{index:0{NAME_DIGITS}d}", time.monotonic())
 
 
 # --------------------------------------------------------------------------- OpenCV captures
@@ -103,7 +111,7 @@ class _CaptureSource:
         loop: bool = False,
         retry_s: float = DEFAULT_RETRY_S,
     ) -> None:
-        self._label = label
+        self.label = label
         self._target = target
         self._api = api
         self._factory = capture_factory
@@ -111,6 +119,7 @@ class _CaptureSource:
         self._retry_s = retry_s
         self._index = 0
         self._pending: np.ndarray | None = None
+        self._bad_ahead = 0  # broken frames found while looking past one (see _skip_bad)
         self._cap = self._open()
         self.fps: float | None = None
 
@@ -127,18 +136,38 @@ class _CaptureSource:
         return image if ok and image is not None else None
 
     def read(self) -> Frame | None:
+        if self._bad_ahead:
+            self._bad_ahead -= 1
+            raise self._bad_frame()
         image, self._pending = self._pending, None
         if image is None:
             image = self._grab()
+        if image is None and not self.live:
+            image = self._skip_bad()
         if image is None and self._loop and not self.live:
             image = self._rewind()
         if image is None and self.live:
             image = self._reconnect()
         if image is None:
             return None
-        frame = _frame(image, self._index)
+        frame = new_frame(image, self._index)
         self._index += 1
         return frame
+
+    def _bad_frame(self) -> BadFrame:
+        self._index += 1  # a broken frame keeps its number: later frames match the file's
+        return BadFrame(f"{self.label}: frame {self._index - 1} cannot be decoded")
+
+    def _skip_bad(self) -> np.ndarray | None:
+        """A failed read inside a file is a broken frame; at its end it is the end. Look a few
+        frames ahead: None at the end, else keep the good frame and raise BadFrame (once per
+        broken frame, this read and the next ones)."""
+        for broken in range(1, BAD_FRAME_LOOKAHEAD + 1):
+            image = self._grab()
+            if image is not None:
+                self._pending, self._bad_ahead = image, broken - 1
+                raise self._bad_frame()
+        return None
 
     def _rewind(self) -> np.ndarray | None:
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -159,7 +188,7 @@ class _CaptureSource:
             wait = min(delay, remaining)
             logger.warning(
                 "%s stopped delivering frames; reopening in %.2f s (retry %d, budget %.1f s)",
-                self._label,
+                self.label,
                 wait,
                 attempt,
                 self._retry_s,
@@ -169,11 +198,10 @@ class _CaptureSource:
             self._cap = self._open()
             image = self._grab() if self._cap.isOpened() else None
             if image is not None:
-                logger.warning("%s is delivering frames again", self._label)
+                logger.warning("%s is delivering frames again", self.label)
                 return image
             delay = min(delay * 2.0, MAX_BACKOFF_S)
-        logger.warning("%s: no frames for %.1f s; ending the run", self._label, self._retry_s)
-        return None
+        raise SourceLost.after(self.label, self._retry_s)
 
     def close(self) -> None:
         self._cap.release()
@@ -309,14 +337,22 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files in ``folder`` in natural order, without Kaggle label files (*_mask.*)."""
+    """Image files in ``folder`` in natural order, without Kaggle label files (*_mask.*).
+    Raises SourceError when the folder cannot be listed (permissions, not a folder)."""
+    try:
+        names = list(folder.iterdir())
+    except OSError as e:
+        raise SourceError(
+            f"cannot list image folder {folder} ({e.strerror or e}); check that it is a "
+            f"folder you may read (chmod +rx), or pick another"
+        ) from e
     return sorted(
         (
             p
-            for p in folder.iterdir()
-            if p.is_file()
-            and p.suffix.lower() in IMAGE_SUFFIXES
+            for p in names
+            if p.suffix.lower() in IMAGE_SUFFIXES
             and not p.stem.endswith(LABEL_STEM_SUFFIX)
+            and p.is_file()
         ),
         key=_natural_key,
     )
@@ -338,6 +374,7 @@ class ImageDirSource:
         self._files = self._find(Path(target))
         self._pos = 0
         self._index = 0
+        self._good_in_pass = 0  # a looping folder of only broken files must still end
 
     @staticmethod
     def _find(path: Path) -> list[Path]:
@@ -357,19 +394,18 @@ class ImageDirSource:
 
     def read(self) -> Frame | None:
         if self._pos >= len(self._files):
-            if not self._loop:
+            if not self._loop or not self._good_in_pass:
                 return None
-            self._pos = 0
+            self._pos, self._good_in_pass = 0, 0
         path = self._files[self._pos]
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise SourceError(
-                f"cannot read image {path}: not an image OpenCV decodes; remove it from the folder"
-            )
         self._pos += 1
-        frame = _frame(image, self._index, path.stem)
         self._index += 1
-        return frame
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:  # moved past it already: the next read() gives the next file
+            raise BadFrame(f"cannot read image {path}: not an image OpenCV decodes "
+                           f"(corrupt or truncated); remove or replace it")
+        self._good_in_pass += 1
+        return new_frame(image, self._index - 1, path.stem)
 
     def close(self) -> None:
         self._files = []
@@ -401,6 +437,7 @@ class PiCameraSource:
         except ImportError as exc:
             raise SourceError(f"--picamera needs the picamera2 module: {PICAMERA_HELP}") from exc
         self.live = True
+        self.label = "the Pi camera"
         self.fps = fps
         self._size = (width or PICAMERA_DEFAULT_SIZE[0], height or PICAMERA_DEFAULT_SIZE[1])
         self._retry_s = retry_s
@@ -439,8 +476,8 @@ class PiCameraSource:
             image = self._capture()
             delay = min(delay * 2.0, MAX_BACKOFF_S)
         if image is None:
-            return None
-        frame = _frame(image, self._index)
+            raise SourceLost.after(self.label, self._retry_s)
+        frame = new_frame(image, self._index)
         self._index += 1
         return frame
 
@@ -455,197 +492,54 @@ class PiCameraSource:
         return cls(cfg.width, cfg.height, cfg.fps, cfg.retry_s)
 
 
-# --------------------------------------------------------------------------- synthetic phantom
-PHANTOM_WIDTH = 580  # px, the Kaggle frame size
-PHANTOM_HEIGHT = 420
-PHANTOM_BANK = 16  # precomputed speckle realizations, cycled frame by frame
-SPECKLE_SIGMA_PX = (1.6, 0.7)  # (x, y) grain size: speckle is wider laterally than in depth
-ECHO_GAIN = 95.0  # gray level of tissue with echogenicity 1 before speckle
-ATTENUATION_BOTTOM = 0.45  # brightness at the bottom relative to the top (depth attenuation)
-N_LAYERS = 5  # tissue layer boundaries (fascia) across the depth
-NERVE_INSIDE_GAIN = 0.35  # hypoechoic nerve interior
-NERVE_RIM_GAIN = 2.1  # hyperechoic epineurium
-VESSEL_GAIN = 0.08  # anechoic vessel lumen
-VESSEL_PULSE_FRAMES = 24  # one heartbeat at ~30 fps: the vessel radius pulsates
-MOTION_PERIODS = (240.0, 330.0)  # frames per lateral / axial motion cycle of the nerve
+# --------------------------------------------------------------------------- real-time pacing
+class Paced:
+    """Wrap a file source so it plays at ``fps`` (a video's own rate, or --fps) instead of as
+    fast as the model runs: each read() waits until its frame is due. A loop slower than the
+    file is never made to catch up in a burst: pacing restarts from the late frame."""
 
+    def __init__(self, source: FrameSource, fps: float,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not fps > 0:
+            raise SourceError(f"frame rate {fps}: give a positive --fps, e.g. --fps 30")
+        self.source = source
+        self.live = source.live
+        self.fps = float(fps)
+        self._period = 1.0 / self.fps
+        self._clock, self._sleep = clock, sleep
+        self._due: float | None = None
 
-def _speckle(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """Fully developed speckle: magnitude of a blurred complex Gaussian field (Rayleigh), mean 1."""
-    re = rng.standard_normal((height, width), dtype=np.float32)
-    im = rng.standard_normal((height, width), dtype=np.float32)
-    sx, sy = SPECKLE_SIGMA_PX
-    re = cv2.GaussianBlur(re, (0, 0), sigmaX=sx, sigmaY=sy)
-    im = cv2.GaussianBlur(im, (0, 0), sigmaX=sx, sigmaY=sy)
-    mag = cv2.magnitude(re, im)
-    return mag / float(mag.mean())
+    def __getattr__(self, name: str) -> Any:  # optional attributes of the wrapped source
+        if name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
 
-
-def _tissue(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """Echogenicity map: wavy horizontal layers, bright fascia lines, depth attenuation."""
-    ys = np.arange(height, dtype=np.float32)[:, None]
-    xs = np.arange(width, dtype=np.float32)[None, :]
-    depths = np.sort(rng.uniform(0.08, 0.95, N_LAYERS)) * height
-    levels = rng.uniform(0.35, 1.0, N_LAYERS + 1).astype(np.float32)
-    echo = np.full((height, width), levels[0], np.float32)
-    fascia_px = max(1.0, height / 200.0)
-    for k, depth in enumerate(depths):
-        amp = rng.uniform(0.005, 0.02) * height
-        wavelength = rng.uniform(0.4, 1.5) * width
-        boundary = depth + amp * np.sin(2 * np.pi * xs / wavelength + rng.uniform(0, 2 * np.pi))
-        echo = np.where(ys >= boundary, levels[k + 1], echo)
-        echo += 0.9 * np.exp(-(((ys - boundary) / fascia_px) ** 2))  # bright fascia line
-    echo[: max(1, height // 40)] += 0.8  # skin / gel line at the transducer
-    attenuation = np.linspace(1.0, ATTENUATION_BOTTOM, height, dtype=np.float32)[:, None]
-    return cv2.GaussianBlur(echo, (0, 0), 1.0) * attenuation
-
-
-def _ellipse(shape: tuple[int, int], center: tuple[int, int], axes: tuple[int, int]) -> np.ndarray:
-    mask = np.zeros(shape, np.uint8)
-    cv2.ellipse(mask, center, axes, 0, 0, 360, 255, thickness=-1)
-    return mask
-
-
-class PhantomSource:
-    """Deterministic ultrasound-like frames: speckle, layered tissue, depth attenuation, a slowly
-    moving hypoechoic oval with a bright rim (the nerve) and a pulsating dark vessel beside it.
-
-    Gray uint8 frames of width x height, endless (stop with --max-frames). Everything costly is
-    precomputed at init (a bank of speckled backgrounds and gain patches), so a read is a copy
-    plus two small multiplies. ``truth(index)`` is the exact nerve mask (uint8 0/255).
-    """
-
-    def __init__(self, width: int = PHANTOM_WIDTH, height: int = PHANTOM_HEIGHT, seed: int = 0):
-        if width < 64 or height < 48:
-            raise SourceError(f"phantom size {width}x{height} is too small; use at least 64x48")
-        self.live = False
-        self.fps: float | None = None
-        self.size = (width, height)
-        self._index = 0
-        rng = np.random.default_rng(seed)
-        tissue = _tissue(rng, height, width) * ECHO_GAIN
-        self._bank = [
-            np.clip(tissue * _speckle(rng, height, width), 0, 255).astype(np.uint8)
-            for _ in range(PHANTOM_BANK)
-        ]
-        self._build_nerve(rng, width, height)
-        self._build_vessel(rng)
-        self._build_motion(rng, width, height)
-
-    def _build_nerve(self, rng: np.random.Generator, width: int, height: int) -> None:
-        a = max(6, int(width * rng.uniform(0.05, 0.08)))  # semi-axes in px
-        b = max(4, int(height * rng.uniform(0.045, 0.07)))
-        rim = max(2, round(min(a, b) / 6))
-        pad = 3
-        shape = (2 * (b + pad) + 1, 2 * (a + pad) + 1)
-        c = (a + pad, b + pad)
-        self._nerve_mask = _ellipse(shape, c, (a, b))
-        inner = _ellipse(shape, c, (a - rim, b - rim))
-        gain = np.ones(shape, np.float32)
-        gain[self._nerve_mask > 0] = NERVE_RIM_GAIN
-        gain[inner > 0] = NERVE_INSIDE_GAIN
-        # Fascicles: the honeycomb look, bright septa between dark bundles.
-        for _ in range(int(rng.integers(3, 7))):
-            fx = int(c[0] + rng.uniform(-0.5, 0.5) * a)
-            fy = int(c[1] + rng.uniform(-0.5, 0.5) * b)
-            cv2.circle(gain, (fx, fy), max(1, rim // 2), 1.0, thickness=-1)
-        self._nerve_gain = cv2.GaussianBlur(gain, (0, 0), 0.8)
-        self._nerve_axes = (a, b)
-
-    def _build_vessel(self, rng: np.random.Generator) -> None:
-        a, b = self._nerve_axes
-        radius = max(3, int(0.8 * b))
-        r_max = int(radius * 1.1) + 1
-        pad = 2
-        shape = (2 * (r_max + pad) + 1,) * 2
-        c = (r_max + pad, r_max + pad)
-        patches = []
-        for j in range(VESSEL_PULSE_FRAMES):
-            r = int(round(radius * (1.0 + 0.08 * math.sin(2 * math.pi * j / VESSEL_PULSE_FRAMES))))
-            gain = np.ones(shape, np.float32)
-            gain[_ellipse(shape, c, (r, r)) > 0] = VESSEL_GAIN
-            patches.append(cv2.GaussianBlur(gain, (0, 0), 0.8))
-        self._vessel_gains = patches
-        side = 1 if rng.random() < 0.5 else -1
-        # Offset of the vessel patch centre from the nerve centre; patches never overlap.
-        dx = side * (a + 3 + r_max + pad + 4)
-        self._vessel_offset = (dx, int(rng.integers(-b // 2, b // 2 + 1)))
-
-    def _build_motion(self, rng: np.random.Generator, width: int, height: int) -> None:
-        nh, nw = self._nerve_gain.shape
-        vh, vw = self._vessel_gains[0].shape
-        dx, dy = self._vessel_offset
-        # Extent of the nerve+vessel group around the nerve centre, so both stay in the frame.
-        left = max(nw // 2, vw // 2 - dx)
-        right = max(nw // 2, vw // 2 + dx)
-        top = max(nh // 2, vh // 2 - dy, int(0.2 * height))
-        bottom = max(nh // 2, vh // 2 + dy)
-        x_lo, x_hi = left, width - 1 - right
-        y_lo, y_hi = top, height - 1 - bottom
-        if x_hi < x_lo or y_hi < y_lo:
-            raise SourceError(f"phantom size {width}x{height} is too small for its nerve")
-        # Nerves sit in the upper half of a regional-block image: centre a bit above the middle.
-        self._mid = ((x_lo + x_hi) / 2, y_lo + 0.45 * (y_hi - y_lo))
-        self._amp = (min(0.12 * width, (x_hi - x_lo) / 2), min(0.05 * height, 0.45 * (y_hi - y_lo)))
-        self._phase = (rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi))
-
-    def nerve_center(self, index: int) -> tuple[int, int]:
-        """Nerve centre (x, y) in frame pixels at frame ``index``."""
-        px, py = MOTION_PERIODS
-        x = self._mid[0] + self._amp[0] * math.sin(2 * math.pi * index / px + self._phase[0])
-        y = self._mid[1] + self._amp[1] * math.sin(2 * math.pi * index / py + self._phase[1])
-        return int(round(x)), int(round(y))
-
-    @staticmethod
-    def _apply(image: np.ndarray, gain: np.ndarray, cx: int, cy: int) -> None:
-        h, w = gain.shape
-        y0, x0 = cy - h // 2, cx - w // 2
-        roi = image[y0 : y0 + h, x0 : x0 + w]
-        cv2.multiply(roi, gain, dst=roi, dtype=cv2.CV_8U)  # saturating, in place
-
-    def frame(self, index: int) -> np.ndarray:
-        """The gray uint8 frame number ``index`` (HxW)."""
-        image = self._bank[index % PHANTOM_BANK].copy()
-        cx, cy = self.nerve_center(index)
-        self._apply(image, self._nerve_gain, cx, cy)
-        dx, dy = self._vessel_offset
-        self._apply(image, self._vessel_gains[index % VESSEL_PULSE_FRAMES], cx + dx, cy + dy)
-        return image
-
-    def truth(self, index: int) -> np.ndarray:
-        """The exact nerve mask of frame ``index``: uint8 0/255, HxW."""
-        width, height = self.size
-        mask = np.zeros((height, width), np.uint8)
-        h, w = self._nerve_mask.shape
-        cx, cy = self.nerve_center(index)
-        y0, x0 = cy - h // 2, cx - w // 2
-        mask[y0 : y0 + h, x0 : x0 + w] = self._nerve_mask
-        return mask
-
-    def read(self) -> Frame:
-        frame = _frame(self.frame(self._index), self._index)
-        self._index += 1
+    def read(self) -> Frame | None:
+        frame = self.source.read()
+        if frame is None:
+            return None
+        now = self._clock()
+        if self._due is not None and self._due > now:
+            self._sleep(self._due - now)
+        self._due = max(self._due or now, now) + self._period
         return frame
 
     def close(self) -> None:
-        """Nothing to release (kept for the FrameSource protocol)."""
-
-    @classmethod
-    def from_config(cls, cfg: SourceConfig) -> PhantomSource:
-        return cls(cfg.width or PHANTOM_WIDTH, cfg.height or PHANTOM_HEIGHT, cfg.seed)
+        self.source.close()
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_phantom(width: int, height: int, seed: int) -> PhantomSource:
-    return PhantomSource(width, height, seed)
-
-
-def phantom_pair(
-    index: int, width: int = PHANTOM_WIDTH, height: int = PHANTOM_HEIGHT, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(gray uint8 frame, nerve mask uint8 0/255) of phantom frame ``index``; deterministic."""
-    phantom = _cached_phantom(width, height, seed)
-    return phantom.frame(index), phantom.truth(index)
+def pace_rate(cfg: SourceConfig, source: FrameSource) -> float | None:
+    """The rate a non-live source is played at: --fps, else with realtime the source's own
+    rate; None = as fast as possible. SourceError when realtime has no rate to use."""
+    if source.live or not (cfg.realtime or cfg.fps):
+        return None
+    rate = cfg.fps or getattr(source, "fps", None)
+    if not rate:
+        what = cfg.kind if cfg.target is None else f"{cfg.kind} {cfg.target}"
+        raise SourceError(f"--realtime: {what} has no frame rate of its own; give one with "
+                          f"--fps, e.g. --fps 30")
+    return rate
 
 
 # --------------------------------------------------------------------------- factory
@@ -659,14 +553,25 @@ _OPENERS: dict[str, Callable[[SourceConfig], FrameSource]] = {
 
 
 def open_source(cfg: SourceConfig) -> FrameSource:
-    """Open the source ``cfg`` describes; live ones get the latest-frame wrapper unless
-    cfg.latest is False (files and folders only when cfg.latest is True). Raises SourceError."""
+    """Open the source ``cfg`` describes. Files, folders and the phantom are paced when asked
+    (``realtime`` or ``fps``); live ones get the latest-frame wrapper (with a stall watchdog)
+    unless cfg.latest is False (files and folders only when cfg.latest is True).
+    Raises SourceError."""
     opener = _OPENERS.get(cfg.kind)
     if opener is None:
         raise SourceError(f"unknown source kind {cfg.kind!r}; use one of {', '.join(_OPENERS)}")
     source = opener(cfg)
-    use_latest = source.live if cfg.latest is None else cfg.latest
-    return LatestFrame(source) if use_latest else source
+    try:
+        rate = pace_rate(cfg, source)
+    except SourceError:
+        source.close()
+        raise
+    if rate is not None:
+        source = Paced(source, rate)  # inside LatestFrame: a paced file behaves like a camera
+    if not (source.live if cfg.latest is None else cfg.latest):
+        return source
+    stall_s = max(cfg.retry_s, MIN_STALL_S) if source.live else None
+    return LatestFrame(source, stall_s=stall_s, first_frame_s=max(stall_s or 0, FIRST_FRAME_S))
 
 
 def source_from_uri(text: str) -> SourceConfig:

@@ -1,4 +1,4 @@
-"""The seams of the device pipeline: one protocol per seam (see ../shared/DESIGN.md).
+"""The seams of the device pipeline: one protocol per seam (see docs/edge.md).
 
     FrameSource -> preprocess -> Backend.run -> postprocess -> overlay -> Sink
 
@@ -7,10 +7,13 @@ Kept free of heavy imports so every module (and tests) can use these names.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+NAME_DIGITS = 6  # Frame.name for sources without file names: zero-padded index ("000042")
 
 
 @dataclass
@@ -30,9 +33,21 @@ class Frame:
     timestamp: float
 
 
+def new_frame(image: np.ndarray, index: int, name: str | None = None) -> Frame:
+    """A Frame captured now; ``name`` defaults to the zero-padded index."""
+    return Frame(image, index, name or f"{index:0{NAME_DIGITS}d}", time.monotonic())
+
+
 @runtime_checkable
 class FrameSource(Protocol):
-    """Anything that yields frames. ``read()`` returns None when the source has ended."""
+    """Anything that yields frames.
+
+    ``read()`` returns the next Frame; None when a file or folder has ended; raises
+    edge.errors.BadFrame for one undecodable frame (the next read moves past it) and
+    edge.errors.SourceLost when a live source delivered nothing for its whole retry budget.
+    Optional attributes the loop uses when present: ``fps`` (frames/s the source plays at),
+    ``roi`` (a default (x, y, w, h) crop when --roi is not given).
+    """
 
     live: bool  # True for cameras/streams (latest-frame wrapper on by default)
 

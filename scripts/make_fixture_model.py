@@ -1,13 +1,15 @@
 """Build the fixture models that edge-run uses until the trained model ships.
 
 A small U-Net (train.model.build_unet) is trained for about a minute on the synthetic phantom
-(edge.sources.phantom_pair), so the fixture really outlines the phantom nerve, then exported:
+(edge.phantom.phantom_pair), so the fixture really outlines the phantom nerve, then exported:
 
     edge/models/nerve_fixture_int8.tflite (+ .json)   full-integer int8 (int8 input and output)
     edge/models/nerve_fixture.onnx        (+ .json)   float32, input "image" (N, 128, 176, 1)
     tests/edge/fixtures/bad_input_nchw.onnx           a 1x3x128x176 (NCHW) input: for the
                                                       "wrong input shape" test (no onnx needed
                                                       in the device venv)
+    tests/edge/fixtures/no_mask_output.onnx           a (1, 10) output and no mask: for the
+                                                      "not a segmentation model" test
 
 Needs the [convert] extra (TensorFlow, tf2onnx, onnx):
 
@@ -38,8 +40,8 @@ import tf_keras as keras  # noqa: E402
 from convert.onnx_export import to_onnx_bytes  # noqa: E402
 from convert.quantize import to_int8  # noqa: E402
 from edge.metadata import ModelMeta, write_meta  # noqa: E402
+from edge.phantom import phantom_pair  # noqa: E402
 from edge.preprocess import PreprocessConfig, mask_to_input, preprocess  # noqa: E402
-from edge.sources import phantom_pair  # noqa: E402
 from train.losses import BceDiceLoss  # noqa: E402
 from train.model import build_unet  # noqa: E402
 
@@ -47,6 +49,8 @@ MODELS = ROOT / "edge" / "models"
 TFLITE_PATH = MODELS / "nerve_fixture_int8.tflite"
 ONNX_PATH = MODELS / "nerve_fixture.onnx"
 BAD_ONNX_PATH = ROOT / "tests" / "edge" / "fixtures" / "bad_input_nchw.onnx"
+NO_MASK_ONNX_PATH = ROOT / "tests" / "edge" / "fixtures" / "no_mask_output.onnx"
+NO_MASK_SCORES = 10  # a classifier-like (1, 10) output
 INPUT_HW = (128, 176)
 BASE_FILTERS = 8  # tiny: the fixture must stay < 300 KB and train in a minute on 2 cores
 DEPTH = 3
@@ -134,6 +138,27 @@ def bad_nchw_onnx() -> bytes:
     return model.SerializeToString()
 
 
+def no_mask_output_onnx() -> bytes:
+    """A valid NHWC 1x128x176x1 input but only a (1, 10) output: a classifier exported by
+    mistake. Flatten then keep the first NO_MASK_SCORES values."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["image"], ["flat"], axis=1),
+         helper.make_node("Slice", ["flat", "starts", "ends", "axes"], ["scores"])],
+        "no_mask_output",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, *INPUT_HW, 1])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, NO_MASK_SCORES])],
+        initializer=[helper.make_tensor(name, TensorProto.INT64, [1], [value])
+                     for name, value in (("starts", 0), ("ends", NO_MASK_SCORES), ("axes", 1))],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,7 +178,8 @@ def main(argv=None) -> int:
     for path in (TFLITE_PATH, ONNX_PATH):
         os.chmod(write_meta(path, meta), FILE_MODE)
     atomic_write_bytes(BAD_ONNX_PATH, bad_nchw_onnx())
-    for p in (TFLITE_PATH, ONNX_PATH, BAD_ONNX_PATH):
+    atomic_write_bytes(NO_MASK_ONNX_PATH, no_mask_output_onnx())
+    for p in (TFLITE_PATH, ONNX_PATH, BAD_ONNX_PATH, NO_MASK_ONNX_PATH):
         print(f"wrote {p.relative_to(ROOT)} ({p.stat().st_size / 1024:.0f} KB)")
     return 0
 

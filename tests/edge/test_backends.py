@@ -17,9 +17,9 @@ from edge.backends import (
 )
 from edge.errors import ModelError
 from edge.metadata import load_meta
+from edge.phantom import phantom_pair
 from edge.postprocess import PostprocessConfig, binarize, split_outputs
 from edge.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input, normalize
-from edge.sources import phantom_pair
 
 MODELS = Path(__file__).parents[2] / "edge" / "models"
 TFLITE = MODELS / "nerve_fixture_int8.tflite"
@@ -130,3 +130,10 @@ def test_fixture_sidecars_describe_the_models():
         meta = load_meta(path)
         assert meta.input_hw == (128, 176) and meta.threshold == 0.5
         assert "fixture" in meta.extra["note"] and meta.sha256
+
+
+def test_a_model_without_a_mask_output_is_refused_at_open():
+    no_mask = Path(__file__).parent / "fixtures" / "no_mask_output.onnx"
+    with pytest.raises(ModelError, match="no_mask_output.onnx has no 1xHxWx1 mask output "
+                                         r"\(outputs: 1x10\)"):
+        open_backend(no_mask)

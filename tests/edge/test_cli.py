@@ -3,13 +3,29 @@ with one line, no traceback and nothing half-written."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from edge.cli import main
 
-BAD_NCHW = Path(__file__).parent / "fixtures" / "bad_input_nchw.onnx"
+FIXTURES = Path(__file__).parent / "fixtures"
+BAD_NCHW = FIXTURES / "bad_input_nchw.onnx"
+NO_MASK = FIXTURES / "no_mask_output.onnx"
+MODEL = Path(__file__).parents[2] / "edge" / "models" / "nerve_fixture_int8.tflite"
+# Broken sidecars next to a good model: (file text, what the one-line error must name).
+BAD_SIDECARS = {
+    "truncated sidecar": ('{"name": "nerve", "threshold": 0.', "not valid JSON"),
+    "empty sidecar": ("", "is empty"),
+    "list sidecar": ("[1, 2, 3]", "expected a JSON object"),
+    "text threshold": ('{"threshold": "abc"}', "field 'threshold' is \"abc\""),
+    "threshold out of range": ('{"threshold": 1.5}', "field 'threshold' is 1.5"),
+    "negative min_area": ('{"min_area": -4}', "field 'min_area' is -4"),
+    "zero scale": ('{"scale": 0}', "field 'scale' is 0"),
+    "bad input_hw": ('{"input_hw": [128]}', "field 'input_hw'"),
+    "bad sha256": ('{"sha256": "abc"}', "field 'sha256'"),
+}
 
 
 def test_help_shows_examples(capsys):
@@ -43,7 +59,15 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     (tmp / "empty").mkdir()
     (tmp / "model.tflite").write_text("this is not a model\n")
     (tmp / "a_file").write_text("x")
+    sidecars = {}
+    for name, (text, expected) in BAD_SIDECARS.items():
+        folder = tmp / name.replace(" ", "_")
+        folder.mkdir()
+        shutil.copy(MODEL, folder / MODEL.name)
+        (folder / MODEL.with_suffix(".json").name).write_text(text)
+        sidecars[name] = (["--model", str(folder / MODEL.name)], expected)
     return {
+        **sidecars,
         "camera 9": (["--camera", "9"], "camera 9"),
         "missing video": (["--video", str(tmp / "nope.mp4")], "nope.mp4"),
         "missing folder": (["--images", str(tmp / "nope")], "nope"),
@@ -56,12 +80,16 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "record folder missing": (["--record", str(tmp / "no" / "o.mp4")], "o.mp4"),
         "masks under a file": (["--save-masks", str(tmp / "a_file" / "m")], "--save-masks"),
         "report folder missing": (["--report", str(tmp / "no" / "r.json")], "does not exist"),
+        "report in /proc": (["--report", "/proc/x.json"], "--report /proc/x.json: cannot write"),
+        "no mask output": (["--model", str(NO_MASK)], "has no 1xHxWx1 mask output (outputs: 1x10)"),
+        "images is a file": (["--images", str(tmp / "a_file")], "is not an image folder"),
     }
 
 
 BAD_NAMES = ["camera 9", "missing video", "missing folder", "empty folder", "missing model",
              "text as tflite", "nchw model", "roi outside", "bad smooth", "record folder missing",
-             "masks under a file", "report folder missing"]
+             "masks under a file", "report folder missing", "report in /proc", "no mask output",
+             "images is a file", *BAD_SIDECARS]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -95,3 +123,31 @@ def test_window_without_gui_points_to_headless(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("edge-run: error: ") and "--headless" in err
     assert len(err.splitlines()) == 1 and not report.exists()
+
+
+def test_an_unreadable_image_folder_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    # Tests run as root (chmod 000 would not stop us): fail the listing the way a folder
+    # without read permission does.
+    scans = tmp_path / "scans"
+    scans.mkdir()
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    code = main(["--images", str(scans), "--headless", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"edge-run: error: cannot list image folder {scans}")
+
+
+def test_every_option_has_help_with_its_default():
+    from edge.cli import build_parser
+
+    for action in build_parser()._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        assert action.help, action.option_strings
+        mentions_default = "default" in action.help
+        in_exclusive_source = action.dest in ("camera", "video", "images", "picamera")
+        assert mentions_default or in_exclusive_source, action.option_strings

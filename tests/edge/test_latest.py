@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge import latest
+from edge.errors import BadFrame, SourceLost
 from edge.latest import LatestFrame
 from edge.types import Frame
 
@@ -110,3 +111,57 @@ def test_close_with_a_hung_source_returns_and_closes_it_later(monkeypatch) -> No
     source.unblock.set()
     wrapper._thread.join(WAIT_S)
     assert source.closed  # the reader closed it once read() returned
+
+
+def test_a_hung_live_source_is_lost_after_stall_s() -> None:
+    source = FakeSource(count=2, hang=True)
+    source.label = "camera 7"
+    wrapper = LatestFrame(source, stall_s=0.3)
+    assert wrapper.read().index in (0, 1)
+    start = time.monotonic()
+    with pytest.raises(SourceLost, match="source camera 7 lost: no frame for 0.3 s"):
+        while True:
+            wrapper.read()
+    assert time.monotonic() - start < WAIT_S
+    source.unblock.set()
+    wrapper.close()
+
+
+class BrokenFrames(FakeSource):
+    """Frames 0..count-1 where the odd ones cannot be decoded (BadFrame, then the next)."""
+
+    def read(self) -> Frame | None:
+        self.produced += 1
+        if self.produced >= self.count:
+            return None
+        if self.produced % 2:
+            raise BadFrame(f"frame {self.produced} cannot be decoded")
+        return Frame(np.zeros((2, 2), np.uint8), self.produced, "x", time.monotonic())
+
+
+def test_bad_frames_are_handed_on_and_reading_goes_on() -> None:
+    wrapper = LatestFrame(BrokenFrames(count=6, live=False))
+    got, bad = [], []
+    while True:
+        try:
+            frame = wrapper.read()
+        except BadFrame as e:
+            bad.append(str(e))
+            continue
+        if frame is None:
+            break
+        got.append(frame.index)
+    wrapper.close()
+    assert bad == ["frame 1 cannot be decoded", "frame 3 cannot be decoded",
+                   "frame 5 cannot be decoded"]
+    assert got and set(got) <= {0, 2, 4} and got[-1] == 4  # newest-only may drop good ones
+
+
+def test_attributes_of_the_wrapped_source_show_through() -> None:
+    source = FakeSource(count=1)
+    source.fps, source.roi = 25.0, (1, 2, 3, 4)
+    wrapper = LatestFrame(source)
+    assert (wrapper.fps, wrapper.roi) == (25.0, (1, 2, 3, 4))
+    with pytest.raises(AttributeError):
+        wrapper.pixel_spacing_mm  # noqa: B018
+    wrapper.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -10,10 +11,13 @@ import numpy as np
 import pytest
 
 import edge.loop
+from edge import sources
 from edge.cli import main
+from edge.clikit import Terminated
 from edge.loop import RunConfig, default_model_path, run
 from edge.metadata import sha256_file
-from edge.sources import SourceConfig, phantom_pair
+from edge.phantom import phantom_pair
+from edge.sources import CameraSource, SourceConfig
 from edge.types import Frame
 
 PHANTOM_HW = (420, 580)
@@ -108,17 +112,18 @@ def test_roi_masks_stay_inside_the_roi(tmp_path):
 
 
 class InterruptingSource:
-    """Phantom-like frames, then Ctrl-C on the third read."""
+    """Phantom-like frames, then ``stop`` (Ctrl-C by default) on the third read."""
 
     live = False
 
-    def __init__(self):
+    def __init__(self, stop: type[BaseException] = KeyboardInterrupt):
         self.reads = 0
+        self.stop = stop
 
     def read(self) -> Frame | None:
         self.reads += 1
         if self.reads == 3:
-            raise KeyboardInterrupt
+            raise self.stop()
         image, _ = phantom_pair(self.reads)
         return Frame(image=image, index=self.reads - 1, name=f"{self.reads - 1:06d}",
                      timestamp=0.0)
@@ -127,12 +132,17 @@ class InterruptingSource:
         self.closed = True
 
 
-def test_ctrl_c_leaves_a_playable_recording(tmp_path, monkeypatch):
-    fake = InterruptingSource()
+@pytest.mark.parametrize("stop, reason", [(KeyboardInterrupt, "interrupted (Ctrl-C)"),
+                                          (Terminated, "terminated (SIGTERM)")])
+def test_ctrl_c_and_sigterm_close_outputs_write_the_report_then_raise(
+        tmp_path, monkeypatch, stop, reason):
+    fake = InterruptingSource(stop)
     monkeypatch.setattr(edge.loop, "open_source", lambda cfg: fake)
-    out = tmp_path / "out.avi"
-    summary = run(RunConfig(headless=True, record=str(out), quiet=True))
-    assert summary["stop_reason"] == "interrupted" and summary["frames"] == 2
+    out, report = tmp_path / "out.avi", tmp_path / "run.json"
+    with pytest.raises(stop):
+        run(RunConfig(headless=True, record=str(out), report=str(report), quiet=True))
+    data = json.loads(report.read_text())
+    assert data["stop_reason"] == reason and data["frames"] == 2
     assert video_frames(out) == 2 and fake.closed
 
 
@@ -186,3 +196,157 @@ def test_a_sink_can_stop_the_run_and_gets_overlays(monkeypatch):
     assert first.overlay.shape == PHANTOM_HW + (3,) and first.frame.shape == PHANTOM_HW + (3,)
     assert first.detected and first.area_px == int((first.mask > 0).sum())
     assert [r.name for r in sink.results] == ["000000", "000001", "000002"]
+
+
+def write_pngs(folder: Path, count: int, corrupt: int | None = None) -> list[str]:
+    """``count`` phantom frames as PNGs named 00..; the ``corrupt`` one truncated."""
+    folder.mkdir()
+    stems = [f"{i:02d}" for i in range(count)]
+    for i, stem in enumerate(stems):
+        data = cv2.imencode(".png", phantom_pair(i, 128, 96)[0])[1].tobytes()
+        (folder / f"{stem}.png").write_bytes(data[: len(data) // 3] if i == corrupt else data)
+    return stems
+
+
+def test_a_corrupt_png_in_a_folder_is_skipped_and_counted(tmp_path, capsys):
+    stems = write_pngs(tmp_path / "scans", 30, corrupt=15)
+    masks, report = tmp_path / "masks", tmp_path / "run.json"
+    code = main(["--images", str(tmp_path / "scans"), "--headless", "--model",
+                 str(FIXTURE), "--save-masks", str(masks), "--report", str(report)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "edge-run: stopped: source ended (1 bad frame(s) skipped)" in out
+    assert sorted(p.stem for p in masks.iterdir()) == [s for s in stems if s != "15"]
+    data = json.loads(report.read_text())
+    assert data["bad_frames"] == 1 and data["frames"] == 29
+    assert data["stop_reason"] == "source ended"
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "15.png" in warnings[0]
+
+
+def test_on_bad_frame_stop_ends_with_exit_2_naming_the_file(tmp_path, capsys):
+    write_pngs(tmp_path / "scans", 6, corrupt=3)
+    report = tmp_path / "run.json"
+    code = main(["--images", str(tmp_path / "scans"), "--headless", "--quiet", "--model",
+                 str(FIXTURE), "--on-bad-frame", "stop", "--report", str(report)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("edge-run: error: cannot read image") and "03.png" in err[0]
+    data = json.loads(report.read_text())  # what ran before the stop is still reported
+    assert data["frames"] == 3 and data["stop_reason"].startswith("bad frame: ")
+
+
+class StoppingCapture:
+    """A cv2.VideoCapture stand-in for a camera that delivers ``frames`` frames, then nothing
+    (read() fails) even after being reopened: unplugged."""
+
+    def __init__(self, frames: int):
+        self.remaining = frames
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def read(self):
+        if self.remaining <= 0:
+            return False, None
+        self.remaining -= 1
+        return True, phantom_pair(self.remaining, 128, 96)[0]
+
+    def set(self, prop, value) -> bool:
+        return True
+
+    def get(self, prop) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("latest", ["--latest", "--no-latest"])
+def test_a_lost_camera_ends_with_exit_1_and_says_so(tmp_path, monkeypatch, capsys, latest):
+    capture = StoppingCapture(frames=5)
+    monkeypatch.setitem(sources._OPENERS, "camera", lambda cfg: CameraSource(
+        cfg.target, retry_s=cfg.retry_s, capture_factory=lambda target, api: capture))
+    report, out = tmp_path / "run.json", tmp_path / "out.avi"
+    code = main(["--camera", "0", "--retry-s", "0.3", latest, "--headless", "--quiet",
+                 "--model", str(FIXTURE), "--report", str(report), "--record", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("edge-run: error: source camera 0 lost: no frame for 0.3 s")
+    data = json.loads(report.read_text())
+    assert data["stop_reason"].startswith("source camera 0 lost") and data["frames"] >= 1
+    assert video_frames(out) == data["frames"]
+
+
+def test_a_report_that_cannot_be_written_at_the_end_goes_to_stderr(tmp_path, monkeypatch,
+                                                                   capsys):
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(edge.loop, "write_json_atomic", disk_full)
+    code = main(["--headless", "--quiet", "--max-frames", "3", "--model", str(FIXTURE),
+                 "--report", str(tmp_path / "run.json")])
+    err = capsys.readouterr().err
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("edge-run: error: --report") and "No space left" in last
+    printed = json.loads(err[: err.rindex("edge-run: error:")])
+    assert printed["frames"] == 3 and printed["stop_reason"] == "max frames"
+
+
+def copy_model(tmp_path: Path, sidecar_changes: dict) -> Path:
+    model = tmp_path / FIXTURE.name
+    shutil.copy(FIXTURE, model)
+    meta = json.loads(FIXTURE.with_suffix(".json").read_text())
+    model.with_suffix(".json").write_text(json.dumps({**meta, **sidecar_changes}))
+    return model
+
+
+def test_sha256_mismatch_refuses_unless_allowed_then_warns_and_reports(tmp_path, capsys):
+    model = copy_model(tmp_path, {"sha256": "0" * 64})
+    report = tmp_path / "run.json"
+    argv = ["--headless", "--quiet", "--max-frames", "2", "--model", str(model),
+            "--report", str(report)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sha256" in err[0] and "--allow-sha256-mismatch" in err[0]
+    assert not report.exists()
+    assert main([*argv, "--allow-sha256-mismatch"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("edge-run: warning:") and "sha256" in err[0]
+    data = json.loads(report.read_text())
+    assert data["sha256_check"] == "mismatch" and data["sidecar_sha256"] == "0" * 64
+    assert data["model_sha256"] == sha256_file(model)
+
+
+class CroppedSource(InterruptingSource):
+    """A source that knows where the scanner image is (as a DICOM source may)."""
+
+    roi = (0, 0, 120, 80)  # a corner away from the phantom nerve
+
+    def __init__(self):
+        super().__init__()
+
+    def read(self) -> Frame | None:
+        self.reads += 1
+        image, _ = phantom_pair(self.reads)
+        return Frame(image=image, index=self.reads - 1, name=f"{self.reads:06d}", timestamp=0.0)
+
+
+def test_a_source_roi_is_used_when_no_roi_is_given(monkeypatch):
+    monkeypatch.setattr(edge.loop, "open_source", lambda cfg: CroppedSource())
+    sink = StopAfter(2)
+    monkeypatch.setattr(edge.loop, "open_sinks", lambda cfg, stack, fps: [sink])
+    run(RunConfig(model=str(FIXTURE), headless=True, quiet=True))
+    for result in sink.results:  # without the crop the fixture finds the nerve mid-frame
+        assert not result.mask[80:].any() and not result.mask[:, 120:].any()
+
+
+def test_realtime_plays_a_clip_at_its_own_rate(tmp_path, small_video):
+    report = tmp_path / "run.json"
+    assert main(["--video", str(small_video), "--realtime", "--headless", "--quiet",
+                 "--model", str(FIXTURE), "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    # 12 frames of a 10 fps clip: 11 periods between the first and the last (minus slack).
+    assert data["frames"] == 12 and data["wall_s"] >= 1.1 - 0.1
+    assert data["source"]["realtime"] is True
