@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.resources
 import os
 import sys
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 
 from edge.backends import open_backend
+from edge.dicom.area import NerveArea
 from edge.errors import ModelError, OutputError, SourceStalled, UserInputError
 from edge.metadata import ModelMeta, load_meta, sha256_file, write_json_atomic
 from edge.meter import StageMeter, format_summary
@@ -75,6 +77,8 @@ class RunConfig:
     report: JSON file for the summary. max_frames: stop after this many frames (None = run on).
     serve: "[HOST:]PORT" for the web view; serve_token: its access token.
     show_fps: draw FPS and per-stage ms on the overlay. quiet: no config block, status or summary.
+    dicom_out: folder for the DICOM SEG + overlay capture (DICOM input only; edge.dicom).
+    pacs: send those to this PACS ("HOST:PORT:AET" or a DICOMweb URL); kept in an outbox.
     """
 
     model: str | None = None
@@ -97,6 +101,8 @@ class RunConfig:
     serve_max_viewers: int = 4
     show_fps: bool = True
     quiet: bool = False
+    dicom_out: str | None = None
+    pacs: str | None = None
 
     def __post_init__(self):
         checks = [
@@ -109,6 +115,9 @@ class RunConfig:
             (0.0 <= self.alpha <= 1.0, f"--alpha {self.alpha}: use an opacity from 0 to 1"),
             (self.max_frames is None or self.max_frames >= 1,
              f"--max-frames {self.max_frames}: use 1 or more"),
+            (self.pacs is None or bool(self.dicom_out),
+             "--pacs needs --dicom-out DIR: files are written there and kept until the PACS "
+             "has them"),
         ]
         for ok, message in checks:
             if not ok:
@@ -208,7 +217,8 @@ class Pipeline:
             return self.post(outputs, frame.image.shape[:2], self.pre.roi)
 
 
-def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -> list:
+def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
+               source=None, model_version: str = "unknown") -> list:
     """Every requested output, opened (and so validated) now; closed by ``stack``."""
     makers: list[Callable[[], object]] = []
     if not cfg.headless:
@@ -224,6 +234,11 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,
                                                   max_viewers=cfg.serve_max_viewers,
                                                   alpha=cfg.alpha, log=log))
+    if cfg.dicom_out:
+        from edge.dicom.sink import DicomSink  # only when asked: pydicom, highdicom
+
+        makers.append(lambda: DicomSink.from_run(cfg.dicom_out, cfg.pacs, source, cfg.alpha,
+                                                 model_version, None if cfg.quiet else _say))
     sinks = []
     for make in makers:
         sink = make()
@@ -240,8 +255,9 @@ def _status(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def stats_lines(meter: StageMeter, post, show_fps: bool) -> list[str]:
-    nerve = f"nerve: yes, {post.area_px} px" if post.detected else "nerve: no"
+def stats_lines(meter: StageMeter, post, show_fps: bool,
+                area: NerveArea | None = None) -> list[str]:
+    nerve = (area or NerveArea()).text(post.area_px, post.detected)
     if not show_fps:
         return [nerve]
     ms = meter.last_ms
@@ -258,7 +274,8 @@ def describe(cfg: RunConfig, pipe: Pipeline) -> str:
     h, w = b.input_hw
     outputs = [name for name, on in (("window", not cfg.headless), ("record " + str(cfg.record),
                cfg.record), ("masks " + str(cfg.save_masks), cfg.save_masks),
-               ("serve " + str(cfg.serve), cfg.serve), ("report " + str(cfg.report), cfg.report))
+               ("serve " + str(cfg.serve), cfg.serve), ("report " + str(cfg.report), cfg.report),
+               ("dicom " + str(cfg.dicom_out), cfg.dicom_out), ("pacs", cfg.pacs))
                if on] or ["none (headless)"]
     src = cfg.source
     return "\n".join([
@@ -298,8 +315,10 @@ def _report(cfg: RunConfig, pipe: Pipeline, summary: dict) -> dict:
 class Runner:
     """One run's state: the pipeline, the sinks and the stop logic."""
 
-    def __init__(self, cfg: RunConfig, pipe: Pipeline, sinks: list, meter: StageMeter):
+    def __init__(self, cfg: RunConfig, pipe: Pipeline, sinks: list, meter: StageMeter,
+                 area: NerveArea | None = None):
         self.cfg, self.pipe, self.sinks, self.meter = cfg, pipe, sinks, meter
+        self.area = area or NerveArea()  # mm2 when the source knows its pixel size
         self.needs_overlay = any(s.needs_overlay for s in sinks)
         self.status_due = time.monotonic() + STATUS_EVERY_S
         self.last_post = None
@@ -308,6 +327,7 @@ class Runner:
         """Process one frame (capture already timed); False when a sink asks to stop."""
         post = self.pipe.infer(frame)
         self.last_post = post
+        self.area.add(post.area_px, post.detected)
         with self.meter.stage("render"):
             self._render(frame, post)
         self.meter.end_frame()
@@ -320,11 +340,12 @@ class Runner:
         bgr = to_bgr8(frame.image)
         overlay = None
         if self.needs_overlay:
-            lines = stats_lines(self.meter, post, self.cfg.show_fps)
+            lines = stats_lines(self.meter, post, self.cfg.show_fps, self.area)
             overlay = draw_overlay(bgr, post.mask, self.cfg.alpha, lines)
         result = FrameResult(
             frame_index=frame.index, name=frame.name, frame=bgr, mask=post.mask, prob=post.prob,
             overlay=overlay, detected=post.detected, area_px=post.area_px,
+            area_mm2=self.area.mm2(post.area_px),
             presence=post.presence, fps=self.meter.fps, stage_ms=dict(self.meter.last_ms),
         )
         for sink in self.sinks:
@@ -338,7 +359,7 @@ class Runner:
             return
         self.status_due = now + STATUS_EVERY_S
         post = self.last_post
-        nerve = f"nerve yes ({post.area_px} px)" if post.detected else "nerve no"
+        nerve = f"nerve yes ({self.area.label(post.area_px)})" if post.detected else "nerve no"
         inference = self.meter.last_ms.get("inference", 0.0)
         _status(f"edge-run: frame {self.meter.frames}, {self.meter.fps:.1f} FPS, "
                 f"inference {inference:.1f} ms, {nerve}")
@@ -378,10 +399,16 @@ def run(cfg: RunConfig) -> dict:
             what = " ".join(str(v) for v in (cfg.source.kind, cfg.source.target) if v is not None)
             raise UserInputError(f"source {what} delivered no frame: check that it plays, "
                                  f"or pick another source")
-        check_roi(cfg.roi, first.image.shape[:2])
+        hint = getattr(source, "default_roi", None)  # e.g. a DICOM ultrasound image region
+        if cfg.roi is None and hint is not None:
+            pipe.pre = dataclasses.replace(pipe.pre, roi=tuple(hint))
+        check_roi(pipe.pre.roi, first.image.shape[:2])
+        if hasattr(source, "pace"):  # a recorded cine plays at its own rate when watched
+            source.pace(not cfg.headless or bool(cfg.serve))
         fps = getattr(source, "fps", None) or cfg.source.fps
-        sinks = open_sinks(cfg, stack, fps)
-        runner = Runner(cfg, pipe, sinks, meter)
+        sinks = open_sinks(cfg, stack, fps, source, pipe.meta.version)
+        area = NerveArea(getattr(source, "pixel_area_mm2", None))
+        runner = Runner(cfg, pipe, sinks, meter, area)
         meter.begin_frame()
         try:
             reason = runner.loop(source, first)
@@ -390,7 +417,7 @@ def run(cfg: RunConfig) -> dict:
         except SourceStalled as e:
             reason = f"source stalled ({e})"
     # The sinks are closed here (the recording is playable) before the summary is written.
-    summary = {**meter.summary(), "stop_reason": reason}
+    summary = {**meter.summary(), "stop_reason": reason, "nerve_area": runner.area.summary()}
     if not cfg.quiet:
         _say(f"edge-run: stopped: {reason}\n{format_summary(summary)}")
     if cfg.report:

@@ -5,6 +5,7 @@
     open_source(SourceConfig(kind="images", target="dir"))  image folder (tif/png/jpg/bmp, 8/16-bit)
     open_source(SourceConfig(kind="picamera"))              Raspberry Pi camera (picamera2)
     open_source(SourceConfig(kind="phantom"))               built-in synthetic ultrasound
+    open_source(SourceConfig(kind="dicom", target="a.dcm"))  DICOM file or folder (edge.dicom)
 
 Live sources (cameras, streams, the Pi camera) are wrapped in edge.latest.LatestFrame unless
 ``latest=False``, so the loop always gets the newest frame instead of a seconds-old buffer.
@@ -48,14 +49,14 @@ PICAMERA_HELP = (
     "the venv with `python3 -m venv --system-site-packages`"
 )
 
-SOURCE_KINDS = ("camera", "video", "images", "picamera", "phantom")
+SOURCE_KINDS = ("camera", "video", "images", "picamera", "phantom", "dicom")
 
 
 @dataclass(frozen=True)
 class SourceConfig:
     """Which frames to read.
 
-    kind:    "camera" | "video" | "images" | "picamera" | "phantom".
+    kind:    "camera" | "video" | "images" | "picamera" | "phantom" | "dicom".
     target:  camera index (0 or "0") or device path ("/dev/video2"); video path or stream URL;
              image folder (or one image file). Unused by picamera and phantom.
     width, height, fps: requested capture size/rate for cameras (None = device default);
@@ -648,6 +649,14 @@ def phantom_pair(
     return phantom.frame(index), phantom.truth(index)
 
 
+# --------------------------------------------------------------------------- DICOM
+def _open_dicom(cfg: SourceConfig) -> FrameSource:
+    """DICOM files and cines: edge.dicom (extra [dicom]), imported only when asked."""
+    from edge.dicom.read import DicomSource
+
+    return DicomSource.from_config(cfg)
+
+
 # --------------------------------------------------------------------------- factory
 _OPENERS: dict[str, Callable[[SourceConfig], FrameSource]] = {
     "camera": CameraSource.from_config,
@@ -655,6 +664,7 @@ _OPENERS: dict[str, Callable[[SourceConfig], FrameSource]] = {
     "images": ImageDirSource.from_config,
     "picamera": PiCameraSource.from_config,
     "phantom": PhantomSource.from_config,
+    "dicom": _open_dicom,
 }
 
 
@@ -685,6 +695,8 @@ def source_from_uri(text: str) -> SourceConfig:
         return SourceConfig(kind="video", target=spec)
     if lowered.startswith("file://"):
         spec = spec[len("file://") :]
+    if Path(spec).suffix.lower() == ".dcm":
+        return SourceConfig(kind="dicom", target=spec)
     if Path(spec).is_dir():
         return SourceConfig(kind="images", target=spec)
     return SourceConfig(kind="video", target=spec)
