@@ -103,12 +103,14 @@ def _check_decoder(path: Path, ds) -> None:
 
 
 def _load_instance(path: Path, pydicom, explicit: bool) -> Instance | None:
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=explicit)
-    except Exception as exc:  # noqa: BLE001  pydicom raises many kinds on a non-DICOM file
+    try:  # force: files without the 128-byte preamble are still DICOM
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception:  # noqa: BLE001  pydicom raises many kinds on a non-DICOM file
+        ds = None
+    if ds is None or ("SOPClassUID" not in ds and "Rows" not in ds):
         if explicit:
-            raise SourceError(f"{path} is not a DICOM file ({type(exc).__name__}); "
-                              f"give a .dcm file or a folder of them") from None
+            raise SourceError(f"{path} is not a DICOM file; give a .dcm file or a folder "
+                              f"of them")
         return None
     if "Rows" not in ds or str(ds.get("SOPClassUID", "")) in SKIP_SOP_CLASSES:
         if explicit:
