@@ -217,8 +217,7 @@ class Pipeline:
             return self.post(outputs, frame.image.shape[:2], self.pre.roi)
 
 
-def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
-               source=None, model_version: str = "unknown") -> list:
+def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -> list:
     """Every requested output, opened (and so validated) now; closed by ``stack``."""
     makers: list[Callable[[], object]] = []
     if not cfg.headless:
@@ -234,17 +233,22 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,
                                                   max_viewers=cfg.serve_max_viewers,
                                                   alpha=cfg.alpha, log=log))
-    if cfg.dicom_out:
-        from edge.dicom.sink import DicomSink  # only when asked: pydicom, highdicom
-
-        makers.append(lambda: DicomSink.from_run(cfg.dicom_out, cfg.pacs, source, cfg.alpha,
-                                                 model_version, None if cfg.quiet else _say))
     sinks = []
     for make in makers:
         sink = make()
         stack.callback(sink.close)
         sinks.append(sink)
     return sinks
+
+
+def open_dicom_sink(cfg: RunConfig, stack: contextlib.ExitStack, source, model_version: str):
+    """--dicom-out [--pacs]: SEG + overlay capture at close; it refers to the source's files."""
+    from edge.dicom.sink import DicomSink  # only when asked: pydicom, highdicom
+
+    sink = DicomSink.from_run(cfg.dicom_out, cfg.pacs, source, cfg.alpha, model_version,
+                              None if cfg.quiet else _say)
+    stack.callback(sink.close)
+    return sink
 
 
 def _say(text: str) -> None:
@@ -302,7 +306,9 @@ def _report(cfg: RunConfig, pipe: Pipeline, summary: dict) -> dict:
         "threads": pipe.backend.threads,
         "source": asdict(cfg.source),
         "config": {
-            **{k: v for k, v in asdict(cfg).items() if k not in ("source", "serve_token")},
+            **{k: v for k, v in asdict(cfg).items()
+               if k not in ("source", "serve_token", "pacs")},  # a PACS URL may hold a password
+            "roi": list(pipe.pre.roi) if pipe.pre.roi else None,  # --roi or the source's region
             "threshold": pipe.post_cfg.threshold,
             "min_area": pipe.post_cfg.min_area,
             "smooth": pipe.post_cfg.smooth,
@@ -406,7 +412,9 @@ def run(cfg: RunConfig) -> dict:
         if hasattr(source, "pace"):  # a recorded cine plays at its own rate when watched
             source.pace(not cfg.headless or bool(cfg.serve))
         fps = getattr(source, "fps", None) or cfg.source.fps
-        sinks = open_sinks(cfg, stack, fps, source, pipe.meta.version)
+        sinks = open_sinks(cfg, stack, fps)
+        if cfg.dicom_out:
+            sinks.append(open_dicom_sink(cfg, stack, source, pipe.meta.version))
         area = NerveArea(getattr(source, "pixel_area_mm2", None))
         runner = Runner(cfg, pipe, sinks, meter, area)
         meter.begin_frame()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,8 +127,8 @@ class DicomSink:
     def _send(self) -> None:
         result = self.outbox.flush(self._pacs)
         message = flush_message(result, self._pacs, self.outbox, self._retry_cmd)
-        if result.kept:
-            logger.warning("%s", message)
+        if result.kept:  # an error line, printed even with --quiet: files wait on disk
+            print(message, file=sys.stderr, flush=True)
         elif self._log:
             self._log(message)
 

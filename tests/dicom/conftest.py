@@ -9,6 +9,7 @@ temporary config; the tests that need it skip with one line where it is not inst
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,17 +21,28 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from dicomfiles import US_EXAMPLES, make_us, shipped
 
-pytest.importorskip("pydicom", reason="the [dicom] extra is not installed (pip install -e '.[dicom]')")
-pytest.importorskip("highdicom", reason="the [dicom] extra is not installed")
-
-from dicomfiles import US_EXAMPLES, make_us, shipped  # noqa: E402
+HERE = Path(__file__).resolve().parent
+EXTRA = ("pydicom", "highdicom", "pynetdicom")
+MISSING = [name for name in EXTRA if importlib.util.find_spec(name) is None]
 
 ORTHANC = "Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC_AET = "ORTHANC"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Without the [dicom] extra every test here skips with one line saying how to get it."""
+    if not MISSING:
+        return
+    skip = pytest.mark.skip(reason=f"the [dicom] extra is not installed ({', '.join(MISSING)}"
+                                   f" missing): pip install -e '.[dicom]'")
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

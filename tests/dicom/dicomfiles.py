@@ -66,7 +66,8 @@ def make_us(path: Path, pixels: np.ndarray, *, photometric: str | None = None,
     meta.MediaStorageSOPInstanceUID = uid.generate_uid()
     meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.PatientName, ds.PatientID = PATIENT_NAME, PATIENT_ID
     ds.PatientBirthDate, ds.PatientSex = "19700101", "F"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = uid.generate_uid(), uid.generate_uid()

@@ -62,8 +62,10 @@ def _run(cine: Path, out: Path, *extra: str) -> list[np.ndarray]:
 
 
 def test_region_is_the_default_roi_and_roi_flag_overrides_it(phantom_cine, tmp_path) -> None:
-    in_region = _run(phantom_cine, tmp_path / "region")
+    report = tmp_path / "run.json"
+    in_region = _run(phantom_cine, tmp_path / "region", "--report", str(report))
     whole = _run(phantom_cine, tmp_path / "whole", "--roi", "0,0,580,420")
+    assert json.loads(report.read_text())["config"]["roi"] == [0, 0, REGION_X1 + 1, 420]
     assert all(m[:, REGION_X1 + 1:].any() for m in whole)  # the nerve, outside the region
     assert not any(m[:, REGION_X1 + 1:].any() for m in in_region)  # cropped away by default
 

@@ -187,7 +187,8 @@ def test_missing_decoder_names_the_extra_and_the_install_command(us_examples) ->
     """Hide every JPEG decoder pydicom could use: opening the JPEG cine fails in one line."""
     code = (
         "import sys\n"
-        "for m in ('pylibjpeg', 'libjpeg', 'openjpeg', 'PIL', 'gdcm', 'rle'): sys.modules[m] = None\n"
+        "for m in ('pylibjpeg', 'libjpeg', 'openjpeg', 'PIL', 'gdcm', 'rle'):\n"
+        "    sys.modules[m] = None\n"
         "from edge.dicom.read import DicomSource\n"
         "from edge.errors import SourceError\n"
         f"try:\n    DicomSource({str(us_examples['examples_ybr_color.dcm'])!r})\n"
