@@ -408,6 +408,8 @@ def run(cfg: RunConfig) -> dict:
         hint = getattr(source, "default_roi", None)  # e.g. a DICOM ultrasound image region
         if cfg.roi is None and hint is not None:
             pipe.pre = dataclasses.replace(pipe.pre, roi=tuple(hint))
+            if not cfg.quiet:
+                _say(f"          roi     {','.join(map(str, hint))} (the source's image region)")
         check_roi(pipe.pre.roi, first.image.shape[:2])
         if hasattr(source, "pace"):  # a recorded cine plays at its own rate when watched
             source.pace(not cfg.headless or bool(cfg.serve))

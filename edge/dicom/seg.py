@@ -22,6 +22,7 @@ import numpy as np
 
 from edge import __version__ as EDGE_VERSION
 from edge.clikit import require
+from edge.errors import OutputError
 
 SEG_SERIES_NUMBER = 9901  # high series numbers keep derived series after the scanner's own
 SC_SERIES_NUMBER = 9902
@@ -57,9 +58,8 @@ def build_seg(source, masks: np.ndarray, frame_numbers: Sequence[int],
 
     masks = np.asarray(masks) > 0
     multi = "NumberOfFrames" in source
-    view = source
+    view = _with_type2(source)
     if multi:  # a one-frame, single-frame-class view: what highdicom accepts without FoR
-        view = copy.copy(source)
         del view.NumberOfFrames
         view.SOPClassUID = _single_frame_class(source.SOPClassUID)
     with warnings.catch_warnings():
@@ -76,6 +76,44 @@ def build_seg(source, masks: np.ndarray, frame_numbers: Sequence[int],
     if multi:
         _extend(seg, source, masks, frame_numbers)
     return seg
+
+
+TYPE2_KEYWORDS = (  # Patient and General Study attributes a SEG must have, maybe empty
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+    "StudyID", "AccessionNumber", "ReferringPhysicianName",
+)
+REFERENCE_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+
+
+def _with_type2(source):
+    """A shallow copy of the header with missing type-2 attributes present and empty (minimal
+    exports leave out Patient ID and the like); the UIDs a reference needs must be there."""
+    missing = [k for k in REFERENCE_KEYWORDS if not source.get(k)]
+    if missing:
+        raise OutputError(f"the source has no {', '.join(missing)}: a SEG cannot refer to it; "
+                          f"run without --dicom-out")
+    view = copy.copy(source)
+    for keyword in TYPE2_KEYWORDS:
+        if keyword not in view:
+            setattr(view, keyword, "")
+    for keyword, separators in (("StudyDate", ".-/"), ("StudyTime", ":")):
+        setattr(view, keyword, _conformant(keyword, view.get(keyword), separators))
+    return view
+
+
+def _conformant(keyword: str, value, separators: str) -> str:
+    """Old ACR-NEMA style dates/times ("2001.01.31", "14:04:38") in DICOM form, else empty."""
+    from pydicom.valuerep import DA, TM
+
+    text = str(value or "")
+    for sep in separators:
+        text = text.replace(sep, "")
+    if text:
+        try:
+            (DA if keyword == "StudyDate" else TM)(text)
+        except ValueError:
+            return ""
+    return text
 
 
 def _single_frame_class(sop_class: str) -> str:
@@ -127,7 +165,9 @@ def build_capture(source, overlays_rgb: np.ndarray, fps: float | None):
     meta.MediaStorageSOPInstanceUID = uid.generate_uid()
     meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
     ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    _copy_patient_study(ds, source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # value checks may quote the patient's name
+        _copy_patient_study(ds, _with_type2(source))
     now = datetime.datetime.now()
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
@@ -154,24 +194,15 @@ def build_capture(source, overlays_rgb: np.ndarray, fps: float | None):
     return ds
 
 
-PATIENT_STUDY_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
-    "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName",
-    "StudyDescription", "SpecificCharacterSet",
-)
+PATIENT_STUDY_KEYWORDS = (*TYPE2_KEYWORDS, "StudyInstanceUID", "StudyDescription",
+                          "SpecificCharacterSet")
 
 
 def _copy_patient_study(ds, source) -> None:
-    """Patient and General Study modules from the source (type 2: present, maybe empty)."""
+    """Patient and General Study modules from the source (completed by _with_type2)."""
     for keyword in PATIENT_STUDY_KEYWORDS:
         if keyword in source:
             setattr(ds, keyword, source.data_element(keyword).value)
-        elif keyword != "SpecificCharacterSet":
-            setattr(ds, keyword, "")
-    if not ds.StudyInstanceUID:
-        from pydicom import uid
-
-        ds.StudyInstanceUID = uid.generate_uid()
 
 
 def _reference(source):

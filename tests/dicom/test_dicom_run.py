@@ -14,6 +14,7 @@ from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us
 from edge.cli import main
 from edge.dicom.area import NerveArea
 from edge.dicom.read import DicomSource
+from edge.dicom.seg import read_masks
 from edge.loop import Pipeline, RunConfig, Runner, stats_lines
 from edge.meter import StageMeter
 from edge.serve import status_of
@@ -43,15 +44,22 @@ def masks_in(folder: Path) -> list[np.ndarray]:
 def test_every_shipped_example_runs_headless_and_saves_masks(us_examples, tmp_path, name):
     import pydicom
 
+    import highdicom as hd
+
     ds = pydicom.dcmread(us_examples[name], stop_before_pixels=True)
     out = tmp_path / "masks"
     code = main(["--dicom", str(us_examples[name]), "--headless", "--save-masks", str(out),
-                 "--quiet"])
+                 "--dicom-out", str(tmp_path / "dcm"), "--quiet"])
     assert code == 0
     masks = masks_in(out)
-    assert len(masks) == int(ds.get("NumberOfFrames") or 1)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    assert len(masks) == frames
     assert all(m.shape == (ds.Rows, ds.Columns) and set(np.unique(m)) <= {0, 255}
                for m in masks)
+    seg = hd.seg.segread(tmp_path / "dcm" / f"{Path(name).stem}.seg.dcm")
+    numbers = range(1, frames + 1) if "NumberOfFrames" in ds else None
+    decoded = read_masks(seg, str(ds.SOPInstanceUID), numbers)
+    np.testing.assert_array_equal(decoded, np.stack(masks) > 0)
 
 
 def _run(cine: Path, out: Path, *extra: str) -> list[np.ndarray]:
