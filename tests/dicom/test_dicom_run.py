@@ -42,9 +42,8 @@ def masks_in(folder: Path) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("name", sorted(US_EXAMPLES))
 def test_every_shipped_example_runs_headless_and_saves_masks(us_examples, tmp_path, name):
-    import pydicom
-
     import highdicom as hd
+    import pydicom
 
     ds = pydicom.dcmread(us_examples[name], stop_before_pixels=True)
     out = tmp_path / "masks"
