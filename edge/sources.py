@@ -681,8 +681,8 @@ def open_source(cfg: SourceConfig) -> FrameSource:
 
 def source_from_uri(text: str) -> SourceConfig:
     """A SourceConfig from one string, jetson-utils videoSource style: "phantom", "picamera",
-    "0" or "/dev/video0" (camera), "rtsp://..." / "http://..." (stream), an existing folder
-    (images), any other path (video)."""
+    "0" or "/dev/video0" (camera), "rtsp://..." / "http://..." (stream), a .dcm file (dicom),
+    an existing folder (images), any other path (video)."""
     spec = text.strip()
     lowered = spec.lower()
     if lowered in ("phantom", "picamera"):

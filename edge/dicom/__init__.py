@@ -7,6 +7,7 @@
     sink.py     DicomSink: collects the masks of a run and writes the DICOM files at close
     pacs.py     PacsNode: C-STORE (pynetdicom) and STOW-RS (urllib), retries with backoff
     outbox.py   Outbox: files wait on disk until the PACS has them
+    flags.py    edge-run's --dicom-out / --pacs / --pacs-flush (plain argparse)
 
 Nothing here imports pydicom, highdicom or pynetdicom at module level, so importing
 edge.dicom costs nothing when the run does not use DICOM.

@@ -79,6 +79,7 @@ class OrthancServer:
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         }))
         self.proc: subprocess.Popen | None = None
+        self._log = None
 
     @property
     def rest(self) -> str:
@@ -93,9 +94,9 @@ class OrthancServer:
         return f"127.0.0.1:{self.dicom_port}:{ORTHANC_AET}"
 
     def start(self) -> None:
-        log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115  closed with the process
-        self.proc = subprocess.Popen([ORTHANC, str(self.config)], stdout=log, stderr=log,
-                                     cwd=self.folder)
+        self._log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115  closed in kill()
+        self.proc = subprocess.Popen([ORTHANC, str(self.config)], stdout=self._log,
+                                     stderr=self._log, cwd=self.folder)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -113,6 +114,9 @@ class OrthancServer:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(STOP_TIMEOUT_S)
         self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def get(self, route: str):
         with urllib.request.urlopen(self.rest + route, timeout=5) as reply:
