@@ -198,3 +198,20 @@ def test_missing_decoder_names_the_extra_and_the_install_command(us_examples) ->
                          cwd=REPO, env={"PYTHONPATH": str(REPO)}, timeout=120)
     assert "no decoder for JPEG Baseline" in out.stdout, out.stderr
     assert "pip install -e '.[dicom]'" in out.stdout
+
+
+def test_without_pydicom_dicom_input_is_one_line_naming_the_extra(us_examples) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['pydicom'] = None\n"
+        "from edge.cli import main\n"
+        f"sys.exit(main(['--dicom', {str(us_examples['examples_rgb_color.dcm'])!r}, "
+        "'--headless', '--quiet']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, env={"PYTHONPATH": str(REPO)}, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "edge-run: error: DICOM input needs 'pydicom', which is not installed: "
+        "pip install -e '.[dicom]' from the nerve-edge repository root "
+        "(or `make venv`, which installs every extra)"]
