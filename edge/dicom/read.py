@@ -37,23 +37,17 @@ logger = logging.getLogger(__name__)
 MS_PER_S = 1000.0
 FRAME_DIGITS = 4  # Frame.name = <file stem>_<frame number, 1-based, zero-padded>
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
-COLOR_TO_RGB = frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT"})
 REFS_KEPT = 256  # frames whose origin ref() still knows (sinks ask right after the read)
 SKIP_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.66.4"})  # Segmentation: our own output
 
 
 @dataclass
 class Instance:
-    """One DICOM image file: its header (no pixels), where it is, how many frames."""
+    """One DICOM image file: where it is, its header (no pixels), its ultrasound region."""
 
     path: Path
     header: Any  # pydicom Dataset read with stop_before_pixels
-    frames: int
     region: UltrasoundRegion | None
-
-    @property
-    def sop_instance_uid(self) -> str:
-        return str(self.header.SOPInstanceUID)
 
 
 def frame_rate(ds) -> float | None:
@@ -118,8 +112,7 @@ def _load_instance(path: Path, pydicom, explicit: bool) -> Instance | None:
                               f"give a DICOM image or cine")
         return None
     _check_decoder(path, ds)
-    frames = int(ds.get("NumberOfFrames") or 1)
-    return Instance(path, ds, frames, image_region(ds, path.name))
+    return Instance(path, ds, image_region(ds, path.name))
 
 
 def find_instances(target: str | Path) -> list[Instance]:
