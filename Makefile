@@ -8,11 +8,11 @@ VENV_EDGE := .venv-edge
 VENV := .venv
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: run test test-edge test-rest lint venv venv-edge browser clean
+.PHONY: run test test-edge test-dicom test-rest lint venv venv-edge browser orthanc clean
 
 $(VENV_EDGE)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV_EDGE)
-	$(VENV_EDGE)/bin/pip install $(PIP_FLAGS) -e ".[onnx,dev]"
+	$(VENV_EDGE)/bin/pip install $(PIP_FLAGS) -e ".[onnx,dev,dicom]"
 	touch $@
 
 $(VENV)/.installed: pyproject.toml
@@ -37,13 +37,22 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
 	  echo "could not install chromium; the browser test will skip"
 
+# Debian's Orthanc PACS (+ DICOMweb plugin): the DICOM tests start it on loopback themselves.
+orthanc:
+	@command -v Orthanc >/dev/null && test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so || \
+	  (apt-get update -qq && apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null) || \
+	  echo "could not install orthanc; the PACS tests will skip"
+
+test-dicom: $(VENV_EDGE)/.installed orthanc
+	$(VENV_EDGE)/bin/python -m pytest -q tests/dicom
+
 test-edge: $(VENV_EDGE)/.installed browser
 	$(VENV_EDGE)/bin/python -m pytest -q tests/edge
 
 test-rest: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q tests --ignore=tests/edge
+	$(VENV)/bin/python -m pytest -q tests --ignore=tests/edge --ignore=tests/dicom
 
-test: test-edge test-rest
+test: test-edge test-dicom test-rest
 
 lint: $(VENV_EDGE)/.installed
 	$(VENV_EDGE)/bin/ruff check .

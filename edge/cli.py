@@ -13,6 +13,7 @@ import os
 import sys
 
 from edge import clikit
+from edge.dicom.flags import add_dicom_flags, flush_outbox
 
 PROG = "edge-run"
 EXAMPLES = """\
@@ -25,6 +26,7 @@ examples:
   edge-run --video rtsp://10.0.0.5/stream --headless --serve 8080
   edge-run --images scans/ --headless --save-masks masks/    one 0/255 PNG per image
   edge-run --picamera --threads 4 --smooth 0.5               Raspberry Pi camera
+  edge-run --dicom cine.dcm --headless --dicom-out out/ --pacs 10.0.0.9:4242:PACS
   edge-run --model nerve.onnx --onnx-providers TensorrtExecutionProvider,CPUExecutionProvider
 
 exit status: 0 ok; 2 bad input (flag, path, model, sidecar, source, output, missing extra);
@@ -69,6 +71,8 @@ def _add_source_flags(ap: argparse.ArgumentParser) -> None:
     x.add_argument("--images", type=str, metavar="DIR",
                    help="folder of tif/png/jpg/bmp images (8/16-bit), sorted by name")
     x.add_argument("--picamera", action="store_true", help="Raspberry Pi camera (picamera2)")
+    x.add_argument("--dicom", type=str, metavar="FILE|DIR",
+                   help="DICOM ultrasound image, cine loop or folder of them (extra [dicom])")
     x.add_argument("--source", type=str, choices=["phantom"],
                    help="built-in synthetic phantom, no camera or data needed (the default)")
     g.add_argument("--width", type=clikit.positive_int, metavar="PX",
@@ -163,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_flags(ap)
     _add_model_flags(ap)
     _add_output_flags(ap)
+    add_dicom_flags(ap)
     return ap
 
 
@@ -178,6 +183,8 @@ def _source_config(args: argparse.Namespace):
         kind, target = "images", args.images
     elif args.picamera:
         kind, target = "picamera", None
+    elif args.dicom is not None:
+        kind, target = "dicom", args.dicom
     else:
         kind, target = "phantom", None
     return SourceConfig(
@@ -198,6 +205,7 @@ def config_from_args(args: argparse.Namespace):
         serve_token=args.serve_token, serve_max_viewers=args.serve_max_viewers,
         show_fps=not args.no_stats, quiet=args.quiet, on_bad_frame=args.on_bad_frame,
         allow_sha256_mismatch=args.allow_sha256_mismatch,
+        dicom_out=args.dicom_out, pacs=args.pacs,
     )
 
 
@@ -206,6 +214,8 @@ def _main(argv: list[str]) -> int:
     # error; keep its errors only. Set before the parser's defaults import cv2.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     args = build_parser().parse_args(argv)  # usage errors: argparse prints and exits 2
+    if args.pacs_flush:  # only the DICOM outbox: no model, no frames
+        return flush_outbox(args.dicom_out, args.pacs)
     from edge.loop import run
 
     run(config_from_args(args))

@@ -26,6 +26,7 @@ import numpy as np
 
 from edge.backends import open_backend
 from edge.clikit import stop_reason
+from edge.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
 from edge.metadata import ModelMeta, check_sha256, load_meta
@@ -91,6 +92,8 @@ class RunConfig:
     show_fps: draw FPS and per-stage ms on the overlay. quiet: no config block, status or summary.
     on_bad_frame: "skip" (warn, count in the summary, go on) or "stop" (end the run, exit 2).
     allow_sha256_mismatch: run a model whose sidecar sha256 does not match (warned, reported).
+    dicom_out: folder for the DICOM SEG + overlay capture (DICOM input only; edge.dicom).
+    pacs: send those to this PACS ("HOST:PORT:AET" or a DICOMweb URL); kept in an outbox.
     """
 
     model: str | None = None
@@ -115,6 +118,8 @@ class RunConfig:
     quiet: bool = False
     on_bad_frame: str = "skip"
     allow_sha256_mismatch: bool = False
+    dicom_out: str | None = None
+    pacs: str | None = None
 
     def __post_init__(self):
         checks = [
@@ -129,6 +134,9 @@ class RunConfig:
              f"--max-frames {self.max_frames}: use 1 or more"),
             (self.on_bad_frame in BAD_FRAME_POLICIES,
              f"--on-bad-frame {self.on_bad_frame}: use one of {', '.join(BAD_FRAME_POLICIES)}"),
+            (self.pacs is None or bool(self.dicom_out),
+             "--pacs needs --dicom-out DIR: files are written there and kept until the PACS "
+             "has them"),
         ]
         for ok, message in checks:
             if not ok:
@@ -229,6 +237,16 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -
     return sinks
 
 
+def open_dicom_sink(cfg: RunConfig, stack: contextlib.ExitStack, source, model_version: str):
+    """--dicom-out [--pacs]: SEG + overlay capture at close; it refers to the source's files."""
+    from edge.dicom.sink import DicomSink  # only when asked: pydicom, highdicom
+
+    sink = DicomSink.from_run(cfg.dicom_out, cfg.pacs, source, cfg.alpha, model_version,
+                              None if cfg.quiet else _say)
+    stack.callback(sink.close)
+    return sink
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -248,8 +266,9 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(to_gray8(image), cv2.COLOR_GRAY2BGR)
 
 
-def stats_lines(meter: StageMeter, post, show_fps: bool) -> list[str]:
-    nerve = f"nerve: yes, {post.area_px} px" if post.detected else "nerve: no"
+def stats_lines(meter: StageMeter, post, show_fps: bool,
+                area: NerveArea | None = None) -> list[str]:
+    nerve = (area or NerveArea()).text(post.area_px, post.detected)
     if not show_fps:
         return [nerve]
     ms = meter.last_ms
@@ -260,15 +279,18 @@ def stats_lines(meter: StageMeter, post, show_fps: bool) -> list[str]:
     return [f"{meter.fps:.1f} FPS", f"{stages} ms", nerve]
 
 
-def render(cfg: RunConfig, frame: Frame, post, meter: StageMeter, overlay: bool) -> FrameResult:
+def render(cfg: RunConfig, frame: Frame, post, meter: StageMeter, overlay: bool,
+           area: NerveArea) -> FrameResult:
     """What the sinks get: the frame as BGR, the mask, and the overlay when a sink shows it."""
     bgr = to_bgr8(frame.image)
     drawn = None
     if overlay:
-        drawn = draw_overlay(bgr, post.mask, cfg.alpha, stats_lines(meter, post, cfg.show_fps))
+        drawn = draw_overlay(bgr, post.mask, cfg.alpha,
+                             stats_lines(meter, post, cfg.show_fps, area))
     return FrameResult(
         frame_index=frame.index, name=frame.name, frame=bgr, mask=post.mask, prob=post.prob,
-        overlay=drawn, detected=post.detected, area_px=post.area_px, presence=post.presence,
+        overlay=drawn, detected=post.detected, area_px=post.area_px,
+        area_mm2=area.mm2(post.area_px), presence=post.presence,
         fps=meter.fps, stage_ms=dict(meter.last_ms),
     )
 
@@ -281,12 +303,12 @@ class StatusLine:
         self.on = cfg.headless and not cfg.quiet
         self._due = time.monotonic() + STATUS_EVERY_S
 
-    def update(self, meter: StageMeter, post) -> None:
+    def update(self, meter: StageMeter, post, area: NerveArea) -> None:
         now = time.monotonic()
         if not self.on or now < self._due:
             return
         self._due = now + STATUS_EVERY_S
-        nerve = f"nerve yes ({post.area_px} px)" if post.detected else "nerve no"
+        nerve = f"nerve yes ({area.label(post.area_px)})" if post.detected else "nerve no"
         inference = meter.last_ms.get("inference", 0.0)
         _stderr(f"edge-run: frame {meter.frames}, {meter.fps:.1f} FPS, "
                 f"inference {inference:.1f} ms, {nerve}")
@@ -324,7 +346,8 @@ def first_frame(source, bad: BadFrames, cfg: RunConfig) -> Frame:
 
 # ------------------------------------------------------------------------------- the loop
 def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: list,
-         meter: StageMeter, first: Frame, bad: BadFrames) -> tuple[str, BaseException | None]:
+         meter: StageMeter, first: Frame, bad: BadFrames,
+         area: NerveArea) -> tuple[str, BaseException | None]:
     """Run until something stops it; returns (stop_reason, exception to raise after the
     summary or None)."""
     overlay = any(s.needs_overlay for s in sinks)
@@ -345,12 +368,13 @@ def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: lis
                 outputs = model.backend.run_gray8(gray) if model.fast else model.backend.run(x)
             with meter.stage("postprocess"):
                 post = model.post(outputs, frame.image.shape[:2], pre.roi)
+                area.add(post.area_px, post.detected)  # px, or mm2 when the source knows
             with meter.stage("render"):
-                result = render(cfg, frame, post, meter, overlay)
+                result = render(cfg, frame, post, meter, overlay, area)
                 for sink in sinks:
                     sink.write(result)
             meter.end_frame()
-            status.update(meter, post)
+            status.update(meter, post, area)
             if cfg.max_frames and meter.frames >= cfg.max_frames:
                 return MAX_FRAMES, None
             if any(sink.should_stop() for sink in sinks):
@@ -387,18 +411,26 @@ def run(cfg: RunConfig) -> dict:
         source = open_source(cfg.source)
         stack.callback(source.close)
         first = first_frame(source, bad, cfg)
-        roi = cfg.roi or getattr(source, "roi", None)
+        roi = cfg.roi or getattr(source, "roi", None) or getattr(source, "default_roi", None)
+        if cfg.roi is None and roi is not None and not cfg.quiet:
+            _say(f"          roi     {','.join(map(str, roi))} (the source's image region)")
         check_roi(roi, first.image.shape[:2])
+        if hasattr(source, "pace"):  # a recorded DICOM cine plays at its own rate when watched
+            source.pace(not cfg.headless or bool(cfg.serve))
         sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps)
+        if cfg.dicom_out:
+            sinks.append(open_dicom_sink(cfg, stack, source, model.meta.version))
+        area = NerveArea(getattr(source, "pixel_area_mm2", None))
         reason, stopped_by = loop(cfg, model, model.preprocess_config(roi), source, sinks,
-                                  meter, first, bad)
+                                  meter, first, bad, area)
     # The outputs are closed here (the recording is playable) before the summary is written.
-    summary = {**meter.summary(), "bad_frames": bad.count, "stop_reason": reason}
+    summary = {**meter.summary(), "bad_frames": bad.count, "stop_reason": reason,
+               "nerve_area": area.summary()}
     if not cfg.quiet:
         skipped = f" ({bad.count} bad frame(s) skipped)" if bad.count else ""
         _say(f"edge-run: stopped: {reason}{skipped}\n{format_summary(summary)}")
     if cfg.report:
-        write_report(cfg.report, report(cfg, model, summary))
+        write_report(cfg.report, report(cfg, model, summary, roi))
     if stopped_by is not None:
         raise stopped_by
     return summary
@@ -410,7 +442,8 @@ def describe(cfg: RunConfig, model: Model) -> str:
     h, w = b.input_hw
     outputs = [name for name, on in (("window", not cfg.headless), ("record " + str(cfg.record),
                cfg.record), ("masks " + str(cfg.save_masks), cfg.save_masks),
-               ("serve " + str(cfg.serve), cfg.serve), ("report " + str(cfg.report), cfg.report))
+               ("serve " + str(cfg.serve), cfg.serve), ("report " + str(cfg.report), cfg.report),
+               ("dicom " + str(cfg.dicom_out), cfg.dicom_out), ("pacs", cfg.pacs))
                if on] or ["none (headless)"]
     src = cfg.source
     pace = (f", fps {src.fps:g}" if src.fps else "") + (", realtime" if src.realtime else "")
@@ -427,7 +460,7 @@ def describe(cfg: RunConfig, model: Model) -> str:
     ])
 
 
-def report(cfg: RunConfig, model: Model, summary: dict) -> dict:
+def report(cfg: RunConfig, model: Model, summary: dict, roi=None) -> dict:
     return {
         **summary,
         "model_path": str(model.path),
@@ -440,7 +473,9 @@ def report(cfg: RunConfig, model: Model, summary: dict) -> dict:
         "threads": model.backend.threads,
         "source": asdict(cfg.source),
         "config": {
-            **{k: v for k, v in asdict(cfg).items() if k not in ("source", "serve_token")},
+            **{k: v for k, v in asdict(cfg).items()
+               if k not in ("source", "serve_token", "pacs")},  # a PACS URL may hold a password
+            "roi": list(roi) if roi else None,  # --roi or the source's image region
             "threshold": model.post_cfg.threshold,
             "min_area": model.post_cfg.min_area,
             "smooth": model.post_cfg.smooth,

@@ -123,7 +123,7 @@ def status_of(result: FrameResult | None) -> dict:
     """The frame-dependent half of /status.json, as plain JSON types."""
     if result is None:
         return {"frame_index": None, "name": None, "fps": None, "stage_ms": {},
-                "detected": None, "area_px": None, "presence": None,
+                "detected": None, "area_px": None, "area_mm2": None, "presence": None,
                 "width": None, "height": None}
     height, width = result.frame.shape[:2]
     presence = None if result.presence is None else float(result.presence)
@@ -131,6 +131,7 @@ def status_of(result: FrameResult | None) -> dict:
             "fps": float(result.fps),
             "stage_ms": {str(k): float(v) for k, v in result.stage_ms.items()},
             "detected": bool(result.detected), "area_px": int(result.area_px),
+            "area_mm2": None if result.area_mm2 is None else float(result.area_mm2),
             "presence": presence, "width": int(width), "height": int(height)}
 
 

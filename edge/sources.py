@@ -5,6 +5,7 @@
     open_source(SourceConfig(kind="images", target="dir"))  image folder (tif/png/jpg/bmp, 8/16-bit)
     open_source(SourceConfig(kind="picamera"))              Raspberry Pi camera (picamera2)
     open_source(SourceConfig(kind="phantom"))               built-in synthetic ultrasound
+    open_source(SourceConfig(kind="dicom", target="a.dcm"))  DICOM file or folder (edge.dicom)
 
 Live sources (cameras, streams, the Pi camera) are wrapped in edge.latest.LatestFrame unless
 ``latest=False``, so the loop always gets the newest frame instead of a seconds-old buffer.
@@ -61,7 +62,7 @@ PICAMERA_HELP = (
 class SourceConfig:
     """Which frames to read.
 
-    kind:    "camera" | "video" | "images" | "picamera" | "phantom".
+    kind:    "camera" | "video" | "images" | "picamera" | "phantom" | "dicom".
     target:  camera index (0 or "0") or device path ("/dev/video2"); video path or stream URL;
              image folder (or one image file). Unused by picamera and phantom.
     width, height: requested capture size for cameras (None = device default); frame size
@@ -542,6 +543,14 @@ def pace_rate(cfg: SourceConfig, source: FrameSource) -> float | None:
     return rate
 
 
+# --------------------------------------------------------------------------- DICOM
+def _open_dicom(cfg: SourceConfig) -> FrameSource:
+    """DICOM files and cines: edge.dicom (extra [dicom]), imported only when asked."""
+    from edge.dicom.read import DicomSource
+
+    return DicomSource.from_config(cfg)
+
+
 # --------------------------------------------------------------------------- factory
 _OPENERS: dict[str, Callable[[SourceConfig], FrameSource]] = {
     "camera": CameraSource.from_config,
@@ -549,6 +558,7 @@ _OPENERS: dict[str, Callable[[SourceConfig], FrameSource]] = {
     "images": ImageDirSource.from_config,
     "picamera": PiCameraSource.from_config,
     "phantom": PhantomSource.from_config,
+    "dicom": _open_dicom,
 }
 
 
@@ -576,8 +586,8 @@ def open_source(cfg: SourceConfig) -> FrameSource:
 
 def source_from_uri(text: str) -> SourceConfig:
     """A SourceConfig from one string, jetson-utils videoSource style: "phantom", "picamera",
-    "0" or "/dev/video0" (camera), "rtsp://..." / "http://..." (stream), an existing folder
-    (images), any other path (video)."""
+    "0" or "/dev/video0" (camera), "rtsp://..." / "http://..." (stream), a .dcm file (dicom),
+    an existing folder (images), any other path (video)."""
     spec = text.strip()
     lowered = spec.lower()
     if lowered in ("phantom", "picamera"):
@@ -590,6 +600,8 @@ def source_from_uri(text: str) -> SourceConfig:
         return SourceConfig(kind="video", target=spec)
     if lowered.startswith("file://"):
         spec = spec[len("file://") :]
+    if Path(spec).suffix.lower() == ".dcm":
+        return SourceConfig(kind="dicom", target=spec)
     if Path(spec).is_dir():
         return SourceConfig(kind="images", target=spec)
     return SourceConfig(kind="video", target=spec)

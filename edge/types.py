@@ -51,6 +51,12 @@ class FrameSource(Protocol):
 
     live: bool  # True for cameras/streams (latest-frame wrapper on by default)
 
+    # Optional, read with getattr by the loop (a DICOM file knows them, a camera does not):
+    #   fps: float | None               the source's own frame rate
+    #   default_roi: (x, y, w, h) | None the image region, used when no --roi is given
+    #   pixel_area_mm2: float | None     area of one frame pixel: nerve area in mm2, not px
+    #   pace(on: bool)                   play at the source's own rate (shown live)
+
     def read(self) -> Frame | None: ...
 
     def close(self) -> None: ...
@@ -80,6 +86,7 @@ class FrameResult:
              asked for it (headless with no recording skips drawing).
     detected: whether a nerve is present after post-processing.
     area_px: nerve area in frame pixels.
+    area_mm2: nerve area in mm2 when the source knows its pixel size (DICOM), else None.
     presence: presence-head probability when the model has one, else None.
     fps:     rolling FPS at this frame.
     stage_ms: the last per-stage timings in milliseconds (capture, preprocess, ...).
@@ -93,6 +100,7 @@ class FrameResult:
     overlay: np.ndarray | None = None
     detected: bool = False
     area_px: int = 0
+    area_mm2: float | None = None
     presence: float | None = None
     fps: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)

@@ -149,5 +149,5 @@ def test_every_option_has_help_with_its_default():
             continue
         assert action.help, action.option_strings
         mentions_default = "default" in action.help
-        in_exclusive_source = action.dest in ("camera", "video", "images", "picamera")
+        in_exclusive_source = action.dest in ("camera", "video", "images", "picamera", "dicom")
         assert mentions_default or in_exclusive_source, action.option_strings

@@ -1,0 +1,14 @@
+"""DICOM for edge-run (extra ``[dicom]``): imported only when a run asks for it.
+
+    read.py     DicomSource: files or folders, single frames and cine loops (pydicom)
+    regions.py  Sequence of Ultrasound Regions -> default ROI and the area of one pixel in mm2
+    area.py     nerve area in px or mm2: the overlay text and the run report's numbers
+    seg.py      DICOM Segmentation (highdicom) and Secondary Capture of the overlays
+    sink.py     DicomSink: collects the masks of a run and writes the DICOM files at close
+    pacs.py     PacsNode: C-STORE (pynetdicom) and STOW-RS (urllib), retries with backoff
+    outbox.py   Outbox: files wait on disk until the PACS has them
+    flags.py    edge-run's --dicom-out / --pacs / --pacs-flush (plain argparse)
+
+Nothing here imports pydicom, highdicom or pynetdicom at module level, so importing
+edge.dicom costs nothing when the run does not use DICOM.
+"""

@@ -1,0 +1,144 @@
+"""edge-run on DICOM input, end to end: every shipped example, the region as ROI, mm2 areas in
+the overlay / report / status JSON, and no patient data in what the run prints or serves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us
+
+from edge.cli import main
+from edge.dicom.area import NerveArea
+from edge.dicom.read import DicomSource
+from edge.dicom.seg import read_masks
+from edge.loop import RunConfig, open_model, render, stats_lines
+from edge.meter import StageMeter
+from edge.preprocess import frame_to_gray_input, normalize
+from edge.serve import status_of
+from edge.sources import SourceConfig, phantom_pair
+
+FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")
+CINE_FRAMES = 6
+REGION_X1 = 199  # the region is the left 200 px; the phantom's nerve lies right of it
+DELTA_CM = (0.01, 0.02)  # -> 0.1 mm x 0.2 mm = 0.02 mm2 per pixel
+PIXEL_MM2 = 0.02
+
+
+@pytest.fixture
+def phantom_cine(tmp_path) -> Path:
+    """6 phantom frames (580x420, nerve near x 240-335) as a US cine whose ultrasound
+    region is the left 200 px."""
+    frames = np.stack([phantom_pair(i)[0] for i in range(CINE_FRAMES)])
+    return make_us(tmp_path / "cine.dcm", frames, frame_time_ms=33.3,
+                   regions=[(0, 0, REGION_X1, 419, DELTA_CM)])
+
+
+def masks_in(folder: Path) -> list[np.ndarray]:
+    return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(folder.glob("*.png"))]
+
+
+@pytest.mark.parametrize("name", sorted(US_EXAMPLES))
+def test_every_shipped_example_runs_headless_and_saves_masks(us_examples, tmp_path, name):
+    import highdicom as hd
+    import pydicom
+
+    ds = pydicom.dcmread(us_examples[name], stop_before_pixels=True)
+    out = tmp_path / "masks"
+    code = main(["--dicom", str(us_examples[name]), "--headless", "--save-masks", str(out),
+                 "--dicom-out", str(tmp_path / "dcm"), "--quiet"])
+    assert code == 0
+    masks = masks_in(out)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    assert len(masks) == frames
+    assert all(m.shape == (ds.Rows, ds.Columns) and set(np.unique(m)) <= {0, 255}
+               for m in masks)
+    seg = hd.seg.segread(tmp_path / "dcm" / f"{Path(name).stem}.seg.dcm")
+    numbers = range(1, frames + 1) if "NumberOfFrames" in ds else None
+    decoded = read_masks(seg, str(ds.SOPInstanceUID), numbers)
+    np.testing.assert_array_equal(decoded, np.stack(masks) > 0)
+
+
+def _run(cine: Path, out: Path, *extra: str) -> list[np.ndarray]:
+    argv = ["--dicom", str(cine), "--model", FIXTURE_MODEL, "--headless", "--quiet",
+            "--save-masks", str(out), *extra]
+    assert main(argv) == 0
+    return masks_in(out)
+
+
+def test_region_is_the_default_roi_and_roi_flag_overrides_it(phantom_cine, tmp_path) -> None:
+    report = tmp_path / "run.json"
+    in_region = _run(phantom_cine, tmp_path / "region", "--report", str(report))
+    whole = _run(phantom_cine, tmp_path / "whole", "--roi", "0,0,580,420")
+    assert json.loads(report.read_text())["config"]["roi"] == [0, 0, REGION_X1 + 1, 420]
+    assert all(m[:, REGION_X1 + 1:].any() for m in whole)  # the nerve, outside the region
+    assert not any(m[:, REGION_X1 + 1:].any() for m in in_region)  # cropped away by default
+
+
+def test_report_gives_the_nerve_area_in_mm2(phantom_cine, tmp_path) -> None:
+    report = tmp_path / "run.json"
+    masks = _run(phantom_cine, tmp_path / "m", "--roi", "0,0,580,420", "--report", str(report))
+    area = json.loads(report.read_text())["nerve_area"]
+    assert area["unit"] == "mm2" and area["pixel_area_mm2"] == pytest.approx(PIXEL_MM2)
+    assert area["frames"] == CINE_FRAMES and area["frames_with_nerve"] == CINE_FRAMES
+    expected_max = max(int((m > 0).sum()) for m in masks) * PIXEL_MM2
+    assert area["max"] == pytest.approx(expected_max, abs=0.01)
+
+
+def test_report_stays_in_px_without_a_region(us_examples, tmp_path) -> None:
+    report = tmp_path / "run.json"
+    main(["--dicom", str(us_examples["examples_rgb_color.dcm"]), "--headless", "--quiet",
+          "--report", str(report)])
+    assert json.loads(report.read_text())["nerve_area"]["unit"] == "px"
+
+
+def test_overlay_and_status_json_carry_mm2(phantom_cine) -> None:
+    cfg = RunConfig(model=FIXTURE_MODEL, headless=True, quiet=True, roi=(0, 0, 580, 420),
+                    source=SourceConfig(kind="dicom", target=str(phantom_cine)))
+    meter = StageMeter()
+    model = open_model(cfg, Path(FIXTURE_MODEL))
+    pre = model.preprocess_config(cfg.roi)
+    source = DicomSource(phantom_cine)
+    area = NerveArea(source.pixel_area_mm2)
+    frame = source.read()
+    gray = frame_to_gray_input(frame.image, pre)
+    outputs = model.backend.run_gray8(gray) if model.fast else model.backend.run(
+        normalize(gray, pre))
+    post = model.post(outputs, frame.image.shape[:2], pre.roi)
+    area.add(post.area_px, post.detected)
+    result = render(cfg, frame, post, meter, True, area)
+    assert result.detected
+    assert result.area_mm2 == pytest.approx(result.area_px * PIXEL_MM2, abs=0.01)
+    status = status_of(result)
+    assert status["area_mm2"] == result.area_mm2
+    text = stats_lines(meter, post, False, area)
+    assert text == [f"nerve: yes, {result.area_mm2:.1f} mm2"]
+    assert PATIENT_NAME.split("^")[0] not in json.dumps(status)
+    source.close()
+
+
+def test_nothing_of_the_patient_is_printed(phantom_cine, tmp_path, capsys) -> None:
+    code = main(["--dicom", str(phantom_cine), "--model", FIXTURE_MODEL, "--headless",
+                 "--dicom-out", str(tmp_path / "dcm"), "--report", str(tmp_path / "r.json")])
+    assert code == 0
+    printed = capsys.readouterr()
+    everything = printed.out + printed.err + (tmp_path / "r.json").read_text()
+    assert "dicom: wrote 2 file(s)" in printed.out
+    for secret in (PATIENT_ID, "Doe", "Jane", "19700101"):
+        assert secret not in everything
+
+
+def test_dicom_out_needs_dicom_input(tmp_path, capsys) -> None:
+    code = main(["--source", "phantom", "--headless", "--max-frames", "1", "--quiet",
+                 "--dicom-out", str(tmp_path)])
+    assert code == 2
+    assert "--dicom-out needs DICOM input" in capsys.readouterr().err
+
+
+def test_pacs_needs_dicom_out(us_examples, capsys) -> None:
+    code = main(["--dicom", str(us_examples["examples_rgb_color.dcm"]), "--headless",
+                 "--pacs", "127.0.0.1:4242:ORTHANC"])
+    assert code == 2 and "--pacs needs --dicom-out" in capsys.readouterr().err
