@@ -71,8 +71,7 @@ def install_signal_handlers() -> None:
 
 
 def install_hint(extra: str) -> str:
-    return (f"pip install -e '.[{extra}]' from the nerve-edge repository root "
-            f"(or `make venv`, which installs every extra)")
+    return f"pip install -e '.[{extra}]' from the nerve-edge repository root"
 
 
 def missing_extra_message(module: str) -> str:

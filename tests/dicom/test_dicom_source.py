@@ -213,5 +213,4 @@ def test_without_pydicom_dicom_input_is_one_line_naming_the_extra(us_examples) -
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines() == [
         "edge-run: error: DICOM input needs 'pydicom', which is not installed: "
-        "pip install -e '.[dicom]' from the nerve-edge repository root "
-        "(or `make venv`, which installs every extra)"]
+        "pip install -e '.[dicom]' from the nerve-edge repository root"]
