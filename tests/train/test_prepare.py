@@ -221,3 +221,22 @@ def test_prepare_does_not_import_tensorflow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_kaggle_interrupted_leaves_nothing(download, tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM, which the CLI turns into the same exception) half-way: no output
+    folder, no staging folder."""
+    real = P._prepare_kaggle_frame
+    calls = []
+
+    def stop_on_third(*args):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(P, "_prepare_kaggle_frame", stop_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        _prepare(download, tmp_path / "out")
+    assert len(calls) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["download"]
