@@ -1,4 +1,4 @@
-"""The seams of the device pipeline: one protocol per seam (see docs/architecture.md).
+"""The seams of the device pipeline: one protocol per seam (see ../shared/DESIGN.md).
 
     FrameSource -> preprocess -> Backend.run -> postprocess -> overlay -> Sink
 
