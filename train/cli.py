@@ -171,6 +171,10 @@ def main(argv=None) -> int:
     from edge.errors import EdgeError
 
     try:
+        if argv[:1] == ["prepare"]:  # public downloads -> the kit's layouts (no TensorFlow)
+            from train.prepare import main as prepare_main
+
+            return prepare_main(argv[1:])
         if argv[:1] == ["eval"]:
             a = eval_parser().parse_args(argv[1:])
             from train.evaluate import evaluate

@@ -22,7 +22,6 @@ from edge.metadata import ModelMeta, write_meta
 
 H, W = 16, 24
 TINY_MACS = 3456 + 3456 + 6144 + 1536
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def _keras_model():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from edge.errors import UserInputError
 
 METRIC_KEYS = ("per_image_dice", "pooled_dice", "iou", "precision", "recall",
                "detection_rate", "n_images")
-REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kaggle-nerve"
 
 
 def quiet(_line: str) -> None:
@@ -55,9 +53,8 @@ def test_bad_split_is_a_user_error(tmp_path, tiny_dataset):
                                         subjects=("99",)), progress=quiet)
 
 
-@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")
-def test_real_kaggle_frames(tiny_models):
-    cfg = AccuracyConfig(data_dir=str(REAL_DATA / "train"), max_images=3)
+def test_real_kaggle_frames(kaggle_train, tiny_models):
+    cfg = AccuracyConfig(data_dir=str(kaggle_train), max_images=3)
     (row,) = run_accuracy([tiny_models["onnx"]], cfg, progress=quiet)["results"]
     assert row["status"] == "ok", row.get("error")
     assert row["n_images"] == 3

@@ -19,7 +19,6 @@ N_SUBJECTS = 6
 FRAMES_PER_SUBJECT = 8
 VAL_FRACTION = 0.3
 TRAIN_EPOCHS = 25  # a few seconds on 2 cores; enough for Dice well above chance
-REAL_DATA = Path(__file__).parents[2].parent / "shared" / "data"
 
 
 def ellipse_frame(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -131,10 +130,3 @@ def transpose_model():
     from train.model import build_unet
 
     return build_unet(MODEL_HW, base_filters=4, depth=2, upsample="transpose")
-
-
-@pytest.fixture
-def real_data() -> Path:
-    if not REAL_DATA.is_dir():
-        pytest.skip(f"real data not found at {REAL_DATA} (../shared/data next to the repo)")
-    return REAL_DATA

@@ -1,24 +1,16 @@
-"""On the real Kaggle frames (skipped without ../shared/data): the subject split and int8
-calibration through edge.preprocess, with a small untrained model at the default input."""
+"""On the real Kaggle frames (skipped without them; see NERVE_EDGE_DATA in tests/conftest.py):
+the subject split and int8 calibration through edge.preprocess, with a small untrained model
+at the default input."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from convert import quantize
 from convert.data import calibration_frames, open_source
 from edge.preprocess import DEFAULT_INPUT_HW
 
 CALIB = 8  # real frames: enough to check the calibration path, cheap to convert
-
-
-@pytest.fixture
-def kaggle_train(real_data):
-    path = real_data / "kaggle-nerve" / "train"
-    if not path.is_dir():
-        pytest.skip(f"{path} not found")
-    return path
 
 
 def test_real_frames_split_by_subject_and_calibrate_int8(kaggle_train, tmp_path):

@@ -1,5 +1,6 @@
 """Shared fixtures for tests/edge (no TensorFlow here). Keep it small: helpers local to one
-test file live in that file."""
+test file live in that file. The real data (``shared_data``, ``real_data``) comes from the
+one setting in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).parents[2].parent / "shared" / "data"
 SMALL_VIDEO_FRAMES = 12
 SMALL_VIDEO_SIZE = (64, 48)  # width, height
 
@@ -31,11 +31,3 @@ def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
         writer.write(_small_video_frame(i))
     writer.release()
     return path
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data (real ultrasound, read-only); skips the test where it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not available: {SHARED_DATA} is missing")
-    return SHARED_DATA

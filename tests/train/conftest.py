@@ -1,4 +1,5 @@
-"""Tiny synthetic datasets in both layouts (32x48 frames, 6 subjects) and the real-data path."""
+"""Tiny synthetic datasets in both layouts (32x48 frames, 6 subjects). The real data
+(``real_data``) comes from the one setting in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 FRAME_HW = (32, 48)  # synthetic frame (rows, cols)
 N_SUBJECTS = 6
 FRAMES_PER_SUBJECT = 4
-REAL_DATA = Path(__file__).parents[2].parent / "shared" / "data"
 
 
 def synthetic_frame(rng: np.random.Generator, empty: bool):
@@ -60,13 +60,6 @@ def kaggle_dir(tmp_path) -> Path:
 @pytest.fixture
 def folder_dir(tmp_path) -> Path:
     return write_folder(tmp_path / "folder")
-
-
-@pytest.fixture
-def real_data() -> Path:
-    if not REAL_DATA.is_dir():
-        pytest.skip(f"real data not found at {REAL_DATA} (../shared/data next to the repo)")
-    return REAL_DATA
 
 
 @pytest.fixture(scope="session")
