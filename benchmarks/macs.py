@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ModelError
+from edge.fsutil import model_format
 
 # TFLite filter layouts: CONV_2D (O, KH, KW, I); DEPTHWISE_CONV_2D (1, KH, KW, O);
 # TRANSPOSE_CONV (O, KH, KW, I); FULLY_CONNECTED (O, I).
@@ -24,7 +25,6 @@ TFLITE_CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONN
                    "CONV_3D", "BATCH_MATMUL")
 ONNX_QUANT_OPS = ("QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul",
                   "DequantizeLinear", "QuantizeLinear")
-KERAS_SUFFIXES = (".keras", ".h5")
 
 
 def _prod(shape) -> int:
@@ -161,23 +161,10 @@ def onnx_precision(path: str | Path) -> str:
 
 # ---------------------------------------------------------------- Keras / dispatch
 def keras_macs(path: str | Path) -> int:
-    from benchmarks.keras_backend import load_keras_model  # imports TensorFlow
     from train.model import count_macs
+    from train.modelio import load_keras  # imports TensorFlow
 
-    return count_macs(load_keras_model(path))
-
-
-def model_format(path: str | Path) -> str:
-    """"tflite", "onnx" or "keras", from the file suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".tflite":
-        return "tflite"
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix in KERAS_SUFFIXES:
-        return "keras"
-    raise ModelError(f"{path}: unknown model format {suffix!r}; "
-                     "use a .tflite, .onnx or .keras file")
+    return count_macs(load_keras(path))
 
 
 def count_model_macs(path: str | Path) -> int:

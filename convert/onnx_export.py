@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 import train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-from convert.common import ConvertError, atomic_write_bytes
+from convert.common import ConvertError
+from edge.fsutil import atomic_write_bytes
 
 ONNX_OPSET = 17
 INPUT_NAME = "image"  # what edge's OnnxBackend and users see
@@ -91,7 +92,7 @@ def parity(model, onnx_path: str | Path, frames: np.ndarray) -> dict:
 
 def onnx_file(in_path, out_path, frames: np.ndarray | None = None) -> dict:
     """Step as path -> path: Keras file -> ONNX (atomic write), with parity when frames given."""
-    from convert.common import load_keras
+    from train.modelio import load_keras
 
     model = load_keras(in_path)
     atomic_write_bytes(out_path, to_onnx_bytes(model))

@@ -18,6 +18,7 @@ Usage in a tool::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -48,6 +49,12 @@ EXTRAS = {
     "highdicom": ("dicom", "DICOM Segmentation output"),
     "pynetdicom": ("dicom", "sending to a PACS"),
 }
+
+
+class MissingExtra(UserInputError):
+    """An optional package is not installed (exit 2): the message names the install command.
+    Its own class so loops that report a failed model and go on can tell "this whole run
+    cannot work here" apart and stop."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -92,7 +99,7 @@ def require(module: str):
     except ModuleNotFoundError as e:
         if e.name and e.name.split(".")[0] != module.split(".")[0]:
             raise  # the module exists but something it needs is missing: a real bug
-        raise UserInputError(missing_extra_message(module)) from e
+        raise MissingExtra(missing_extra_message(module)) from e
 
 
 def add_common_flags(parser: argparse.ArgumentParser, verbose: bool = False) -> None:
@@ -151,3 +158,101 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
         hint = "" if debug else f" (run with {DEBUG_FLAG} for the traceback)"
         _say_error(prog, f"{type(e).__name__}: {e}{hint}")
         return EXIT_RUNTIME
+
+
+# ---------------------------------------------------------------- shared by the four CLIs
+# (argument types, help formatting, the resolved-config block)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples in the epilog kept as written, and every option's default shown."""
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: must be in [0, 1)")
+    return value
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated positive integers, e.g. 1,2."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers like 1,2") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers like 1,2")
+    return values
+
+
+def str_list(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated words, e.g. int8,onnx."""
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def hw(text: str) -> tuple[int, int]:
+    """argparse type: HxW in pixels, e.g. 128x176."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW, e.g. 128x176") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
+    return h, w
+
+
+def roi(text: str) -> tuple[int, int, int, int]:
+    """argparse type: x,y,w,h in frame pixels."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not x,y,w,h") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: x, y >= 0 and w, h > 0")
+    return x, y, w, h
+
+
+def _plain(value) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(_plain(v)) for v in value) or "-"
+    return "-" if value is None else value
+
+
+def config_block(title: str, cfg) -> str:
+    """A resolved config (a dataclass or a dict) as a short readable block, one
+    ``  name: value`` line per field (nested configs on one line), for the start of a run."""
+    fields = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    width = max((len(k) for k in fields), default=0)
+    lines = [f"{title}:"] + [f"  {k:<{width}}  {_plain(v)}" for k, v in fields.items()]
+    return "\n".join(lines)

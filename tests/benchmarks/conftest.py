@@ -26,7 +26,7 @@ DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def _keras_model():
-    from benchmarks.keras_backend import import_tensorflow
+    from train.modelio import import_tensorflow
 
     import_tensorflow()  # selects tf_keras first
     import tf_keras as keras

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convert import onnx_export, quantize
-from convert.common import atomic_write_bytes
+from edge.fsutil import atomic_write_bytes
 from convert.prune import PruneConfig, is_prunable, prune_model, sparsity_report, sparsity_table
 from convert.targets import report_markdown, target_report
 from edge.errors import UserInputError
