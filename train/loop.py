@@ -333,10 +333,14 @@ def remove_partial_files(out: Path) -> list[Path]:
     return removed
 
 
-def _remove_if_empty(out: Path, created: bool) -> None:
-    """After a failure before training: no empty ckpt/, no empty run folder we made."""
-    for folder in (out / CKPT_DIR, out if created else None):
-        if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+def _remove_if_empty(out: Path, created_root: Path | None) -> None:
+    """After a failure before training: no empty ckpt/, and no empty run folder (nor the
+    parents this run made for it, up to created_root)."""
+    folders = [out / CKPT_DIR]
+    if created_root is not None:
+        folders += [out, *[p for p in out.parents if created_root in (p, *p.parents)]]
+    for folder in folders:
+        if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
 
@@ -347,7 +351,8 @@ def train(cfg: TrainConfig) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     chief = is_chief(strategy)
     real_out = Path(cfg.out)
-    created = chief and not real_out.exists()
+    missing = [p for p in (real_out, *real_out.parents) if not p.exists()]
+    created_root = missing[-1] if chief and missing else None
     if chief:
         check_writable_dir(real_out, "--out")
         for p in remove_partial_files(real_out):
@@ -357,7 +362,7 @@ def train(cfg: TrainConfig) -> dict:
         return _train(cfg, strategy, out, real_out / CKPT_DIR, chief)
     except BaseException:
         if chief:
-            _remove_if_empty(out, created)
+            _remove_if_empty(out, created_root)
         raise
     finally:
         if not chief:
