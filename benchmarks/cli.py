@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-bench", description=__doc__.splitlines()[0], epilog=EXAMPLES,
         formatter_class=clikit.HelpFormatter)
-    clikit.add_common_flags(parser, verbose=True)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to measure (edge-bench COMMAND --help)")
     fmt = clikit.HelpFormatter
 
     p = sub.add_parser("latency", help="inference latency per model x thread count",
@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES, formatter_class=fmt)
     _add_models(p)
     _add_out(p, "MACs")
+    for p in sub.choices.values():  # after the subcommand: edge-bench latency --debug
+        clikit.add_common_flags(p, verbose=True)
     return parser
 
 
