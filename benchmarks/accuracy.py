@@ -33,12 +33,15 @@ class AccuracyConfig:
     """data_dir: Kaggle (SUBJECT_IMAGE + _mask) or folder (images/ + masks/) layout.
     split: a training run's split.json; its val_subjects are evaluated (None = all frames).
     subjects: explicit subject ids instead of a split. max_images: first N frames only
-    (quick checks). threads/backend: as for latency. threshold/min_area/presence_threshold:
+    (quick checks). subjects_csv/resize_masks: as for edge-train. threads/backend: as for
+    latency. threshold/min_area/presence_threshold:
     None = each model's sidecar."""
 
     data_dir: str
     layout: str | None = None
     nerve_class: int = 1
+    subjects_csv: str | None = None
+    resize_masks: bool = False
     split: str | None = None
     subjects: tuple[str, ...] | None = None
     max_images: int | None = None
@@ -54,7 +57,7 @@ def select_samples(cfg: AccuracyConfig) -> tuple[list, tuple[str, ...] | None]:
     from train.config import read_split
     from train.datasets import find_samples  # NumPy/OpenCV only, no TensorFlow
 
-    samples = find_samples(cfg.data_dir, layout=cfg.layout, nerve_class=cfg.nerve_class)
+    samples = find_samples(cfg.data_dir, cfg.layout, cfg.nerve_class, cfg.subjects_csv)
     wanted = cfg.subjects or (read_split(cfg.split).val_subjects if cfg.split else None)
     if wanted is not None:
         keep = set(wanted)
@@ -70,15 +73,17 @@ def select_samples(cfg: AccuracyConfig) -> tuple[list, tuple[str, ...] | None]:
 class FrameCache:
     """Labelled frames at one input geometry, loaded once and shared by the models."""
 
-    def __init__(self, samples, nerve_class: int):
+    def __init__(self, samples, nerve_class: int, resize_masks: bool = False):
         self.samples, self.nerve_class, self._frames = samples, nerve_class, {}
+        self.resize_masks = resize_masks
 
     def get(self, pre_cfg):
         from train.datasets import load_labelled
 
         key = (pre_cfg.input_hw, pre_cfg.roi)
         if key not in self._frames:
-            self._frames[key] = load_labelled(self.samples, pre_cfg, self.nerve_class)
+            self._frames[key] = load_labelled(self.samples, pre_cfg, self.nerve_class,
+                                              resize_masks=self.resize_masks)
         return self._frames[key]
 
 
@@ -123,7 +128,7 @@ def _guarded(path, cache, cfg, progress) -> dict:
 def run_accuracy(models: Sequence[str | Path], cfg: AccuracyConfig,
                  progress: Progress = stderr_progress) -> dict:
     samples, subjects = select_samples(cfg)
-    cache = FrameCache(samples, cfg.nerve_class)
+    cache = FrameCache(samples, cfg.nerve_class, cfg.resize_masks)
     rows = [_guarded(m, cache, cfg, progress) for m in models]
     return {"kind": "accuracy", "machine": describe_machine(), "config": asdict(cfg),
             "dataset": {"data_dir": str(cfg.data_dir), "n_images": len(samples),

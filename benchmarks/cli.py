@@ -59,27 +59,16 @@ def _add_timing(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--data", type=str, required=required, default=None,
-                   help="labelled frames: Kaggle layout (SUBJECT_IMAGE + _mask) or "
-                        "folder layout (images/ + masks/)")
-    p.add_argument("--layout", type=str, choices=("kaggle", "folder"), default=None,
-                   help="dataset layout (None: detected)")
-    p.add_argument("--nerve-class", type=int, default=1,
-                   help="folder layout: class id of the nerve in the masks")
+    from train.cli import add_data_flags  # argparse only: no TensorFlow
+
+    add_data_flags(p, required)
     p.add_argument("--split", type=str, default=None,
                    help="a training run's split.json: evaluate its val_subjects only")
     p.add_argument("--subjects", type=str_list, default=None,
                    help="comma-separated subject ids to evaluate (instead of --split)")
     p.add_argument("--max-images", type=positive_int, default=None,
                    help="evaluate only the first N frames (quick checks)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="mask threshold (None: each model's sidecar, else 0.5)")
-    p.add_argument("--min-area", type=clikit.non_negative_int, default=None,
-                   help="drop components under this many model-input pixels (None: each "
-                        "model's sidecar, else 0)")
-    p.add_argument("--presence-threshold", type=float, default=None,
-                   help="empty the mask below this presence score (None: each model's "
-                        "sidecar, else 0.5)")
+    clikit.add_postprocess_flags(p, "each model's sidecar")
 
 
 def _add_pipeline_source(p: argparse.ArgumentParser) -> None:
@@ -158,8 +147,9 @@ def _accuracy_config(args, threads: int):
 
     if args.split and args.subjects:
         raise UserInputError("pass --split or --subjects, not both")
-    return AccuracyConfig(data_dir=args.data, layout=args.layout, nerve_class=args.nerve_class,
-                          split=args.split, subjects=args.subjects,
+    return AccuracyConfig(data_dir=args.data, layout=args.layout,
+                          nerve_class=args.nerve_class or 1, subjects_csv=args.subjects_csv,
+                          resize_masks=args.resize_masks, split=args.split, subjects=args.subjects,
                           max_images=args.max_images, threads=threads,
                           threshold=args.threshold, min_area=args.min_area,
                           presence_threshold=args.presence_threshold)

@@ -42,16 +42,6 @@ def _add_data(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--seed", type=int, default=0, help="split/calibration seed")
 
 
-def _add_post(p: argparse.ArgumentParser, whose: str) -> None:
-    p.add_argument("--threshold", type=float, default=None,
-                   help=f"mask threshold (None: {whose}, else 0.5)")
-    p.add_argument("--min-area", type=clikit.non_negative_int, default=None,
-                   help=f"drop components under this many model-input pixels (None: {whose}, "
-                        "else 0)")
-    p.add_argument("--presence-threshold", type=float, default=None,
-                   help=f"empty the mask below this presence score (None: {whose}, else 0.5)")
-
-
 def _add_gate(p: argparse.ArgumentParser) -> None:
     from convert.validate import DEFAULT_MAX_DICE_DROP, DEFAULT_MAX_DRIFT
 
@@ -87,7 +77,7 @@ def chain_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-frames", type=clikit.non_negative_int, default=DEFAULT_CALIB_FRAMES,
                    help="seeded training frames for int8 calibration")
     _add_gate(p)
-    _add_post(p, "the run's config.json")
+    clikit.add_postprocess_flags(p, "the run's config.json")
     p.add_argument("--name", type=str, default=None,
                    help="model name (None: the run folder's or file's name)")
     p.add_argument("--model-version", type=str, default="1", help="sidecar version")
@@ -115,7 +105,7 @@ def step_parser(step: str) -> argparse.ArgumentParser:
         p.add_argument("exports", type=Path, nargs="+", help=".tflite/.onnx files")
         _add_data(p)
         _add_gate(p)
-        _add_post(p, "each model's sidecar or run config")
+        clikit.add_postprocess_flags(p, "each model's sidecar or run config")
         p.add_argument("--json", type=Path, default=None, help="also write the rows here")
         return p
     p.add_argument("--out", type=Path, required=True, help="output file")

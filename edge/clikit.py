@@ -164,30 +164,41 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
 # (argument types, help formatting, the resolved-config block)
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Examples in the epilog kept as written, and every option's default shown."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples in the epilog kept as written, and every option's default shown (unless its
+    help already says what happens by default, e.g. "(None: the run's)")."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.required or action.default is argparse.SUPPRESS:
+            return text
+        if "default" in text or "(None:" in text:
+            return text
+        if action.default is None:
+            return f"{text} (default: none)"
+        if action.default is False and action.nargs == 0:
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= {low}")
+    return value
 
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be >= 1")
-    return value
+    return _int_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be >= 0")
-    return value
+    return _int_at_least(text, 0)
 
 
 def fraction(text: str) -> float:
@@ -237,6 +248,18 @@ def roi(text: str) -> tuple[int, int, int, int]:
     if w <= 0 or h <= 0 or x < 0 or y < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: x, y >= 0 and w, h > 0")
     return x, y, w, h
+
+
+def add_postprocess_flags(p: argparse.ArgumentParser, whose: str) -> None:
+    """--threshold / --min-area / --presence-threshold: override the post-processing a model
+    comes with (``whose``: where it comes from otherwise, for the help text)."""
+    p.add_argument("--threshold", type=float, default=None,
+                   help=f"mask probability threshold (None: {whose}, else 0.5)")
+    p.add_argument("--min-area", type=non_negative_int, default=None,
+                   help=f"drop nerve components under this many model-input pixels (None: "
+                        f"{whose}, else 0)")
+    p.add_argument("--presence-threshold", type=float, default=None,
+                   help=f"empty the mask below this presence score (None: {whose}, else 0.5)")
 
 
 def _plain(value) -> object:

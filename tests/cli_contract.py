@@ -1,5 +1,5 @@
 """Helpers for the CLI-contract tests of edge-train, edge-convert and edge-bench (each tool's
-test folder has its own test_cli_contract.py): real subprocesses, optional packages hidden,
+test folder has its own test_*_cli_contract.py): real subprocesses, optional packages hidden,
 SIGTERM sent mid-run, and the one-line error check."""
 
 from __future__ import annotations
@@ -77,11 +77,14 @@ def assert_one_error(proc: subprocess.CompletedProcess, prog: str, *words: str) 
 
 
 def assert_options_documented(parser) -> None:
-    """Every option has a help text, and --help shows the defaults."""
-    for action in parser._actions:  # noqa: SLF001  (argparse has no public list)
-        assert action.help, f"{parser.prog} {action.option_strings or action.dest}: no help"
-    if any(a.option_strings and a.dest != "help" for a in parser._actions):  # noqa: SLF001
-        assert "(default:" in parser.format_help(), parser.prog
+    """Every option has a help text that says its default."""
+    formatter = parser._get_formatter()  # noqa: SLF001  (argparse has no public way)
+    for action in parser._actions:  # noqa: SLF001
+        name = f"{parser.prog} {action.option_strings or action.dest}"
+        assert action.help, f"{name}: no help"
+        if action.option_strings and action.dest != "help" and not action.required:
+            text = formatter._get_help_string(action)  # noqa: SLF001
+            assert "default" in text or "(None:" in text, f"{name}: no default in {text!r}"
 
 
 def partial_files(folder: Path) -> list[Path]:

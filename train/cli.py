@@ -32,10 +32,13 @@ EVAL_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
 SUBJECT_CHOICES = "val (the run's; default with a run folder), all (default otherwise), or 1,5,7"
 
 
-def _data_args(p: argparse.ArgumentParser, required: bool) -> None:
+def add_data_flags(p: argparse.ArgumentParser, required: bool, data_default: str = "") -> None:
+    """--data, --layout, --nerve-class, --subjects-csv, --resize-masks: how a labelled data
+    folder is read (edge-train, edge-train eval and edge-bench accuracy/compare alike)."""
     p.add_argument("--data", type=str, required=required, default=None,
                    help="folder of frames (kaggle: NAME.png + NAME_mask.png; folder: "
-                        "images/ + masks/)" + ("" if required else "; default: the run's"))
+                        "images/ + masks/)" + (f" (None: {data_default})" if data_default
+                                               else ""))
     p.add_argument("--layout", type=str, choices=("kaggle", "folder"), default=None,
                    help="data layout (None: detected)")
     p.add_argument("--nerve-class", type=int, default=None,
@@ -52,7 +55,7 @@ def train_parser() -> argparse.ArgumentParser:
                                 description="Train a nerve segmentation U-Net (tf_keras). "
                                             "Subcommand: edge-train eval --help.",
                                 formatter_class=clikit.HelpFormatter)
-    _data_args(p, required=True)
+    add_data_flags(p, required=True)
     p.add_argument("--out", type=str, default="runs/run", help="run folder")
     p.add_argument("--input-size", type=clikit.hw, default=(128, 176), help="model input HxW")
     p.add_argument("--roi", type=clikit.roi, default=None, help="crop x,y,w,h before resizing")
@@ -117,16 +120,10 @@ def eval_parser() -> argparse.ArgumentParser:
                                 formatter_class=clikit.HelpFormatter)
     p.add_argument("--model", type=str, required=True,
                    help="run folder, model.keras/.h5, or .tflite/.onnx")
-    _data_args(p, required=False)
+    add_data_flags(p, required=False, data_default="the run's")
     p.add_argument("--subjects", type=str, default=None, help=SUBJECT_CHOICES)
     p.add_argument("--out", type=str, required=True, help="folder for metrics.json + overlays")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="mask threshold (None: the model's sidecar or run config)")
-    p.add_argument("--min-area", type=clikit.non_negative_int, default=None,
-                   help="drop components under this many model-input pixels (None: the "
-                        "model's)")
-    p.add_argument("--presence-threshold", type=float, default=None,
-                   help="empty the mask below this presence score (None: the model's)")
+    clikit.add_postprocess_flags(p, "the model's sidecar or run config")
     clikit.add_common_flags(p, verbose=True)
     return p
 
