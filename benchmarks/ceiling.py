@@ -27,7 +27,7 @@ import numpy as np
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
 from benchmarks.macs import count_model_macs, open_tflite_interpreter
-from edge.clikit import install_hint, missing_extra_message
+from edge.clikit import MissingExtra, install_hint, missing_extra_message
 from edge.fsutil import atomic_write_bytes
 
 CEIL_HW = 128  # feature map side, pixels
@@ -93,9 +93,11 @@ def tflite_ceiling_model(precision: str, cfg: CeilingConfig) -> Path:
     path = cache_dir(cfg) / f"conv3x3_{CEIL_CHANNELS}ch_{CEIL_HW}px_{precision}.tflite"
     if path.is_file():
         return path
+    from train.modelio import import_tensorflow
+
     try:
-        import tensorflow  # noqa: F401
-    except ImportError as exc:
+        import_tensorflow()
+    except (ImportError, MissingExtra) as exc:
         raise CeilingUnavailable(
             f"no cached {path.name} in {path.parent} and TensorFlow is not installed to make "
             "it; run `edge-bench ceiling` once where TensorFlow is installed "

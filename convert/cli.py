@@ -234,7 +234,9 @@ def _main(argv: list[str]) -> int:
     args = step_parser(step).parse_args(argv[1:]) if step else chain_parser().parse_args(argv)
     clikit.quiet_tensorflow(args.verbose)
     if step != "targets":
-        clikit.require("tensorflow")
+        from train.modelio import import_tensorflow
+
+        import_tensorflow()  # one line when missing; start-up noise hidden unless --verbose
     if step:
         return STEP_RUNNERS[step](args)
     return _run_chain(args, argv)

@@ -18,12 +18,14 @@ Usage in a tool::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import signal
 import sys
+import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from edge.errors import EdgeError, UserInputError
 
@@ -121,6 +123,41 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # no GPU probing on a CPU-only machine
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+# Start-up lines TensorFlow's C++ side writes straight to fd 2 on import, whatever
+# TF_CPP_MIN_LOG_LEVEL says (absl logs before its own initialisation, CUDA probing).
+TF_IMPORT_NOISE = (
+    "absl::InitializeLog()", "cudart_stub.cc", "Could not find cuda drivers", "cuInit",
+    "oneDNN custom operations", "This TensorFlow binary is optimized", "TF-TRT Warning",
+    "Unable to register cu", "rebuild TensorFlow with the appropriate compiler flags",
+)
+
+
+@contextlib.contextmanager
+def native_stderr_without(noise: Sequence[str]) -> Iterator[None]:
+    """Capture what native code writes to fd 2 meanwhile and pass on only the lines that
+    contain none of ``noise`` (libraries with no switch for their start-up chatter)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            kept = [ln for ln in text.splitlines() if not any(n in ln for n in noise)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def tensorflow_is_quiet() -> bool:
+    """True when quiet_tensorflow() has been called without --verbose."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3"
 
 
 def _say_error(prog: str, text: str) -> None:

@@ -180,7 +180,9 @@ def _train(argv: list[str]) -> int:
     if a.lr <= 0:
         parser.error("--lr must be positive, e.g. 2e-3")
     clikit.quiet_tensorflow(a.verbose)
-    clikit.require("tensorflow")
+    from train.modelio import import_tensorflow
+
+    import_tensorflow()  # one line when missing; start-up noise hidden unless --verbose
     from train.loop import train
 
     try:

@@ -16,13 +16,15 @@ the run's config.json; explicit values (command-line flags) win over both.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge.clikit import require
+from edge.clikit import TF_IMPORT_NOISE, native_stderr_without, require, tensorflow_is_quiet
 from edge.errors import ModelError
 from edge.fsutil import model_format
 from edge.metadata import load_meta, sidecar_path
@@ -40,8 +42,10 @@ def import_tensorflow(threads: int | None = None):
     TensorFlow's runtime starts."""
     import train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-    tf = require("tensorflow")
-    require("tf_keras")
+    quiet = tensorflow_is_quiet() and "tensorflow" not in sys.modules
+    with native_stderr_without(TF_IMPORT_NOISE) if quiet else contextlib.nullcontext():
+        tf = require("tensorflow")
+        require("tf_keras")
     if threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(int(threads))
