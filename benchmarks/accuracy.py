@@ -127,11 +127,13 @@ def _guarded(path, cache, cfg, progress) -> dict:
 
 def run_accuracy(models: Sequence[str | Path], cfg: AccuracyConfig,
                  progress: Progress = stderr_progress) -> dict:
+    from train.datasets import portable_path
+
     samples, subjects = select_samples(cfg)
     cache = FrameCache(samples, cfg.nerve_class, cfg.resize_masks)
     rows = [_guarded(m, cache, cfg, progress) for m in models]
     return {"kind": "accuracy", "machine": describe_machine(), "config": asdict(cfg),
-            "dataset": {"data_dir": str(cfg.data_dir), "n_images": len(samples),
+            "dataset": {"data_dir": portable_path(cfg.data_dir), "n_images": len(samples),
                         "subjects": sorted({s.subject for s in samples}),
                         "subject_filter": list(subjects) if subjects else None},
             "results": rows}

@@ -268,7 +268,7 @@ def check_models_exist(models: Sequence[str] | None) -> None:
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    clikit.quiet_tensorflow(args.verbose)
+    clikit.quiet_tensorflow(getattr(args, "verbose", False))
     check_models_exist(getattr(args, "models", None))
     doc = COMMANDS[args.command](args)
     _write(args, doc)

@@ -20,20 +20,10 @@ from edge.evaluate import LabelledFrames
 from edge.postprocess import PostprocessConfig
 from edge.preprocess import PreprocessConfig, normalize
 from train.config import RunFolder, run_of
+from train.datasets import portable_path
 
 DEFAULT_VAL_FRACTION = 0.2  # share of SUBJECTS held out when MODEL is a bare file
 DEFAULT_SEED = 0
-PORTABLE_PARTS = 2  # an absolute data path is recorded by its last parts only
-
-
-def portable_path(path: str | os.PathLike | None) -> str | None:
-    """A path fit for a file that leaves this machine: relative paths as given, absolute ones
-    by their last PORTABLE_PARTS parts (e.g. kaggle-nerve/train), never the build machine's
-    layout."""
-    if path is None:
-        return None
-    p = Path(path)
-    return p.as_posix() if not p.is_absolute() else Path(*p.parts[-PORTABLE_PARTS:]).as_posix()
 
 
 @dataclass(frozen=True)

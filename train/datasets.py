@@ -43,6 +43,7 @@ KAGGLE_FRAME_HW = (420, 580)  # original Kaggle frame (rows, cols): the RLE coor
 LIST_LIMIT = 3  # file names quoted in an error message
 PROGRESS_EVERY = 500  # frames between progress lines while loading
 CACHE_VERSION = 1  # bump when the cached array format changes
+PORTABLE_PARTS = 2  # an absolute data path is recorded by its last parts only
 
 
 class DataError(UserInputError):
@@ -60,6 +61,16 @@ class Sample:
 
 
 # ---------------------------------------------------------------- discovery
+
+
+def portable_path(path: str | os.PathLike | None) -> str | None:
+    """A path fit for a file that leaves this machine: relative paths as given, absolute ones
+    by their last PORTABLE_PARTS parts (e.g. kaggle-nerve/train), never the build machine's
+    layout."""
+    if path is None:
+        return None
+    p = Path(path)
+    return p.as_posix() if not p.is_absolute() else Path(*p.parts[-PORTABLE_PARTS:]).as_posix()
 
 
 def _names(paths, limit=LIST_LIMIT) -> str:
