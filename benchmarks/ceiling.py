@@ -239,9 +239,3 @@ def attach_fractions(latency_rows: list[dict], ceiling_doc: dict) -> None:
         if row.get("gmacs_per_s") and key in table:
             row["ceiling_gmacs_per_s"] = table[key]
             row["fraction_of_ceiling"] = row["gmacs_per_s"] / table[key]
-
-
-def ceiling_summary(ceiling_doc: dict) -> list[dict]:
-    """Rows as plain dicts for reports (failed ones kept with their error)."""
-    return [dict(r) for r in ceiling_doc.get("results", [])]
-

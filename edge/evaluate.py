@@ -25,13 +25,13 @@ Metric conventions (train/losses.py has TF versions, checked against these in te
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from edge.postprocess import PostprocessConfig, decide, split_outputs
-from edge.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input, normalize
+from edge.preprocess import PreprocessConfig, normalize
 
 METRIC_KEYS = (
     "per_image_dice",
@@ -111,7 +111,8 @@ def summarize(y_true, y_pred) -> dict:
 
 @dataclass(frozen=True)
 class LabelledFrames:
-    """Frames at the model input geometry (the crop + resize of edge.preprocess done once).
+    """Frames at the model input geometry (the crop + resize of edge.preprocess done once:
+    train.datasets.load_labelled reads a data folder into this).
 
     images: (N, H, W) uint8 gray. labels: (N, H, W) uint8 0/1. names: one per frame."""
 
@@ -126,18 +127,6 @@ class LabelledFrames:
 
     def __len__(self) -> int:
         return len(self.images)
-
-
-def frames_from_pairs(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
-                      pre: PreprocessConfig, names: Sequence[str] = ()) -> LabelledFrames:
-    """Full frames and their masks (any size, any nonzero = nerve) -> LabelledFrames."""
-    h, w = pre.input_hw
-    gray = np.zeros((len(images), h, w), np.uint8)
-    labels = np.zeros((len(images), h, w), np.uint8)
-    for i, (img, mask) in enumerate(zip(images, masks, strict=True)):
-        gray[i] = frame_to_gray_input(img, pre)
-        labels[i] = mask_to_input(mask, pre)
-    return LabelledFrames(gray, labels, tuple(names))
 
 
 # ---------------------------------------------------------------- score

@@ -179,6 +179,17 @@ def read_run(path: str | os.PathLike) -> RunFolder:
     return RunFolder(path, config, read_split(split_path) if split_path.is_file() else None)
 
 
+def write_run(path: str | os.PathLike, resolved: dict[str, Any], split: Split) -> None:
+    """RUN/config.json (TrainConfig.to_dict() plus facts such as the layout found) and
+    RUN/split.json, atomically: what read_run reads back."""
+    from edge.fsutil import write_json_atomic
+
+    path = Path(path)
+    write_json_atomic(path / RUN_CONFIG, resolved)
+    write_json_atomic(path / RUN_SPLIT, {"train_subjects": list(split.train_subjects),
+                                         "val_subjects": list(split.val_subjects)})
+
+
 def run_of(model: str | os.PathLike) -> RunFolder | None:
     """The run folder a model belongs to: MODEL itself when it is a run folder, else the
     model file's folder when that holds a config.json; None for a bare model file."""

@@ -37,7 +37,7 @@ from edge.fsutil import atomic_path, check_writable_dir, write_json_atomic
 from edge.postprocess import PostprocessConfig
 from train import datasets, evaluate
 from train.augment import augment_config
-from train.config import RUN_MODEL, STRATEGIES, TrainConfig
+from train.config import RUN_MODEL, STRATEGIES, Split, TrainConfig, write_run
 from train.data import steps_per_epoch, train_dataset
 from train.losses import BceDiceLoss, SoftDice, bce_dice_per_image
 from train.model import build_unet, count_macs
@@ -293,9 +293,7 @@ def _write_run_files(out: Path, cfg: TrainConfig, data: RunData, model) -> None:
     resolved = {**cfg.to_dict(), "layout": data.layout,
                 "n_train_frames": int(len(data.x_train)), "n_val_frames": int(len(data.val)),
                 "params": int(model.count_params()), "macs": count_macs(model)}
-    write_json_atomic(out / "config.json", resolved)
-    write_json_atomic(out / "split.json", {"train_subjects": data.train_subjects,
-                                           "val_subjects": data.val_subjects})
+    write_run(out, resolved, Split(tuple(data.train_subjects), tuple(data.val_subjects)))
     print(config_block("edge-train: resolved config", resolved))
 
 

@@ -32,7 +32,6 @@ from edge.postprocess import PostprocessConfig
 from edge.preprocess import PreprocessConfig
 from train.config import RUN_MODEL, run_of
 
-KERAS_SUFFIXES = (".keras", ".h5")
 KERAS_BATCH = 32  # frames per Keras call while scoring (a batch-1 TFLite/ONNX runs one by one)
 
 
@@ -67,7 +66,7 @@ def keras_file(path: str | os.PathLike) -> Path:
     if not path.is_file():
         raise ModelError(f"{path}: no such model file; pass the model.keras written by "
                          "edge-train (or its run folder)")
-    if path.suffix.lower() not in KERAS_SUFFIXES:
+    if model_format(path) != "keras":
         raise ModelError(f"{path}: not a Keras model (suffix {path.suffix!r}); pass a .keras "
                          "or .h5 file or an edge-train run folder")
     return path

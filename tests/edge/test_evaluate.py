@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.evaluate import LabelledFrames, frames_from_pairs, score, summarize
+from edge.evaluate import LabelledFrames, score
 from edge.postprocess import PostprocessConfig, Postprocessor, decide
 from edge.preprocess import PreprocessConfig
 
@@ -83,14 +83,6 @@ def test_presence_gate_and_batching_give_the_same_masks():
     np.testing.assert_array_equal(a.masks, b.masks)
     np.testing.assert_array_equal(a.prob, b.prob)
     assert a.metrics == b.metrics
-
-
-def test_frames_from_pairs_applies_the_preprocess_geometry():
-    image = np.zeros((64, 96), np.uint8)
-    image[8:24, 8:28] = 200
-    frames = frames_from_pairs([image], [image > 0], PRE, ["x"])
-    assert frames.images.shape == (1, *HW) and frames.labels.max() == 1
-    assert summarize(frames.labels, frames.labels)["per_image_dice"] == 1.0
 
 
 def test_evaluator_imports_without_tensorflow():
