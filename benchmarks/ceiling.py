@@ -148,7 +148,6 @@ def onnx_ceiling_model(precision: str, cfg: CeilingConfig) -> Path:
 # ---------------------------------------------------------------- timing
 def _tflite_invoker(path: Path, threads: int) -> Callable[[], None]:
     interp = open_tflite_interpreter(path, threads)
-    interp.allocate_tensors()
     d = interp.get_input_details()[0]
     x = np.random.default_rng(0).integers(-100, 100, d["shape"]).astype(d["dtype"])
     interp.set_tensor(d["index"], x)

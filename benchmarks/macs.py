@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.clikit import native_stderr_without
 from edge.errors import ModelError
 from edge.fsutil import model_format
 
@@ -23,6 +24,7 @@ from edge.fsutil import model_format
 # TRANSPOSE_CONV (O, KH, KW, I); FULLY_CONNECTED (O, I).
 TFLITE_CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED",
                    "CONV_3D", "BATCH_MATMUL")
+LITERT_INFO = ("INFO: Created TensorFlow Lite",)  # LiteRT's C++ chatter on fd 2, no switch
 ONNX_QUANT_OPS = ("QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul",
                   "DequantizeLinear", "QuantizeLinear")
 
@@ -33,7 +35,8 @@ def _prod(shape) -> int:
 
 # ---------------------------------------------------------------- TFLite
 def open_tflite_interpreter(path: str | Path, threads: int | None = None):
-    """A LiteRT interpreter (ai_edge_litert, then tflite_runtime, then tensorflow.lite)."""
+    """A LiteRT interpreter, tensors allocated (ai_edge_litert, then tflite_runtime, then
+    tensorflow.lite)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -42,8 +45,11 @@ def open_tflite_interpreter(path: str | Path, threads: int | None = None):
         except ImportError:
             from tensorflow.lite import Interpreter  # last resort: heavy import
     try:
-        return Interpreter(model_path=str(path), num_threads=threads)
-    except ValueError as exc:
+        with native_stderr_without(LITERT_INFO):  # "INFO: Created ... XNNPACK delegate"
+            interp = Interpreter(model_path=str(path), num_threads=threads)
+            interp.allocate_tensors()
+        return interp
+    except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{path} is not a readable .tflite model ({exc}); "
                          "re-export it with edge-convert") from exc
 
@@ -74,7 +80,6 @@ def _tflite_op_macs(op: dict, shapes: dict[int, tuple]) -> int:
 def tflite_macs(path: str | Path) -> int:
     """MACs per inference of a .tflite model (batch 1)."""
     interp = open_tflite_interpreter(path)
-    interp.allocate_tensors()
     shapes = {t["index"]: tuple(int(d) for d in t["shape"]) for t in interp.get_tensor_details()}
     total = 0
     for op in interp._get_ops_details():  # noqa: SLF001 (the only op-level API LiteRT has)
