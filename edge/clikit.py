@@ -215,6 +215,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             return f"{text} (default: none)"
         if action.default is False and action.nargs == 0:
             return f"{text} (default: off)"
+        if isinstance(action.default, (tuple, list)):  # as it is typed: 1,2
+            return f"{text} (default: {','.join(str(v) for v in action.default)})"
         return f"{text} (default: %(default)s)"
 
 

@@ -57,7 +57,8 @@ def train_parser() -> argparse.ArgumentParser:
                                 formatter_class=clikit.HelpFormatter)
     add_data_flags(p, required=True)
     p.add_argument("--out", type=str, default="runs/run", help="run folder")
-    p.add_argument("--input-size", type=clikit.hw, default=(128, 176), help="model input HxW")
+    p.add_argument("--input-size", type=clikit.hw, default=(128, 176),
+                   help="model input HxW (default: 128x176)")
     p.add_argument("--roi", type=clikit.roi, default=None, help="crop x,y,w,h before resizing")
     m = p.add_argument_group("model")
     m.add_argument("--preset", type=str, choices=("reference",), default=None,
