@@ -46,9 +46,10 @@ from train.modelio import KerasBackend, load_keras, settings_for
 ENCODER_PREFIXES = ("stem", "enc", "pool", "bottleneck")  # layer names frozen by freeze_encoder
 STATE_FILE = "state.json"
 CKPT_DIR = "ckpt"
-TEMP_MARK = ".tmp"  # edge.fsutil.atomic_path names: .NAME.XXXX.tmp.SUFFIX
-OLD_TEMP_PREFIXES = (".tmp-", ".curves.")  # names earlier versions used for partial files
+TEMP_MARK, TEMP_END = ".tmp.", ".tmp"  # edge.fsutil.atomic_path: .NAME.XXXX.tmp[.SUFFIX]
+OLD_TEMP_PREFIXES = (".tmp-", ".curves.", ".overlays.")  # earlier versions' partial files
 TF_TEMP_SUFFIX = "_temp"  # tf.train.Checkpoint's staging folder of a save in progress
+TF_TEMP_INDEX = "checkpoint.tmp"  # ... and its index file's atomic-write temp name
 
 
 @dataclass(frozen=True)
@@ -323,11 +324,16 @@ def remove_partial_files(out: Path) -> list[Path]:
         if not folder.is_dir():
             continue
         for p in folder.iterdir():
-            stale = p.name.startswith(".") and (TEMP_MARK in p.name
+            stale = p.name.startswith(".") and (TEMP_MARK in p.name or p.name.endswith(TEMP_END)
                                                 or p.name.startswith(OLD_TEMP_PREFIXES))
-            if stale or (folder.name == CKPT_DIR and p.name.endswith(TF_TEMP_SUFFIX)):
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-                removed.append(p)
+            tf_partial = p.name.endswith(TF_TEMP_SUFFIX) or p.name.startswith(TF_TEMP_INDEX)
+            if not (stale or (folder.name == CKPT_DIR and tf_partial)):
+                continue
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
     return removed
 
 

@@ -96,3 +96,19 @@ def test_mask_of_another_size_is_refused_naming_the_file(kaggle_dir, tmp_path, c
     err = capsys.readouterr().err
     assert mask.name in err and "--resize-masks" in err and "24x16" in err
     assert main([*args, "--resize-masks"]) == 0
+
+
+def test_partial_files_are_told_from_the_run_files(tmp_path):
+    from train.loop import remove_partial_files
+
+    keep = ["model.keras", "config.json", ".tmp_notes", "ckpt/checkpoint", "ckpt/state.json",
+            "ckpt/ckpt-3.index"]
+    partial = [".model.k2j4.tmp.keras", ".curves.x1y2.png", ".tmp-123-model.keras",
+               ".state.json.ab12.tmp", "ckpt/ckpt-4_temp/part-0", "ckpt/checkpoint.tmp9f3e"]
+    for name in keep + partial:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    remove_partial_files(tmp_path)
+    assert all((tmp_path / n).exists() for n in keep)
+    assert not any((tmp_path / n).exists() for n in partial)
+    assert not (tmp_path / "ckpt" / "ckpt-4_temp").exists()
