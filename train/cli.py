@@ -189,10 +189,21 @@ def _train(argv: list[str]) -> int:
     try:
         train(_train_config(a))
     except KeyboardInterrupt as e:
-        print(f"edge-train: {clikit.stop_reason(e)}; the last finished epoch's checkpoint is "
-              f"in {a.out}/ckpt: continue with --resume", file=sys.stderr, flush=True)
+        print(f"edge-train: {clikit.stop_reason(e)}; {_resume_hint(a.out)}", file=sys.stderr,
+              flush=True)
         return clikit.EXIT_INTERRUPTED
     return clikit.EXIT_OK
+
+
+def _resume_hint(out: str) -> str:
+    from pathlib import Path
+
+    from train.loop import CKPT_DIR, STATE_FILE
+
+    ckpt = Path(out) / CKPT_DIR
+    if (ckpt / STATE_FILE).is_file():
+        return f"the last finished epoch's checkpoint is in {ckpt}: continue with --resume"
+    return "stopped before the first epoch finished: nothing to resume, start again"
 
 
 # Subcommands besides training itself (the default, also spelled `edge-train train`).
