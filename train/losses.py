@@ -1,5 +1,5 @@
 """Losses and metrics in TensorFlow: a functional core (pure functions on tensors) and thin
-tf_keras wrappers (DESIGN principle 7). The hard metrics follow edge/evaluate.py exactly
+tf_keras wrappers, as in segmentation_models. The hard metrics follow edge/evaluate.py exactly
 (tests compare the two on hand-made masks).
 
 Shapes: y_true, y_pred (N, H, W, 1) or (N, H, W); y_pred are probabilities in [0, 1].
