@@ -1,34 +1,31 @@
-"""Segmentation accuracy of model files on a labelled dataset, through edge's own processing.
+"""Segmentation accuracy of model files on a labelled dataset, through the kit's one evaluator.
 
-Each frame goes exactly the way the device takes it: edge.preprocess (geometry + the
-sidecar's normalization) -> Backend.run -> edge.postprocess.split_outputs -> binarize with
-the sidecar's threshold, min_area and presence threshold (temporal smoothing off: frames
-are independent). Predictions are compared with the labels at the model input size (labels
-go through edge.preprocess.mask_to_input, the same crop and resize as the frames).
+Each model is opened as a Backend (train.modelio: TFLite/ONNX through edge.backends, Keras
+through its KerasBackend) and scored with edge.evaluate.score, with the model's own settings
+(the sidecar's normalization, threshold, min area and presence threshold; flags override):
+the same function edge-train eval and the edge-convert gate call, so the same model and frames
+give the same numbers in every tool. Labels go through edge.preprocess.mask_to_input, the
+same crop and resize as the frames.
 
-Metrics (train.metrics.summarize): mean per-image Dice (an image with no nerve in truth and
+Metrics (edge.evaluate.summarize): mean per-image Dice (an image with no nerve in truth and
 prediction scores 1), pooled Dice over all pixels, IoU, precision, recall, pixel accuracy and
 detection rate (share of frames with a nerve whose prediction overlaps it).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
 
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
-from benchmarks.runtime import open_model, preprocess_config
+from benchmarks.runtime import open_model
+from edge.clikit import MissingExtra
 from edge.errors import UserInputError
-from edge.metadata import load_meta, sha256_file
-from edge.preprocess import normalize
-
-PROGRESS_EVERY = 200  # frames between progress lines
+from edge.evaluate import score
+from edge.metadata import sha256_file
 
 
 @dataclass(frozen=True)
@@ -36,36 +33,32 @@ class AccuracyConfig:
     """data_dir: Kaggle (SUBJECT_IMAGE + _mask) or folder (images/ + masks/) layout.
     split: a training run's split.json; its val_subjects are evaluated (None = all frames).
     subjects: explicit subject ids instead of a split. max_images: first N frames only
-    (quick checks). threads/backend: as for latency."""
+    (quick checks). subjects_csv/resize_masks: as for edge-train. threads/backend: as for
+    latency. threshold/min_area/presence_threshold:
+    None = each model's sidecar."""
 
     data_dir: str
     layout: str | None = None
     nerve_class: int = 1
+    subjects_csv: str | None = None
+    resize_masks: bool = False
     split: str | None = None
     subjects: tuple[str, ...] | None = None
     max_images: int | None = None
     threads: int | None = 1
     backend: str | None = None
-
-
-def read_split_subjects(split_path: str | Path) -> tuple[str, ...]:
-    """val_subjects of a training run's split.json."""
-    p = Path(split_path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-        subjects = doc["val_subjects"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserInputError(f"--split {p}: cannot read val_subjects ({exc}); pass the "
-                             "split.json of a training run (RUN/split.json)") from exc
-    return tuple(str(s) for s in subjects)
+    threshold: float | None = None
+    min_area: int | None = None
+    presence_threshold: float | None = None
 
 
 def select_samples(cfg: AccuracyConfig) -> tuple[list, tuple[str, ...] | None]:
     """The samples to evaluate and the subject filter applied (None = all)."""
+    from train.config import read_split
     from train.datasets import find_samples  # NumPy/OpenCV only, no TensorFlow
 
-    samples = find_samples(cfg.data_dir, layout=cfg.layout, nerve_class=cfg.nerve_class)
-    wanted = cfg.subjects or (read_split_subjects(cfg.split) if cfg.split else None)
+    samples = find_samples(cfg.data_dir, cfg.layout, cfg.nerve_class, cfg.subjects_csv)
+    wanted = cfg.subjects or (read_split(cfg.split).val_subjects if cfg.split else None)
     if wanted is not None:
         keep = set(wanted)
         samples = [s for s in samples if s.subject in keep]
@@ -77,67 +70,41 @@ def select_samples(cfg: AccuracyConfig) -> tuple[list, tuple[str, ...] | None]:
     return samples, wanted
 
 
-class ArrayCache:
-    """Frames and labels at one input geometry, loaded once and shared by the models."""
+class FrameCache:
+    """Labelled frames at one input geometry, loaded once and shared by the models."""
 
-    def __init__(self, samples, nerve_class: int):
-        self.samples, self.nerve_class, self._arrays = samples, nerve_class, {}
+    def __init__(self, samples, nerve_class: int, resize_masks: bool = False):
+        self.samples, self.nerve_class, self._frames = samples, nerve_class, {}
+        self.resize_masks = resize_masks
 
     def get(self, pre_cfg):
-        from train.datasets import load_arrays
+        from train.datasets import load_labelled
 
         key = (pre_cfg.input_hw, pre_cfg.roi)
-        if key not in self._arrays:
-            geometry = replace(pre_cfg, channels=1)
-            self._arrays[key] = load_arrays(self.samples, geometry, self.nerve_class)
-        return self._arrays[key]
+        if key not in self._frames:
+            self._frames[key] = load_labelled(self.samples, pre_cfg, self.nerve_class,
+                                              resize_masks=self.resize_masks)
+        return self._frames[key]
 
 
-def postprocess_config(meta):
-    """The sidecar's post-processing, temporal smoothing off (frames are independent)."""
-    from edge.postprocess import PostprocessConfig
-
-    return PostprocessConfig(threshold=meta.threshold, min_area=meta.min_area,
-                             presence_threshold=meta.presence_threshold)
-
-
-def predict_mask(model, x: np.ndarray, post_cfg) -> np.ndarray:
-    """One normalized input -> uint8 0/1 mask at the model input size, the edge way."""
-    from edge.postprocess import binarize, split_outputs
-
-    prob, presence = split_outputs(model.run(x))
-    mask = binarize(prob, post_cfg)
-    if presence is not None and presence < post_cfg.presence_threshold:
-        mask = np.zeros_like(mask)
-    return mask
-
-
-def predict_all(model, gray: np.ndarray, pre_cfg, post_cfg, name: str,
-                progress: Progress) -> np.ndarray:
-    preds = np.zeros(gray.shape, np.uint8)
-    for i in range(len(gray)):
-        preds[i] = predict_mask(model, normalize(gray[i], pre_cfg), post_cfg)
-        if (i + 1) % PROGRESS_EVERY == 0:
-            progress(f"accuracy: {name} {i + 1}/{len(gray)} frames")
-    return preds
-
-
-def evaluate_model(path: str | Path, cache: ArrayCache, cfg: AccuracyConfig,
+def evaluate_model(path: str | Path, cache: FrameCache, cfg: AccuracyConfig,
                    progress: Progress = stderr_progress) -> dict:
     """One accuracy row (metrics + what produced them)."""
-    from train.metrics import summarize
+    from train.modelio import settings_for
 
     path = Path(path)
     t0 = time.perf_counter()
     model = open_model(path, cfg.backend, cfg.threads)
-    meta = load_meta(path)
-    pre_cfg, post_cfg = preprocess_config(model, path), postprocess_config(meta)
-    gray, labels = cache.get(pre_cfg)
-    preds = predict_all(model, gray, pre_cfg, post_cfg, path.name, progress)
+    settings = settings_for(path, model, cfg.threshold, cfg.min_area, cfg.presence_threshold)
+    frames = cache.get(settings.pre)
+    ev = score(model, frames, settings.pre, settings.post,
+               progress=lambda line: progress(f"accuracy: {path.name} {line}"))
     return {"model": path.name, "path": str(path), "format": path.suffix.lstrip("."),
             "sha256": sha256_file(path), "backend_name": model.name, "threads": cfg.threads,
-            "input_hw": list(pre_cfg.input_hw), "threshold": post_cfg.threshold,
-            "min_area": post_cfg.min_area, "status": "ok", **summarize(labels, preds),
+            "input_hw": list(settings.pre.input_hw), "threshold": settings.post.threshold,
+            "min_area": settings.post.min_area,
+            "presence_threshold": settings.post.presence_threshold,
+            "settings_from": settings.origin, "status": "ok", **ev.metrics,
             "seconds": time.perf_counter() - t0}
 
 
@@ -147,8 +114,8 @@ def _guarded(path, cache, cfg, progress) -> dict:
     progress(f"accuracy: {Path(path).name} on {len(cache.samples)} frames ...")
     try:
         row = evaluate_model(path, cache, cfg, progress)
-    except DataError:
-        raise  # bad data: the whole run is wrong, not this model
+    except (DataError, MissingExtra):
+        raise  # bad data or a missing install: the whole run is wrong, not this model
     except Exception as exc:  # a failed variant is reported, never dropped
         progress(f"accuracy: {Path(path).name} FAILED: {exc}")
         return {"model": Path(path).name, "path": str(path), "status": "failed",
@@ -160,11 +127,13 @@ def _guarded(path, cache, cfg, progress) -> dict:
 
 def run_accuracy(models: Sequence[str | Path], cfg: AccuracyConfig,
                  progress: Progress = stderr_progress) -> dict:
+    from train.datasets import portable_path
+
     samples, subjects = select_samples(cfg)
-    cache = ArrayCache(samples, cfg.nerve_class)
+    cache = FrameCache(samples, cfg.nerve_class, cfg.resize_masks)
     rows = [_guarded(m, cache, cfg, progress) for m in models]
     return {"kind": "accuracy", "machine": describe_machine(), "config": asdict(cfg),
-            "dataset": {"data_dir": str(cfg.data_dir), "n_images": len(samples),
+            "dataset": {"data_dir": portable_path(cfg.data_dir), "n_images": len(samples),
                         "subjects": sorted({s.subject for s in samples}),
                         "subject_filter": list(subjects) if subjects else None},
             "results": rows}

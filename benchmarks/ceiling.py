@@ -27,6 +27,8 @@ import numpy as np
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
 from benchmarks.macs import count_model_macs, open_tflite_interpreter
+from edge.clikit import MissingExtra, install_hint, missing_extra_message
+from edge.fsutil import atomic_write_bytes
 
 CEIL_HW = 128  # feature map side, pixels
 CEIL_CHANNELS = 64  # input = output channels
@@ -64,15 +66,9 @@ def cache_dir(cfg: CeilingConfig) -> Path:
     return d
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------- model files
 def _tflite_conv_bytes(precision: str) -> bytes:
-    from benchmarks.keras_backend import import_tensorflow
+    from train.modelio import import_tensorflow
 
     tf = import_tensorflow()
     import tf_keras as keras
@@ -97,14 +93,16 @@ def tflite_ceiling_model(precision: str, cfg: CeilingConfig) -> Path:
     path = cache_dir(cfg) / f"conv3x3_{CEIL_CHANNELS}ch_{CEIL_HW}px_{precision}.tflite"
     if path.is_file():
         return path
+    from train.modelio import import_tensorflow
+
     try:
-        import tensorflow  # noqa: F401
-    except ImportError as exc:
+        import_tensorflow()
+    except (ImportError, MissingExtra) as exc:
         raise CeilingUnavailable(
             f"no cached {path.name} in {path.parent} and TensorFlow is not installed to make "
             "it; run `edge-bench ceiling` once where TensorFlow is installed "
-            f"(pip install -e '.[convert]') and copy {path.parent} here") from exc
-    _atomic_bytes(path, _tflite_conv_bytes(precision))
+            f"({install_hint('train')}) and copy {path.parent} here") from exc
+    atomic_write_bytes(path, _tflite_conv_bytes(precision))
     return path
 
 
@@ -141,16 +139,15 @@ def onnx_ceiling_model(precision: str, cfg: CeilingConfig) -> Path:
         try:
             data = _onnx_conv_bytes(precision)
         except ImportError as exc:
-            raise CeilingUnavailable("the onnx package is needed to write the ONNX ceiling "
-                                     "model; pip install onnx") from exc
-        _atomic_bytes(path, data)
+            raise CeilingUnavailable("the ONNX ceiling model: "
+                                     + missing_extra_message("onnx")) from exc
+        atomic_write_bytes(path, data)
     return path
 
 
 # ---------------------------------------------------------------- timing
 def _tflite_invoker(path: Path, threads: int) -> Callable[[], None]:
     interp = open_tflite_interpreter(path, threads)
-    interp.allocate_tensors()
     d = interp.get_input_details()[0]
     x = np.random.default_rng(0).integers(-100, 100, d["shape"]).astype(d["dtype"])
     interp.set_tensor(d["index"], x)
@@ -241,9 +238,3 @@ def attach_fractions(latency_rows: list[dict], ceiling_doc: dict) -> None:
         if row.get("gmacs_per_s") and key in table:
             row["ceiling_gmacs_per_s"] = table[key]
             row["fraction_of_ceiling"] = row["gmacs_per_s"] / table[key]
-
-
-def ceiling_summary(ceiling_doc: dict) -> list[dict]:
-    """Rows as plain dicts for reports (failed ones kept with their error)."""
-    return [dict(r) for r in ceiling_doc.get("results", [])]
-

@@ -1,8 +1,9 @@
 """edge-bench: honest, machine-readable benchmarks of nerve-edge models.
 
 argparse lives here only; every subcommand builds a frozen config and calls the library.
-Exit codes: 0 ok, 2 bad input (missing model/data, bad flag), 1 runtime failure
-(or, for compare/latency, every variant failed).
+The CLI contract is edge.clikit's: exit 0 ok, 2 bad input (missing model/data, bad flag, a
+missing optional package: one line with the install command), 1 runtime failure (or every
+variant failed), 130 interrupted (Ctrl-C or SIGTERM; no partial result file is left).
 """
 
 from __future__ import annotations
@@ -12,48 +13,29 @@ import json
 import sys
 from collections.abc import Sequence
 
+from edge import clikit
+from edge.clikit import int_list, positive_int, str_list
 from edge.errors import UserInputError
 
 EXAMPLES = """\
-examples:
+examples (DATA: a prepared data folder, see docs/data.md):
   edge-bench latency --models edge/models/nerve_fixture_int8.tflite \\
       edge/models/nerve_fixture.onnx --threads 1,2 --out results/latency.json
   edge-bench ceiling --threads 1,2 --out results/ceiling.json
-  edge-bench accuracy --models runs/a/model_int8.tflite --data ../shared/data/kaggle-nerve/train \\
+  edge-bench accuracy --models runs/a/model_int8.tflite --data data/kaggle-nerve/train \\
       --split runs/a/split.json --out results/accuracy.json
   edge-bench pipeline --models edge/models/nerve_fixture_int8.tflite --source phantom \\
       --max-frames 300 --out results/pipeline.json
   edge-bench compare --models runs/a/model.keras runs/a/model_int8.tflite runs/a/model.onnx \\
-      --data ../shared/data/kaggle-nerve/train --split runs/a/split.json --pipeline \\
+      --data data/kaggle-nerve/train --split runs/a/split.json --pipeline \\
       --out benchmarks/results/compare.json      # also writes compare.md and compare.png
   edge-bench macs --models runs/a/model_int8.tflite runs/a/model.onnx
 """
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected integers like 1,2") from exc
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers like 1,2")
-    return values
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be >= 1")
-    return value
-
-
-def str_list(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
-
-
 def _add_out(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--out", type=str, default=None,
-                   help=f"write the {what} JSON here (atomically); default: print it")
+                   help=f"write the {what} JSON here (atomically; None: print it)")
 
 
 def _add_models(p: argparse.ArgumentParser) -> None:
@@ -65,48 +47,46 @@ def _add_timing(p: argparse.ArgumentParser) -> None:
     from benchmarks.latency import DEFAULT_REPEATS, DEFAULT_RUNS, DEFAULT_WARMUP
 
     p.add_argument("--threads", type=int_list, default=(1, 2),
-                   help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
-                   help=f"untimed runs first (default {DEFAULT_WARMUP})")
+                   help="comma-separated thread counts")
+    p.add_argument("--warmup", type=clikit.non_negative_int, default=DEFAULT_WARMUP,
+                   help="untimed runs first")
     p.add_argument("--runs", type=positive_int, default=DEFAULT_RUNS,
-                   help=f"timed runs per repeat (default {DEFAULT_RUNS})")
+                   help="timed runs per repeat")
     p.add_argument("--repeats", type=positive_int, default=DEFAULT_REPEATS,
-                   help=f"repeats; figures are their medians (default {DEFAULT_REPEATS})")
+                   help="repeats; figures are their medians")
     p.add_argument("--in-process", action="store_true",
                    help="measure in this process (quick checks; peak RSS is then shared)")
 
 
 def _add_data(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--data", type=str, required=required, default=None,
-                   help="labelled frames: Kaggle layout (SUBJECT_IMAGE + _mask) or "
-                        "folder layout (images/ + masks/)")
-    p.add_argument("--layout", type=str, choices=("kaggle", "folder"), default=None,
-                   help="dataset layout (default: detected)")
-    p.add_argument("--nerve-class", type=int, default=1,
-                   help="folder layout: class id of the nerve in the masks (default 1)")
+    from train.cli import add_data_flags  # argparse only: no TensorFlow
+
+    add_data_flags(p, required)
     p.add_argument("--split", type=str, default=None,
                    help="a training run's split.json: evaluate its val_subjects only")
     p.add_argument("--subjects", type=str_list, default=None,
                    help="comma-separated subject ids to evaluate (instead of --split)")
     p.add_argument("--max-images", type=positive_int, default=None,
                    help="evaluate only the first N frames (quick checks)")
+    clikit.add_postprocess_flags(p, "each model's sidecar")
 
 
 def _add_pipeline_source(p: argparse.ArgumentParser) -> None:
     from benchmarks.pipeline import DEFAULT_MAX_FRAMES, DEFAULT_SOURCE
 
     p.add_argument("--source", type=str, default=DEFAULT_SOURCE,
-                   help="phantom, a video file or an image folder (default phantom)")
+                   help="phantom, a video file or an image folder")
     p.add_argument("--max-frames", type=positive_int, default=DEFAULT_MAX_FRAMES,
-                   help=f"frames per model (default {DEFAULT_MAX_FRAMES})")
+                   help="frames per model")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-bench", description=__doc__.splitlines()[0], epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    fmt = argparse.RawDescriptionHelpFormatter
+        formatter_class=clikit.HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to measure (edge-bench COMMAND --help)")
+    fmt = clikit.HelpFormatter
 
     p = sub.add_parser("latency", help="inference latency per model x thread count",
                        epilog=EXAMPLES, formatter_class=fmt)
@@ -121,11 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ceiling", help="this machine's practical conv GMAC/s",
                        epilog=EXAMPLES, formatter_class=fmt)
     p.add_argument("--threads", type=int_list, default=(1,),
-                   help="comma-separated thread counts (default 1)")
+                   help="comma-separated thread counts")
     p.add_argument("--backends", type=str_list, default=("tflite", "onnx"),
-                   help="runtimes to measure (default tflite,onnx)")
-    p.add_argument("--runs", type=positive_int, default=30, help="timed runs (default 30)")
-    p.add_argument("--repeats", type=positive_int, default=3, help="repeats (default 3)")
+                   help="runtimes to measure")
+    p.add_argument("--runs", type=positive_int, default=30, help="timed runs")
+    p.add_argument("--repeats", type=positive_int, default=3, help="repeats")
     _add_out(p, "ceiling")
 
     p = sub.add_parser("accuracy", help="Dice & co. through edge's own processing",
@@ -157,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES, formatter_class=fmt)
     _add_models(p)
     _add_out(p, "MACs")
+    for p in sub.choices.values():  # after the subcommand: edge-bench latency --debug
+        clikit.add_common_flags(p, verbose=True)
     return parser
 
 
@@ -165,9 +147,16 @@ def _accuracy_config(args, threads: int):
 
     if args.split and args.subjects:
         raise UserInputError("pass --split or --subjects, not both")
-    return AccuracyConfig(data_dir=args.data, layout=args.layout, nerve_class=args.nerve_class,
-                          split=args.split, subjects=args.subjects,
-                          max_images=args.max_images, threads=threads)
+    return AccuracyConfig(data_dir=args.data, layout=args.layout,
+                          nerve_class=args.nerve_class or 1, subjects_csv=args.subjects_csv,
+                          resize_masks=args.resize_masks, split=args.split, subjects=args.subjects,
+                          max_images=args.max_images, threads=threads,
+                          threshold=args.threshold, min_area=args.min_area,
+                          presence_threshold=args.presence_threshold)
+
+
+def _say_config(command: str, cfg) -> None:
+    print(clikit.config_block(f"edge-bench {command}", cfg), file=sys.stderr, flush=True)
 
 
 def cmd_latency(args) -> dict:
@@ -176,7 +165,7 @@ def cmd_latency(args) -> dict:
 
     cfg = LatencyConfig(threads=args.threads, backend=args.backend, warmup=args.warmup,
                         runs=args.runs, repeats=args.repeats, subprocess=not args.in_process)
-    print(f"edge-bench latency: {cfg}", file=sys.stderr)
+    _say_config("latency", cfg)
     doc = run_latency(args.models, cfg)
     if args.ceiling:
         doc["ceiling"] = run_ceiling(CeilingConfig(threads=args.threads))
@@ -189,7 +178,7 @@ def cmd_ceiling(args) -> dict:
 
     cfg = CeilingConfig(threads=args.threads, backends=args.backends, runs=args.runs,
                         repeats=args.repeats)
-    print(f"edge-bench ceiling: {cfg}", file=sys.stderr)
+    _say_config("ceiling", cfg)
     return run_ceiling(cfg)
 
 
@@ -197,7 +186,7 @@ def cmd_accuracy(args) -> dict:
     from benchmarks.accuracy import run_accuracy
 
     cfg = _accuracy_config(args, args.threads)
-    print(f"edge-bench accuracy: {cfg}", file=sys.stderr)
+    _say_config("accuracy", cfg)
     return run_accuracy(args.models, cfg)
 
 
@@ -205,7 +194,7 @@ def cmd_pipeline(args) -> dict:
     from benchmarks.pipeline import PipelineConfig, run_pipeline
 
     cfg = PipelineConfig(source=args.source, max_frames=args.max_frames, threads=args.threads)
-    print(f"edge-bench pipeline: {cfg}", file=sys.stderr)
+    _say_config("pipeline", cfg)
     return run_pipeline(args.models, cfg)
 
 
@@ -219,7 +208,7 @@ def cmd_compare(args) -> dict:
         accuracy=_accuracy_config(args, args.threads[0]) if args.data else None,
         pipeline=PipelineConfig(source=args.source, max_frames=args.max_frames,
                                 threads=args.threads[0]) if args.pipeline else None)
-    print(f"edge-bench compare: {cfg}", file=sys.stderr)
+    _say_config("compare", cfg)
     return run_compare(args.models, cfg)
 
 
@@ -229,12 +218,20 @@ def cmd_macs(args) -> dict:
 
     rows = [describe_model(m) for m in args.models]
     for r in rows:
-        print(f"{r['model']}: " + (f"{r['macs'] / 1e9:.4f} GMAC ({r['dtype']})"
-                                   if "macs" in r else f"FAILED: {r['error']}"),
-              file=sys.stderr)
+        print(f"{r['model']}: {_macs_text(r)}", file=sys.stderr)
     return {"kind": "macs", "machine": describe_machine(), "results": rows}
 
 
+def _macs_text(row: dict) -> str:
+    """One line per model: its GMAC, why they are unknown (a missing package), or its error."""
+    if "error" in row:
+        return f"FAILED: {row['error']}"
+    if row.get("macs") is None:
+        return row.get("macs_note") or "MACs not counted"
+    return f"{row['macs'] / GIGA:.4f} GMAC ({row['dtype']})"
+
+
+GIGA = 1e9
 COMMANDS = {"latency": cmd_latency, "ceiling": cmd_ceiling, "accuracy": cmd_accuracy,
             "pipeline": cmd_pipeline, "compare": cmd_compare, "macs": cmd_macs}
 
@@ -269,24 +266,21 @@ def check_models_exist(models: Sequence[str] | None) -> None:
         raise UserInputError(f"model file(s) not found: {', '.join(missing)}; check --models")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        check_models_exist(getattr(args, "models", None))
-        doc = COMMANDS[args.command](args)
-        _write(args, doc)
-    except UserInputError as exc:
-        print(f"edge-bench {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # one line for the user, not a traceback
-        print(f"edge-bench {args.command}: failed: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
-        return 1
+    clikit.quiet_tensorflow(getattr(args, "verbose", False))
+    check_models_exist(getattr(args, "models", None))
+    doc = COMMANDS[args.command](args)
+    _write(args, doc)
     if _all_failed(doc):
         print(f"edge-bench {args.command}: every model failed (see the errors above)",
               file=sys.stderr)
-        return 1
-    return 0
+        return clikit.EXIT_RUNTIME
+    return clikit.EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return clikit.run_cli("edge-bench", _main, argv)
 
 
 if __name__ == "__main__":

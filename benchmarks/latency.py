@@ -29,6 +29,7 @@ import numpy as np
 from benchmarks.machine import describe_machine
 from benchmarks.macs import count_model_macs, model_precision
 from benchmarks.runtime import open_model, preimport, resolve_backend, synthetic_input
+from edge.clikit import MissingExtra, missing_extra_message
 from edge.metadata import sha256_file
 
 DEFAULT_THREADS = (1, 2)
@@ -154,9 +155,11 @@ def describe_model(path: str | Path) -> dict:
     info.update(size_bytes=path.stat().st_size, sha256=sha256_file(path))
     try:
         info.update(macs=count_model_macs(path), dtype=model_precision(path))
+    except MissingExtra:
+        raise  # e.g. a Keras model without TensorFlow: no model of that kind can run here
     except ImportError as exc:  # e.g. no onnx package on a device: time it anyway
-        info.update(macs=None, dtype=None,
-                    macs_note=f"MACs not counted ({exc}); pip install onnx to count them")
+        info.update(macs=None, dtype=None, macs_note="MACs not counted: "
+                    + missing_extra_message(exc.name or "onnx"))
     except Exception as exc:  # an unreadable model still gets a (failed) row
         info["error"] = f"{type(exc).__name__}: {exc}"
     return info

@@ -1,7 +1,7 @@
 """Describe the machine a benchmark ran on: CPU model, cores, ISA flags, runtime versions.
 
 Every result carries this block, so a number is never separated from the hardware and
-software that produced it (DESIGN principle 9). Reads /proc/cpuinfo on Linux and falls back
+software that produced it. Reads /proc/cpuinfo on Linux and falls back
 to the platform module elsewhere; never imports TensorFlow (its version is read from the
 installed package metadata).
 """

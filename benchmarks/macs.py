@@ -16,15 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.clikit import native_stderr_without
 from edge.errors import ModelError
+from edge.fsutil import model_format
 
 # TFLite filter layouts: CONV_2D (O, KH, KW, I); DEPTHWISE_CONV_2D (1, KH, KW, O);
 # TRANSPOSE_CONV (O, KH, KW, I); FULLY_CONNECTED (O, I).
 TFLITE_CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED",
                    "CONV_3D", "BATCH_MATMUL")
+LITERT_INFO = ("INFO: Created TensorFlow Lite",)  # LiteRT's C++ chatter on fd 2, no switch
 ONNX_QUANT_OPS = ("QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul",
                   "DequantizeLinear", "QuantizeLinear")
-KERAS_SUFFIXES = (".keras", ".h5")
 
 
 def _prod(shape) -> int:
@@ -33,7 +35,8 @@ def _prod(shape) -> int:
 
 # ---------------------------------------------------------------- TFLite
 def open_tflite_interpreter(path: str | Path, threads: int | None = None):
-    """A LiteRT interpreter (ai_edge_litert, then tflite_runtime, then tensorflow.lite)."""
+    """A LiteRT interpreter, tensors allocated (ai_edge_litert, then tflite_runtime, then
+    tensorflow.lite)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -42,8 +45,11 @@ def open_tflite_interpreter(path: str | Path, threads: int | None = None):
         except ImportError:
             from tensorflow.lite import Interpreter  # last resort: heavy import
     try:
-        return Interpreter(model_path=str(path), num_threads=threads)
-    except ValueError as exc:
+        with native_stderr_without(LITERT_INFO):  # "INFO: Created ... XNNPACK delegate"
+            interp = Interpreter(model_path=str(path), num_threads=threads)
+            interp.allocate_tensors()
+        return interp
+    except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{path} is not a readable .tflite model ({exc}); "
                          "re-export it with edge-convert") from exc
 
@@ -74,7 +80,6 @@ def _tflite_op_macs(op: dict, shapes: dict[int, tuple]) -> int:
 def tflite_macs(path: str | Path) -> int:
     """MACs per inference of a .tflite model (batch 1)."""
     interp = open_tflite_interpreter(path)
-    interp.allocate_tensors()
     shapes = {t["index"]: tuple(int(d) for d in t["shape"]) for t in interp.get_tensor_details()}
     total = 0
     for op in interp._get_ops_details():  # noqa: SLF001 (the only op-level API LiteRT has)
@@ -161,23 +166,10 @@ def onnx_precision(path: str | Path) -> str:
 
 # ---------------------------------------------------------------- Keras / dispatch
 def keras_macs(path: str | Path) -> int:
-    from benchmarks.keras_backend import load_keras_model  # imports TensorFlow
     from train.model import count_macs
+    from train.modelio import load_keras  # imports TensorFlow
 
-    return count_macs(load_keras_model(path))
-
-
-def model_format(path: str | Path) -> str:
-    """"tflite", "onnx" or "keras", from the file suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".tflite":
-        return "tflite"
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix in KERAS_SUFFIXES:
-        return "keras"
-    raise ModelError(f"{path}: unknown model format {suffix!r}; "
-                     "use a .tflite, .onnx or .keras file")
+    return count_macs(load_keras(path))
 
 
 def count_model_macs(path: str | Path) -> int:

@@ -15,11 +15,12 @@ from pathlib import Path
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
 from edge.errors import SourceError
+from edge.fsutil import model_format
 from edge.metadata import sha256_file
 
 DEFAULT_SOURCE = "phantom"
 DEFAULT_MAX_FRAMES = 300
-DEVICE_SUFFIXES = (".tflite", ".onnx")  # what edge-run can run
+DEVICE_FORMATS = ("tflite", "onnx")  # what edge-run can run
 FILE_KINDS = ("video", "images")  # sources that end; looped for the benchmark
 
 
@@ -64,7 +65,7 @@ def pipeline_model(model: str | Path, cfg: PipelineConfig) -> dict:
 
 
 def _guarded(model, cfg: PipelineConfig, progress: Progress) -> dict:
-    if Path(model).suffix.lower() in DEVICE_SUFFIXES or cfg.backend:
+    if cfg.backend or model_format(model) in DEVICE_FORMATS:
         return _run_guarded(model, cfg, progress)
     # Keras models are for training, not the device: nothing to measure, nothing failed.
     progress(f"pipeline: {Path(model).name} skipped (edge-run runs .tflite/.onnx only)")

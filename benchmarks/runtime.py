@@ -1,7 +1,8 @@
 """Open any model file as an edge Backend, and make a realistic input for it.
 
-.tflite and .onnx go through edge.backends (exactly what the device runs); Keras files go
-through benchmarks.keras_backend (TensorFlow, imported only then).
+.tflite and .onnx go through edge.backends (exactly what the device runs); Keras files through
+train.modelio.KerasBackend (TensorFlow, imported only then): one way to open every format,
+shared with edge-train and edge-convert.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.macs import model_format
 from edge.errors import ModelError
-from edge.metadata import load_meta
+from edge.fsutil import model_format
 from edge.preprocess import PreprocessConfig, normalize
 
 INPUT_SEED = 0  # fixed random frame: every model and repeat sees the same input
@@ -37,25 +37,20 @@ def preimport(backend: str) -> None:
 
 def open_model(path: str | Path, backend: str | None = None, threads: int | None = None):
     """A Backend (run(x) -> list of float32 arrays; input_hw, input_channels, name)."""
+    from train.modelio import open_model as open_any
+
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path} does not exist; pass the path of a .tflite, .onnx or .keras "
                          "model")
-    kind = resolve_backend(path, backend)
-    if kind == "keras":
-        from benchmarks.keras_backend import KerasBackend
-
-        return KerasBackend(path, threads=threads)
-    from edge.backends import open_backend
-
-    return open_backend(path, backend=kind, threads=threads)
+    return open_any(path, resolve_backend(path, backend), threads)
 
 
 def preprocess_config(model, model_path: str | Path) -> PreprocessConfig:
     """The edge pre-processing for this model: its input size and sidecar normalization."""
-    meta = load_meta(model_path)
-    return PreprocessConfig(input_hw=tuple(model.input_hw), scale=meta.scale,
-                            offset=meta.offset, channels=int(model.input_channels))
+    from train.modelio import settings_for
+
+    return settings_for(model_path, model).pre
 
 
 def synthetic_input(model, model_path: str | Path) -> np.ndarray:

@@ -15,26 +15,21 @@ import numpy as np
 from convert import onnx_export, quantize
 from convert.common import (
     GateFailed,
-    atomic_write_bytes,
     converter_versions,
     file_sizes,
     publish_dir,
+    remove_stale_staging,
     save_keras_atomic,
     staging_dir,
     utc_now,
 )
-from convert.data import (
-    Source,
-    calibration_frames,
-    load_frames,
-    open_source,
-    postprocess_for,
-)
+from convert.data import Source, calibration_frames, labelled_frames, load_frames, open_source
 from convert.prune import PruneConfig, prune_model, sparsity_report, sparsity_table
 from convert.report import REPORT_JSON, quick_latency_ms, write_report
 from convert.targets import onnx_ops, target_report
 from convert.validate import GateConfig, GateResult, results_table, validate
 from edge.errors import OutputError, UserInputError
+from edge.fsutil import atomic_write_bytes
 from edge.metadata import ModelMeta, sha256_file, write_meta
 from edge.postprocess import PostprocessConfig
 
@@ -122,16 +117,18 @@ def run_chain(model_arg, data_dir, out_dir, cfg: ChainConfig = ChainConfig(),
     check_calibration(cfg)
     out = Path(out_dir)
     check_out(out)
-    model, src = open_source(model_arg, data_dir, cfg.val_fraction, cfg.seed)
+    for p in remove_stale_staging(out):
+        log(f"edge-convert: removed {p.name}, left by an interrupted run")
+    overrides = {"threshold": cfg.threshold, "min_area": cfg.min_area,
+                 "presence_threshold": cfg.presence_threshold}
+    source, src = open_source(model_arg, data_dir, cfg.val_fraction, cfg.seed,
+                              post_overrides=overrides)
     log(f"edge-convert: {src.model_path} -> {out}; input {src.pre.input_hw}, scale "
         f"{src.pre.scale:.6g}, offset {src.pre.offset}; {len(src.train)} train / "
         f"{len(src.val)} val frames; formats {','.join(cfg.formats)}; prune {cfg.prune}")
     stage = staging_dir(out)
     try:
-        post = postprocess_for(src.run_config, cfg.threshold, cfg.min_area,
-                               cfg.presence_threshold)
-        report = _convert_all(model, src, stage, _model_name(Path(model_arg), cfg), cfg, post,
-                              log)
+        report = _convert_all(source, src, stage, _model_name(Path(model_arg), cfg), cfg, log)
         publish_dir(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -186,22 +183,27 @@ def _val_x(src: Source) -> np.ndarray:
     return load_frames(src.val[: onnx_export.PARITY_FRAMES], src.pre)[0]
 
 
-def _gate_step(model, converted, paths, src: Source, cfg: ChainConfig, post, log
-               ) -> GateResult:
-    x, y = load_frames(src.val, src.pre, src.nerve_class)
-    log(f"validate: {len(x)} frames of {len(src.summary()['val_subjects'])} validation subjects")
-    result = validate(model, converted, paths, x, y, post, cfg.gate)
+def _gate_step(source, converted, paths, src: Source, cfg: ChainConfig, log) -> GateResult:
+    """source/converted: KerasBackends of the trained and the (pruned) converted model."""
+    frames = labelled_frames(src.val, src.pre, src.nerve_class)
+    log(f"validate: {len(frames)} frames of {len(src.summary()['val_subjects'])} validation "
+        "subjects")
+    result = validate(source, converted, paths, frames, src.pre, src.post, cfg.gate)
     log(results_table(result.rows))
     if not result.passed:
         raise GateFailed("gate failed, nothing written: " + "; ".join(result.failures))
     return result
 
 
-def _convert_all(model, src: Source, stage: Path, name: str, cfg: ChainConfig,
-                 post: PostprocessConfig, log) -> dict:
-    converted, prune_rep = _prune_step(model, src, stage, name, cfg, log)
+def _convert_all(source, src: Source, stage: Path, name: str, cfg: ChainConfig, log) -> dict:
+    """source: the trained model as a KerasBackend (its Keras model is source.model)."""
+    from train.modelio import KerasBackend
+
+    converted, prune_rep = _prune_step(source.model, src, stage, name, cfg, log)
     paths, facts = _export_step(converted, src, stage, name, cfg, log)
-    result = _gate_step(model, converted, paths, src, cfg, post, log)
+    conv_backend = source if converted is source.model else KerasBackend(converted)
+    result = _gate_step(source, conv_backend, paths, src, cfg, log)
+    post = src.post
     x1 = load_frames(src.val[:1], src.pre)[0]
     base = _base_report(name, src, cfg, post, prune_rep, result)
     for fmt, path in paths.items():
@@ -223,7 +225,7 @@ def _base_report(name: str, src: Source, cfg: ChainConfig, post: PostprocessConf
                  prune_rep: dict, result: GateResult) -> dict:
     return {
         "name": name, "version": cfg.version, "created_utc": utc_now(), "command": cfg.command,
-        "source": {"path": str(src.model_path.resolve()), "sha256": sha256_file(src.model_path)},
+        "source": source_provenance(src),
         "data": {**src.summary(), "seed": cfg.seed, "calibration_frames":
                  min(cfg.calib_frames, len(src.train))},
         "preprocess": {"input_hw": list(src.pre.input_hw), "roi": src.pre.roi,
@@ -235,6 +237,13 @@ def _base_report(name: str, src: Source, cfg: ChainConfig, post: PostprocessConf
                  "max_dice_drop": cfg.gate.max_dice_drop, "max_drift": cfg.gate.max_drift},
         "prune": prune_rep, "converters": converter_versions(), "variants": [], "targets": [],
     }
+
+
+def source_provenance(src: Source) -> dict:
+    """Which Keras model was converted, without the build machine's paths: the run folder's
+    name, the file's name and its sha256 (what an audit can check a copy against)."""
+    return {"run": src.run.name if src.run else None, "file": src.model_path.name,
+            "sha256": sha256_file(src.model_path)}
 
 
 def _meta(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig, base: dict,

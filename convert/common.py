@@ -1,8 +1,9 @@
-"""Shared by every conversion step: typed errors, Keras model loading with clear errors,
-atomic writes, file sizes and converter versions.
+"""Shared by every conversion step: typed errors, file sizes, converter versions, and the
+staging folder the chain writes into before publishing (renamed into place only on success).
 
-Library code raises; only convert/cli.py turns errors into exit codes (edge.errors: 2 = bad
-input, 1 = runtime failure such as a failed gate).
+File writes go through edge.fsutil (atomic), Keras models load through train.modelio (the one
+loader). Library code raises; only convert/cli.py turns errors into exit codes (edge.errors:
+2 = bad input, 1 = runtime failure such as a failed gate).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-from edge.errors import EdgeError, ModelError, OutputError
+from edge.errors import EdgeError
+from edge.fsutil import DIR_MODE, atomic_path, check_writable_dir, default_file_mode, umask
 
-KERAS_SUFFIXES = (".keras", ".h5")
-FILE_MODE, DIR_MODE = 0o644, 0o755  # before the umask
 GZIP_LEVEL = 9  # what a release archive would use: the size a download really costs
+STAGE_MARK = ".tmp-"  # staging folder: .OUT.tmp-PID-XXXX next to OUT
+OLD_MARK = ".old-"  # a replaced OUT on its way out: .OUT.old-PID-XXXX
 CONVERTER_PACKAGES = (
     "tensorflow",
     "tf_keras",
@@ -40,80 +42,11 @@ class GateFailed(ConvertError):
     """The validation gate rejected the converted models (exit 1); nothing was shipped."""
 
 
-def load_keras(path: str | os.PathLike):
-    """A tf_keras model from a .keras/.h5 file, or ModelError naming the file and the fix."""
-    import tf_keras as keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file; pass the model.keras written by edge-train")
-    if path.suffix not in KERAS_SUFFIXES:
-        raise ModelError(
-            f"{path}: not a Keras model (suffix {path.suffix!r}); pass a .keras or .h5 file "
-            "or an edge-train run folder"
-        )
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file; one clear line here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(
-            f"{path}: cannot be read as a tf_keras model ({first[:160]}); "
-            "pass the model.keras written by edge-train"
-        ) from exc
-
-
-def model_input(model) -> tuple[int, int, int]:
-    """(H, W, C) of a single-input image model, or ModelError."""
-    shape = model.input_shape
-    if isinstance(shape, list) or len(shape) != 4 or None in shape[1:]:
-        raise ModelError(
-            f"model {model.name!r} has input shape {shape}; edge-convert needs one fixed-size "
-            "image input (N, H, W, C)"
-        )
-    return int(shape[1]), int(shape[2]), int(shape[3])
-
-
-def ensure_dir_writable(folder: str | os.PathLike) -> Path:
-    """Create folder if needed and prove we can write there, or raise OutputError."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise OutputError(
-            f"{folder}: cannot write there ({exc.strerror or exc}); choose a writable --out"
-        ) from exc
-    return folder
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write through a temp file in the same folder + rename: never half a model."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, FILE_MODE & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def save_keras_atomic(model, path: str | os.PathLike) -> Path:
     """model.save to a temp name with the same suffix (Keras picks the format by suffix)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def gzip_size(path: str | os.PathLike) -> int:
@@ -139,26 +72,53 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def staging_dir(final: str | os.PathLike) -> Path:
-    """A fresh temp folder next to ``final`` (same file system, so the rename is atomic)."""
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _owner_pid(name: str, mark: str) -> int | None:
+    """The pid in .OUT.tmp-PID-XXXX (None for names without one: older versions)."""
+    head = name.split(mark, 1)[1].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def remove_stale_staging(final: str | os.PathLike) -> list[Path]:
+    """Staging (and replaced) folders of killed runs next to ``final``: those whose process
+    is gone. A conversion running right now into the same --out keeps its folder."""
     final = Path(final)
-    parent = ensure_dir_writable(final.parent)
-    return Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-"))
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for mark in (STAGE_MARK, OLD_MARK):
+        for p in final.parent.glob(f".{final.name}{mark}*"):
+            pid = _owner_pid(p.name, mark)
+            if p.is_dir() and (pid is None or not _pid_alive(pid)):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def staging_dir(final: str | os.PathLike) -> Path:
+    """A fresh temp folder next to ``final`` (same file system, so the rename is atomic),
+    named with this process's id so a later run can tell a killed run's folder."""
+    final = Path(final)
+    parent = check_writable_dir(final.parent, "--out")
+    return Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}{STAGE_MARK}{os.getpid()}-"))
 
 
 def make_readable(folder: Path) -> None:
     """Temp files and folders are created private (0600/0700); published results get the
-    usual permissions (0644/0755 under the process umask)."""
-    mask = _umask()
-    os.chmod(folder, DIR_MODE & ~mask)
+    modes open() and mkdir() would give under the user's umask."""
+    dir_mode, file_mode = DIR_MODE & ~umask(), default_file_mode()
+    os.chmod(folder, dir_mode)
     for path in folder.rglob("*"):
-        os.chmod(path, (DIR_MODE if path.is_dir() else FILE_MODE) & ~mask)
+        os.chmod(path, dir_mode if path.is_dir() else file_mode)
 
 
 def publish_dir(stage: Path, final: str | os.PathLike) -> Path:
@@ -167,7 +127,8 @@ def publish_dir(stage: Path, final: str | os.PathLike) -> Path:
     make_readable(stage)
     old = None
     if final.exists():
-        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
+        old = Path(tempfile.mkdtemp(dir=final.parent,
+                                    prefix=f".{final.name}{OLD_MARK}{os.getpid()}-"))
         os.replace(final, old / "previous")
     os.replace(stage, final)
     if old is not None:

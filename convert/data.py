@@ -9,20 +9,19 @@ edge.preprocess, the code the device runs.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from convert.common import load_keras, model_input
-from edge.errors import ModelError, UserInputError
-from edge.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE, PreprocessConfig, normalize
+from edge.errors import UserInputError
+from edge.evaluate import LabelledFrames
+from edge.postprocess import PostprocessConfig
+from edge.preprocess import PreprocessConfig, normalize
+from train.config import RunFolder, run_of
+from train.datasets import portable_path
 
-RUN_MODEL = "model.keras"
-RUN_CONFIG = "config.json"
-RUN_SPLIT = "split.json"
 DEFAULT_VAL_FRACTION = 0.2  # share of SUBJECTS held out when MODEL is a bare file
 DEFAULT_SEED = 0
 
@@ -31,24 +30,26 @@ DEFAULT_SEED = 0
 class Source:
     """A model to convert and the data it belongs to.
 
-    model_path: the Keras file. pre: its pre-processing (input size from the model itself).
-    train/val: train.datasets.Sample lists split by subject. run_config: config.json of a
-    run folder ({} for a bare file). layout/nerve_class: how the data folder was read.
+    model_path: the Keras file. run: its edge-train run folder (None for a bare file).
+    pre/post: its pre- and post-processing (train.modelio.settings_for: flags, else the run's
+    config, else defaults; input size from the model itself). train/val:
+    train.datasets.Sample lists split by subject. layout/nerve_class: how the data was read.
     """
 
     model_path: Path
     data_dir: Path | None
     pre: PreprocessConfig
+    post: PostprocessConfig
+    run: RunFolder | None = None
     train: list = field(default_factory=list)
     val: list = field(default_factory=list)
-    run_config: dict = field(default_factory=dict)
     layout: str | None = None
     nerve_class: int = 1
 
     def summary(self) -> dict:
-        """Training-data summary for the sidecar and the report."""
+        """Training-data summary for the sidecar and the report (no absolute paths)."""
         return {
-            "data_dir": str(self.data_dir) if self.data_dir else None,
+            "data_dir": portable_path(self.data_dir),
             "layout": self.layout,
             "n_train_frames": len(self.train),
             "n_val_frames": len(self.val),
@@ -57,54 +58,20 @@ class Source:
         }
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"{path}: cannot read run file ({exc}); re-run edge-train") from exc
-
-
-def model_file_of(model_arg: str | os.PathLike) -> Path:
-    """The Keras file behind MODEL (a run folder or a file)."""
-    path = Path(model_arg)
-    if path.is_dir():
-        inner = path / RUN_MODEL
-        if not inner.is_file():
-            raise ModelError(
-                f"{path}: a folder without {RUN_MODEL}; pass an edge-train run folder or a "
-                ".keras file"
-            )
-        return inner
-    return path
-
-
-def preprocess_for(model, run_config: dict) -> PreprocessConfig:
-    """Pre-processing of a model: size from the model, ROI and normalization from its run
-    config.
-
-    A run config whose input_hw disagrees with the model is an error naming both (a
+def check_run_input(run: RunFolder | None, input_hw: tuple[int, int]) -> None:
+    """A run config whose input_hw disagrees with the model is an error naming both (a
     mixed-up run folder would otherwise calibrate on the wrong geometry)."""
-    h, w, c = model_input(model)
-    cfg_hw = run_config.get("input_hw")
-    if cfg_hw is not None and tuple(int(v) for v in cfg_hw) != (h, w):
+    if run is None:
+        return
+    cfg_hw = tuple(run.config.input_hw)
+    if cfg_hw != tuple(input_hw):
         raise UserInputError(
-            f"run config says input {cfg_hw[0]}x{cfg_hw[1]} but the model expects {h}x{w}; "
-            "pass the matching run folder"
-        )
-    roi = run_config.get("roi")
-    return PreprocessConfig(
-        input_hw=(h, w),
-        roi=tuple(int(v) for v in roi) if roi else None,
-        scale=float(run_config.get("scale", DEFAULT_SCALE)),
-        offset=float(run_config.get("offset", DEFAULT_OFFSET)),
-        channels=c,
-    )
+            f"run config says input {cfg_hw[0]}x{cfg_hw[1]} but the model expects "
+            f"{input_hw[0]}x{input_hw[1]}; pass the matching run folder")
 
 
-def _split_from_run(samples: list, split: dict, data_dir: Path) -> tuple[list, list]:
-    train_subj = {str(s) for s in split.get("train_subjects", [])}
-    val_subj = {str(s) for s in split.get("val_subjects", [])}
+def _split_from_run(samples: list, run: RunFolder, data_dir: Path) -> tuple[list, list]:
+    train_subj, val_subj = set(run.split.train_subjects), set(run.split.val_subjects)
     train = [s for s in samples if str(s.subject) in train_subj]
     val = [s for s in samples if str(s.subject) in val_subj]
     if not val:
@@ -121,38 +88,45 @@ def open_source(
     val_fraction: float = DEFAULT_VAL_FRACTION,
     seed: int = DEFAULT_SEED,
     need_data: bool = True,
+    post_overrides: dict | None = None,
 ):
-    """(Keras model, Source) for MODEL + --data. Raises ModelError / UserInputError."""
+    """(KerasBackend, Source) for MODEL + --data. The Keras model is ``backend.model``.
+    post_overrides: threshold / min_area / presence_threshold given on the command line.
+    Raises ModelError / UserInputError."""
     from train.datasets import find_samples, split_by_subject
+    from train.modelio import KerasBackend, keras_file, settings_for
 
-    arg = Path(model_arg)
-    model_path = model_file_of(arg)
-    run_dir = arg if arg.is_dir() else None
-    config_file = run_dir / RUN_CONFIG if run_dir else None
-    run_config = _read_json(config_file) if config_file and config_file.is_file() else {}
-    model = load_keras(model_path)
-    pre = preprocess_for(model, run_config)
-    data = data_dir or run_config.get("data")
+    model_path = keras_file(model_arg)
+    run = run_of(model_arg)
+    backend = KerasBackend.open(model_path)
+    check_run_input(run, backend.input_hw)
+    settings = settings_for(model_arg, backend, **(post_overrides or {}))
+    data = data_dir or (run.config.data if run else None)
     data = Path(data) if data else None
-    layout = run_config.get("layout")
-    nerve_class = int(run_config.get("nerve_class", 1))
+    layout = run.config.layout if run else None
+    nerve_class = run.config.nerve_class if run else 1
     if data is None:
         if need_data:
             raise UserInputError("no data folder: pass --data DIR (the frames the model was "
                                  "trained on)")
-        return model, Source(model_path, None, pre, run_config=run_config)
+        return backend, Source(model_path, None, settings.pre, settings.post, run)
     if not data.is_dir():
         raise UserInputError(f"--data {data}: no such folder; pass the training data folder")
     samples = find_samples(data, layout=layout, nerve_class=nerve_class)
-    if not samples:
-        raise UserInputError(f"--data {data}: no image/mask pairs found; check the folder")
-    split_file = run_dir / RUN_SPLIT if run_dir else None
-    if split_file is not None and split_file.is_file():
-        train, val = _split_from_run(samples, _read_json(split_file), data)
+    if run is not None and run.split is not None:
+        train, val = _split_from_run(samples, run, data)
     else:
         train, val = split_by_subject(samples, val_fraction, seed)
-    return model, Source(model_path, data, pre, list(train), list(val), run_config, layout,
-                         nerve_class)
+    return backend, Source(model_path, data, settings.pre, settings.post, run, list(train),
+                           list(val), layout, nerve_class)
+
+
+def labelled_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1
+                    ) -> LabelledFrames:
+    """The evaluator's frames (uint8 at the model input size + labels) of these samples."""
+    from train.datasets import load_labelled
+
+    return load_labelled(samples, pre, nerve_class)
 
 
 def load_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1
@@ -194,14 +168,3 @@ def calibration_frames(samples: list, pre: PreprocessConfig, n: int, seed: int) 
     """Float32 (n,H,W,C) calibration inputs from training frames, as the device sees them."""
     x, _ = load_frames(pick_calibration(samples, n, seed), pre)
     return x
-
-
-def postprocess_for(run_config: dict, threshold: float | None = None,
-                    min_area: int | None = None, presence_threshold: float | None = None):
-    """edge's PostprocessConfig: explicit values, else the run's choice, else edge defaults."""
-    from edge.postprocess import PostprocessConfig
-
-    given = {"threshold": threshold, "min_area": min_area,
-             "presence_threshold": presence_threshold}
-    values = {k: (v if v is not None else run_config.get(k)) for k, v in given.items()}
-    return PostprocessConfig(**{k: v for k, v in values.items() if v is not None})

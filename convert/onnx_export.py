@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 import train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-from convert.common import ConvertError, atomic_write_bytes
+from convert.common import ConvertError
+from edge.fsutil import atomic_write_bytes
 
 ONNX_OPSET = 17
 INPUT_NAME = "image"  # what edge's OnnxBackend and users see
@@ -67,21 +68,15 @@ def to_onnx(model, calib=None, pre=None) -> bytes:
 
 
 def parity(model, onnx_path: str | Path, frames: np.ndarray) -> dict:
-    """Max/mean abs difference of every output, onnxruntime vs Keras, on a few frames."""
-    import onnxruntime as ort
+    """Max/mean abs difference of every output, ONNX Runtime vs Keras, on a few frames (both
+    run the kit's way: edge.backends.OnnxBackend and train.modelio.KerasBackend)."""
+    from edge.backends import OnnxBackend
+    from train.modelio import KerasBackend
 
     x = np.asarray(frames[:PARITY_FRAMES], dtype=np.float32)
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x})
-    ref = model.predict(x, verbose=0)
-    ref = ref if isinstance(ref, list) else [ref]
-    by_name = dict(zip(model.output_names, ref, strict=True))
-    diffs = []
-    for meta, out in zip(sess.get_outputs(), got, strict=True):
-        want = by_name.get(meta.name)
-        if want is None or want.shape != out.shape:  # names differ: fall back to shape match
-            want = next(r for r in ref if r.shape == out.shape)
-        diffs.append(np.abs(out.astype(np.float32) - want))
+    got = OnnxBackend(onnx_path).run(x)
+    ref = KerasBackend(model).run(x)
+    diffs = [np.abs(out - next(r for r in ref if r.shape == out.shape)) for out in got]
     return {
         "frames": int(len(x)),
         "max_abs_diff": float(max(d.max() for d in diffs)),
@@ -91,7 +86,7 @@ def parity(model, onnx_path: str | Path, frames: np.ndarray) -> dict:
 
 def onnx_file(in_path, out_path, frames: np.ndarray | None = None) -> dict:
     """Step as path -> path: Keras file -> ONNX (atomic write), with parity when frames given."""
-    from convert.common import load_keras
+    from train.modelio import load_keras
 
     model = load_keras(in_path)
     atomic_write_bytes(out_path, to_onnx_bytes(model))

@@ -171,7 +171,8 @@ def prune_file(in_path, out_path, x: np.ndarray, y: np.ndarray,
                cfg: PruneConfig = PruneConfig()) -> dict:
     """Step as path -> path: prune the Keras model at in_path, save to out_path (atomic),
     return the sparsity report."""
-    from convert.common import load_keras, save_keras_atomic
+    from convert.common import save_keras_atomic
+    from train.modelio import load_keras
 
     pruned = prune_model(load_keras(in_path), x, y, cfg)
     save_keras_atomic(pruned, out_path)

@@ -139,7 +139,8 @@ TFLITE_VARIANTS: dict[str, Callable[..., bytes]] = {
 def quantize_file(in_path, out_path, variant: str, calib: np.ndarray | None,
                   pre: PreprocessConfig) -> dict:
     """Step as path -> path: Keras file -> one TFLite variant (atomic write)."""
-    from convert.common import atomic_write_bytes, load_keras
+    from edge.fsutil import atomic_write_bytes
+    from train.modelio import load_keras
 
     if variant not in TFLITE_VARIANTS:
         raise UserInputError(f"unknown TFLite variant {variant!r}; choose from "

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.common import atomic_write_bytes
 from convert.targets import report_markdown
-from edge.metadata import write_json_atomic
+from edge.fsutil import atomic_write_text, write_json_atomic
 
 REPORT_JSON = "conversion_report.json"
 REPORT_MD = "conversion_report.md"
@@ -61,14 +60,18 @@ def variants_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _source_name(source: dict) -> str:
+    return f"{source['run']}/{source['file']}" if source.get("run") else source["file"]
+
+
 def to_markdown(report: dict) -> str:
     gate = report["gate"]
     verdict = "PASSED" if gate["passed"] else "FAILED: " + "; ".join(gate["failures"])
     parts = [
         f"# Conversion report: {report['name']}",
         "",
-        f"Source: `{report['source']['path']}` (sha256 {report['source']['sha256'][:12]}), "
-        f"created {report['created_utc']}.",
+        f"Source: `{_source_name(report['source'])}` (sha256 "
+        f"{report['source']['sha256'][:12]}), created {report['created_utc']}.",
         f"Command: `{report.get('command', '')}`",
         "",
         f"Validation: {report['data']['n_val_frames']} frames of "
@@ -99,5 +102,5 @@ def write_report(folder: str | Path, report: dict) -> tuple[Path, Path]:
     folder = Path(folder)
     json_path, md_path = folder / REPORT_JSON, folder / REPORT_MD
     write_json_atomic(json_path, report)
-    atomic_write_bytes(md_path, to_markdown(report).encode("utf-8"))
+    atomic_write_text(md_path, to_markdown(report))
     return json_path, md_path

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.postprocess import PostprocessConfig, binarize, split_outputs
+from edge.evaluate import Evaluation, LabelledFrames, score
+from edge.postprocess import PostprocessConfig
+from edge.preprocess import PreprocessConfig
 
 DEFAULT_MAX_DICE_DROP = 0.01  # per-image Dice, absolute
 DEFAULT_MAX_DRIFT = 0.05  # mean |p_variant - p_keras| over all pixels; int8 is ~0.005
 INT8_VARIANTS = ("int8", "int8-float-io")  # the Dice gate applies to these
-PREDICT_BATCH = 32  # frames per Keras forward pass
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,6 @@ class GateConfig:
 
 
 @dataclass
-class Predictions:
-    """prob (N,H,W) float32 mask probabilities, presence (N,) or None."""
-
-    prob: np.ndarray
-    presence: np.ndarray | None = None
-
-
-@dataclass
 class GateResult:
     """rows: variant name -> metrics dict; failures: one line per broken rule."""
 
@@ -56,50 +49,7 @@ class GateResult:
         return not self.failures
 
 
-def _collect(per_frame: list[list[np.ndarray]]) -> Predictions:
-    probs, pres = [], []
-    for outs in per_frame:
-        prob, presence = split_outputs(outs)
-        probs.append(prob)
-        pres.append(presence)
-    has_presence = bool(pres) and all(p is not None for p in pres)
-    return Predictions(np.stack(probs), np.asarray(pres, np.float32) if has_presence else None)
-
-
-def keras_predictions(model, x: np.ndarray, batch: int = PREDICT_BATCH) -> Predictions:
-    """The float Keras model on x (N,H,W,C), split like a backend's outputs."""
-    per_frame = []
-    for i in range(0, len(x), batch):
-        out = model(x[i : i + batch], training=False)
-        outs = [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
-        per_frame += [[o[j : j + 1] for o in outs] for j in range(len(outs[0]))]
-    return _collect(per_frame)
-
-
-def backend_predictions(model_path: str | Path, x: np.ndarray) -> Predictions:
-    """An exported model through edge.backends, one (1,H,W,C) frame at a time (as on device)."""
-    from edge.backends import open_backend
-
-    backend = open_backend(model_path)
-    return _collect([backend.run(x[i : i + 1]) for i in range(len(x))])
-
-
-def masks(pred: Predictions, post: PostprocessConfig) -> np.ndarray:
-    """uint8 0/1 (N,H,W) masks exactly as edge's Postprocessor decides (before resizing)."""
-    out = np.stack([binarize(p, post) for p in pred.prob])
-    if pred.presence is not None:
-        out[pred.presence < post.presence_threshold] = 0
-    return out
-
-
-def score(y: np.ndarray, pred: Predictions, post: PostprocessConfig) -> dict:
-    """train.metrics.summarize of the post-processed masks against labels y (N,H,W)."""
-    from train.metrics import summarize
-
-    return summarize(y, masks(pred, post))
-
-
-def drift(pred: Predictions, ref: Predictions) -> dict:
+def drift(pred: Evaluation, ref: Evaluation) -> dict:
     diff = np.abs(pred.prob - ref.prob)
     return {"drift_mean": float(diff.mean()), "drift_max": float(diff.max())}
 
@@ -119,38 +69,41 @@ def gate_rules(rows: dict[str, dict], gate: GateConfig) -> list[str]:
     return failures
 
 
-def _row(metrics: dict, ref_dice: float, role: str, **more) -> dict:
-    return {"role": role, **metrics, "dice_drop": ref_dice - metrics["per_image_dice"], **more}
+def _row(metrics: dict, ref_dice: float, role: str, post: PostprocessConfig, **more) -> dict:
+    return {"role": role, **metrics, "dice_drop": ref_dice - metrics["per_image_dice"],
+            "threshold": post.threshold, "min_area": post.min_area, **more}
 
 
-def validate(source_model, converted_model, exports: dict[str, Path], x: np.ndarray,
-             y: np.ndarray, post: PostprocessConfig, gate: GateConfig = GateConfig()
-             ) -> GateResult:
+def validate(source, converted, exports: dict[str, Path], frames: LabelledFrames,
+             pre: PreprocessConfig, post: PostprocessConfig, gate: GateConfig = GateConfig(),
+             export_post: dict[str, PostprocessConfig] | None = None) -> GateResult:
     """Score the source float model, the converted float model (pruned, when pruning ran)
-    and every exported file on (x, y); apply the gate rules.
+    and every exported file on ``frames`` with edge.evaluate.score; apply the gate rules.
 
-    source_model: the model the user trained (the Dice reference).
-    converted_model: the Keras model the exports came from (the drift reference); may be
-    the same object as source_model.
+    source: the model the user trained, as a Backend (train.modelio.KerasBackend): the Dice
+    reference. converted: the Backend the exports came from (the drift reference); may be
+    ``source`` itself. export_post: per-export post-processing (their sidecars) where it
+    differs from ``post``.
     """
-    if len(x) == 0:
+    from edge.backends import open_backend
+
+    if len(frames) == 0:
         raise ValueError("no validation frames; pass --data with the validation subjects")
-    ref = keras_predictions(source_model, x)
-    ref_metrics = score(y, ref, post)
-    ref_dice = ref_metrics["per_image_dice"]
-    rows = {"keras-float": _row(ref_metrics, ref_dice, "reference", drift_mean=0.0,
+    ref = score(source, frames, pre, post, keep_prob=True)
+    ref_dice = ref.metrics["per_image_dice"]
+    rows = {"keras-float": _row(ref.metrics, ref_dice, "reference", post, drift_mean=0.0,
                                 drift_max=0.0)}
     conv = ref
-    if converted_model is not source_model:
-        conv = keras_predictions(converted_model, x)
-        rows["keras-pruned"] = _row(score(y, conv, post), ref_dice, "reference",
+    if converted is not source:
+        conv = score(converted, frames, pre, post, keep_prob=True)
+        rows["keras-pruned"] = _row(conv.metrics, ref_dice, "reference", post,
                                     **drift(conv, ref))
+    conv_dice = conv.metrics["per_image_dice"]
     for name, path in exports.items():
-        pred = backend_predictions(path, x)
-        rows[name] = _row(score(y, pred, post), ref_dice, "export", **drift(pred, conv))
-        rows[name]["dice_drop_vs_converted"] = (
-            rows["keras-pruned" if "keras-pruned" in rows else "keras-float"]["per_image_dice"]
-            - rows[name]["per_image_dice"])
+        p = (export_post or {}).get(name, post)
+        ev = score(open_backend(path), frames, pre, p, keep_prob=True)
+        rows[name] = _row(ev.metrics, ref_dice, "export", p, **drift(ev, conv),
+                          dice_drop_vs_converted=conv_dice - ev.metrics["per_image_dice"])
     return GateResult(rows, gate_rules(rows, gate))
 
 

@@ -18,11 +18,14 @@ Usage in a tool::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
 import signal
 import sys
+import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from edge.errors import EdgeError, UserInputError
 
@@ -48,6 +51,12 @@ EXTRAS = {
     "highdicom": ("dicom", "DICOM Segmentation output"),
     "pynetdicom": ("dicom", "sending to a PACS"),
 }
+
+
+class MissingExtra(UserInputError):
+    """An optional package is not installed (exit 2): the message names the install command.
+    Its own class so loops that report a failed model and go on can tell "this whole run
+    cannot work here" apart and stop."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -91,7 +100,7 @@ def require(module: str):
     except ModuleNotFoundError as e:
         if e.name and e.name.split(".")[0] != module.split(".")[0]:
             raise  # the module exists but something it needs is missing: a real bug
-        raise UserInputError(missing_extra_message(module)) from e
+        raise MissingExtra(missing_extra_message(module)) from e
 
 
 # Argument types shared by the tools' parsers: a bad value is argparse's one-line usage error.
@@ -138,6 +147,41 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 
+# Start-up lines TensorFlow's C++ side writes straight to fd 2 on import, whatever
+# TF_CPP_MIN_LOG_LEVEL says (absl logs before its own initialisation, CUDA probing).
+TF_IMPORT_NOISE = (
+    "absl::InitializeLog()", "cudart_stub.cc", "Could not find cuda drivers", "cuInit",
+    "oneDNN custom operations", "This TensorFlow binary is optimized", "TF-TRT Warning",
+    "Unable to register cu", "rebuild TensorFlow with the appropriate compiler flags",
+)
+
+
+@contextlib.contextmanager
+def native_stderr_without(noise: Sequence[str]) -> Iterator[None]:
+    """Capture what native code writes to fd 2 meanwhile and pass on only the lines that
+    contain none of ``noise`` (libraries with no switch for their start-up chatter)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            kept = [ln for ln in text.splitlines() if not any(n in ln for n in noise)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def tensorflow_is_quiet() -> bool:
+    """True when quiet_tensorflow() has been called without --verbose."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3"
+
+
 def _say_error(prog: str, text: str) -> None:
     print(f"{prog}: error: {text}", file=sys.stderr, flush=True)
 
@@ -173,3 +217,105 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
         hint = "" if debug else f" (run with {DEBUG_FLAG} for the traceback)"
         _say_error(prog, f"{type(e).__name__}: {e}{hint}")
         return EXIT_RUNTIME
+
+
+# ---------------------------------------------------------------- shared by the four CLIs
+# (argument types, help formatting, the resolved-config block)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples in the epilog kept as written, and every option's default shown (unless its
+    help already says what happens by default, e.g. "(None: the run's)")."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.required or action.default is argparse.SUPPRESS:
+            return text
+        if "default" in text or "(None:" in text:
+            return text
+        if action.default is None:
+            return f"{text} (default: none)"
+        if action.default is False and action.nargs == 0:
+            return f"{text} (default: off)"
+        if isinstance(action.default, (tuple, list)):  # as it is typed: 1,2
+            return f"{text} (default: {','.join(str(v) for v in action.default)})"
+        return f"{text} (default: %(default)s)"
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _number(int, text, lambda v: v >= 0, "a whole number >= 0")
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    return _number(float, text, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated positive integers, e.g. 1,2."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers like 1,2") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers like 1,2")
+    return values
+
+
+def str_list(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated words, e.g. int8,onnx."""
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def hw(text: str) -> tuple[int, int]:
+    """argparse type: HxW in pixels, e.g. 128x176."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW, e.g. 128x176") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
+    return h, w
+
+
+def roi(text: str) -> tuple[int, int, int, int]:
+    """argparse type: x,y,w,h in frame pixels."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not x,y,w,h") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: x, y >= 0 and w, h > 0")
+    return x, y, w, h
+
+
+def add_postprocess_flags(p: argparse.ArgumentParser, whose: str) -> None:
+    """--threshold / --min-area / --presence-threshold: override the post-processing a model
+    comes with (``whose``: where it comes from otherwise, for the help text)."""
+    p.add_argument("--threshold", type=float, default=None,
+                   help=f"mask probability threshold (None: {whose}, else 0.5)")
+    p.add_argument("--min-area", type=non_negative_int, default=None,
+                   help=f"drop nerve components under this many model-input pixels (None: "
+                        f"{whose}, else 0)")
+    p.add_argument("--presence-threshold", type=float, default=None,
+                   help=f"empty the mask below this presence score (None: {whose}, else 0.5)")
+
+
+def _plain(value) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(_plain(v)) for v in value) or "-"
+    return "-" if value is None else value
+
+
+def config_block(title: str, cfg) -> str:
+    """A resolved config (a dataclass or a dict) as a short readable block, one
+    ``  name: value`` line per field (nested configs on one line), for the start of a run."""
+    fields = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    width = max((len(k) for k in fields), default=0)
+    lines = [f"{title}:"] + [f"  {k:<{width}}  {_plain(v)}" for k, v in fields.items()]
+    return "\n".join(lines)

@@ -93,6 +93,19 @@ def binarize(prob: np.ndarray, cfg: PostprocessConfig) -> np.ndarray:
     return mask
 
 
+def decide(prob: np.ndarray, presence: float | None, cfg: PostprocessConfig) -> np.ndarray:
+    """THE mask decision, at model size: threshold, drop components under ``min_area``, and
+    empty the mask when a presence score is below ``presence_threshold``. uint8 0/1.
+
+    The device (Postprocessor) and every evaluation (edge.evaluate.score) call this, so a
+    model is scored exactly the way it is used.
+    """
+    mask01 = binarize(prob, cfg)
+    if presence is not None and presence < cfg.presence_threshold:
+        mask01[:] = 0
+    return mask01
+
+
 def to_frame(
     mask01: np.ndarray,
     frame_hw: tuple[int, int],
@@ -145,9 +158,7 @@ class Postprocessor:
     ) -> PostResult:
         prob, presence = split_outputs(outputs)
         prob = self._smooth(prob)
-        mask01 = binarize(prob, self.cfg)
-        if presence is not None and presence < self.cfg.presence_threshold:
-            mask01[:] = 0
+        mask01 = decide(prob, presence, self.cfg)
         mask = to_frame(mask01, frame_hw, roi)
         area = int(cv2.countNonZero(mask))
         return PostResult(mask=mask, prob=prob, detected=area > 0, area_px=area, presence=presence)

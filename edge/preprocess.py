@@ -1,5 +1,5 @@
 """Frame -> model input. THE one implementation: training, int8 calibration, validation,
-benchmarks and the device all call these functions (DESIGN principle 4).
+benchmarks and the device all call these functions, so they can never disagree.
 
 Geometry: grayscale -> optional ROI crop (x, y, w, h in frame pixels) -> resize to the model
 input (H, W) with INTER_AREA. Values: ``x = pixel_8bit * scale + offset`` with scale/offset

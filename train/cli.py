@@ -1,7 +1,10 @@
-"""edge-train: train a nerve segmentation model, or evaluate one (`edge-train eval`).
+"""edge-train: train a nerve segmentation model, evaluate one (`edge-train eval`), or turn the
+public data downloads into the kit's layouts (`edge-train prepare`).
 
-argparse lives here only; the library takes TrainConfig / EvalConfig. Exit codes: 0 ok,
-2 bad input (one line, no traceback), 1 runtime failure.
+argparse lives here only; the library takes TrainConfig / EvalConfig. The CLI contract is
+edge.clikit's: exit 0 ok, 1 runtime failure, 2 bad input (one line, no traceback; a missing
+TensorFlow is one line with the install command), 130 interrupted (Ctrl-C or SIGTERM: the
+last epoch's checkpoint is kept, continue with --resume).
 """
 
 from __future__ import annotations
@@ -9,115 +12,122 @@ from __future__ import annotations
 import argparse
 import sys
 
-TRAIN_EXAMPLES = """examples:
-  edge-train --data ../shared/data/kaggle-nerve/train --out runs/unet
-  edge-train --data ../shared/data/kaggle-nerve/train --out runs/ref --preset reference
-  edge-train --data DATA --out runs/unet --resume                 # continue after a kill
-  edge-train --data ../shared/data/usgra-seg --layout folder --nerve-class 1 \\
+from edge import clikit
+
+TRAIN_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
+  edge-train --data data/kaggle-nerve/train --out runs/unet
+  edge-train --data data/kaggle-nerve/train --out runs/ref --preset reference
+  edge-train --data DATA --out runs/unet --resume                 # continue after a stop
+  edge-train --data data/usgra-seg --layout folder --nerve-class 1 \\
              --init-weights runs/unet/model.keras --out runs/clinic --epochs 20 --lr 5e-4
   TF_CONFIG=... edge-train --data DATA --out runs/mw --strategy multiworker
   edge-train eval --model runs/unet --out runs/unet/eval           # the run's val subjects
+  edge-train prepare kaggle --src DOWNLOAD --out data/kaggle-nerve # see docs/data.md
 """
 
-EVAL_EXAMPLES = """examples:
+EVAL_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
   edge-train eval --model runs/unet --out runs/unet/eval
-  edge-train eval --model runs/unet/model.keras --data ../shared/data/usgra-seg \\
+  edge-train eval --model runs/unet/model.keras --data data/usgra-seg \\
                   --layout folder --subjects all --out eval/usgra
   edge-train eval --model model.tflite --data DATA --subjects 1,5,7 --out eval/int8
 """
+SUBJECT_CHOICES = "val (the run's; default with a run folder), all (default otherwise), or 1,5,7"
 
 
-def _hw(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HxW, e.g. 128x176") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
-    return h, w
-
-
-def _roi(text: str) -> tuple[int, int, int, int]:
-    try:
-        x, y, w, h = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not x,y,w,h") from None
-    return x, y, w, h
-
-
-def _data_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--data", type=str, required=required,
+def add_data_flags(p: argparse.ArgumentParser, required: bool, data_default: str = "") -> None:
+    """--data, --layout, --nerve-class, --subjects-csv, --resize-masks: how a labelled data
+    folder is read (edge-train, edge-train eval and edge-bench accuracy/compare alike)."""
+    p.add_argument("--data", type=str, required=required, default=None,
                    help="folder of frames (kaggle: NAME.png + NAME_mask.png; folder: "
-                        "images/ + masks/)")
+                        "images/ + masks/)" + (f" (None: {data_default})" if data_default
+                                               else ""))
     p.add_argument("--layout", type=str, choices=("kaggle", "folder"), default=None,
-                   help="data layout (detected when omitted)")
+                   help="data layout (None: detected)")
     p.add_argument("--nerve-class", type=int, default=None,
-                   help="class id of the nerve in folder-layout masks (default 1)")
+                   help="class id of the nerve in folder-layout masks (None: 1, or the run's)")
     p.add_argument("--subjects-csv", type=str, default=None,
-                   help="folder layout: CSV of stem,subject (else each image is a subject)")
+                   help="folder layout: CSV of stem,subject (None: each image is a subject)")
+    p.add_argument("--resize-masks", action="store_true",
+                   help="resize masks whose size differs from their image (default: refuse "
+                        "them with an error naming the file)")
 
 
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-train", epilog=TRAIN_EXAMPLES,
-                                description="Train a nerve segmentation U-Net (tf_keras).",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    _data_args(p, required=True)
-    p.add_argument("--out", type=str, default="runs/run", help="run folder (default runs/run)")
-    p.add_argument("--input-size", type=_hw, default=(128, 176), help="HxW (default 128x176)")
-    p.add_argument("--roi", type=_roi, default=None, help="crop x,y,w,h before resizing")
+                                description="Train a nerve segmentation U-Net (tf_keras). "
+                                            "Subcommand: edge-train eval --help.",
+                                formatter_class=clikit.HelpFormatter)
+    add_data_flags(p, required=True)
+    p.add_argument("--out", type=str, default="runs/run", help="run folder")
+    p.add_argument("--input-size", type=clikit.hw, default=(128, 176),
+                   help="model input HxW (default: 128x176)")
+    p.add_argument("--roi", type=clikit.roi, default=None, help="crop x,y,w,h before resizing")
     m = p.add_argument_group("model")
     m.add_argument("--preset", type=str, choices=("reference",), default=None,
                    help="reference = the student project's encoder-decoder (no skips)")
-    m.add_argument("--base-filters", type=int, default=16)
-    m.add_argument("--depth", type=int, default=3)
-    m.add_argument("--stem-stride", type=int, choices=(1, 2), default=2)
-    m.add_argument("--upsample", type=str, choices=("bilinear", "transpose"), default="bilinear")
-    m.add_argument("--dropout", type=float, default=0.0)
-    m.add_argument("--separable", action="store_true")
+    m.add_argument("--base-filters", type=clikit.positive_int, default=16,
+                   help="channels at the first level (doubled per level)")
+    m.add_argument("--depth", type=clikit.positive_int, default=3, help="2x down-samplings")
+    m.add_argument("--stem-stride", type=int, choices=(1, 2), default=2,
+                   help="2 = U-Net at half resolution (about 4x fewer MACs)")
+    m.add_argument("--upsample", type=str, choices=("bilinear", "transpose"),
+                   default="bilinear", help="decoder up-sampling (bilinear: Edge-TPU friendly)")
+    m.add_argument("--dropout", type=float, default=0.0, help="bottleneck SpatialDropout rate")
+    m.add_argument("--separable", action="store_true",
+                   help="depthwise-separable second conv per block (fewer MACs)")
     m.add_argument("--presence-head", action="store_true",
                    help="nerve-presence output; masks are emptied when presence < 0.5")
-    m.add_argument("--max-filters", type=int, default=256)
+    m.add_argument("--max-filters", type=clikit.positive_int, default=256,
+                   help="cap on channels per level")
     o = p.add_argument_group("optimization")
-    o.add_argument("--epochs", type=int, default=40)
-    o.add_argument("--batch", type=int, default=16, help="global batch size")
+    o.add_argument("--epochs", type=clikit.positive_int, default=40, help="training epochs")
+    o.add_argument("--batch", type=clikit.positive_int, default=16, help="global batch size")
     o.add_argument("--lr", type=float, default=2e-3, help="peak lr (warm-up + cosine decay)")
-    o.add_argument("--warmup-epochs", type=float, default=1.0)
-    o.add_argument("--val-fraction", type=float, default=0.2)
-    o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--patience", type=int, default=10, help="early stopping (0 = off)")
-    o.add_argument("--bce-weight", type=float, default=1.0)
-    o.add_argument("--dice-weight", type=float, default=1.0)
-    o.add_argument("--presence-weight", type=float, default=0.2)
+    o.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up length")
+    o.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of frames held out, whole subjects at a time")
+    o.add_argument("--seed", type=int, default=0, help="split, augmentation and init seed")
+    o.add_argument("--patience", type=clikit.non_negative_int, default=10,
+                   help="early stopping after this many epochs without a better val Dice "
+                        "(0 = off)")
+    o.add_argument("--bce-weight", type=float, default=1.0, help="BCE share of the loss")
+    o.add_argument("--dice-weight", type=float, default=1.0, help="soft-Dice share of the loss")
+    o.add_argument("--presence-weight", type=float, default=0.2,
+                   help="presence-head BCE weight")
     o.add_argument("--augment", type=str, choices=("none", "flip", "light", "strong"),
                    default="light", help="strength (flip = horizontal flips only)")
     o.add_argument("--vflip", action="store_true", help="also flip vertically (off: depth axis)")
-    o.add_argument("--elastic", action="store_true", help="elastic deformation (off)")
+    o.add_argument("--elastic", action="store_true", help="elastic deformation")
     r = p.add_argument_group("run")
     r.add_argument("--resume", action="store_true", help="continue from OUT/ckpt")
     r.add_argument("--init-weights", type=str, default=None,
                    help="start from a trained model.keras/.h5 of the same architecture")
-    r.add_argument("--freeze-encoder", action="store_true")
+    r.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
     r.add_argument("--strategy", type=str, choices=("default", "mirrored", "multiworker"),
                    default="default", help="tf.distribute strategy (multiworker reads TF_CONFIG)")
-    r.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads")
-    r.add_argument("--max-steps-per-epoch", type=int, default=None, help="cap (smoke tests)")
+    r.add_argument("--threads", type=clikit.positive_int, default=None,
+                   help="TensorFlow CPU threads (None: TensorFlow's choice)")
+    r.add_argument("--max-steps-per-epoch", type=clikit.positive_int, default=None,
+                   help="cap on steps per epoch (smoke tests)")
     r.add_argument("--cache-dir", type=str, default=None, help="cache decoded arrays here")
-    r.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    r.add_argument("--progress", type=int, choices=(0, 1, 2), default=1,
+                   help="Keras progress: 1 bar, 2 one line per epoch, 0 silent")
+    clikit.add_common_flags(p, verbose=True)
     return p
 
 
 def eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-train eval", epilog=EVAL_EXAMPLES,
-                                description="Score a model: metrics.json + overlays.png.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                description="Score a model with the kit's one evaluator "
+                                            "(edge.evaluate): metrics.json + overlays.png.",
+                                formatter_class=clikit.HelpFormatter)
     p.add_argument("--model", type=str, required=True,
                    help="run folder, model.keras/.h5, or .tflite/.onnx")
-    _data_args(p, required=False)
-    p.add_argument("--subjects", type=str, default=None,
-                   help="val (the run's; default with a run), all (default otherwise), or 1,5,7")
+    add_data_flags(p, required=False, data_default="the run's")
+    p.add_argument("--subjects", type=str, default=None, help=SUBJECT_CHOICES)
     p.add_argument("--out", type=str, required=True, help="folder for metrics.json + overlays")
-    p.add_argument("--input-size", type=_hw, default=None, help="HxW (default: the model's)")
-    p.add_argument("--threshold", type=float, default=0.5)
+    clikit.add_postprocess_flags(p, "the model's sidecar or run config")
+    clikit.add_common_flags(p, verbose=True)
     return p
 
 
@@ -134,71 +144,89 @@ def _train_config(a):
 
     return TrainConfig(
         data=a.data, out=a.out, layout=a.layout, nerve_class=a.nerve_class or 1,
-        subjects_csv=a.subjects_csv, input_hw=a.input_size, roi=a.roi, model=_model_kwargs(a),
-        epochs=a.epochs, batch=a.batch, lr=a.lr, warmup_epochs=a.warmup_epochs,
-        val_fraction=a.val_fraction, seed=a.seed, patience=a.patience,
-        bce_weight=a.bce_weight, dice_weight=a.dice_weight, presence_weight=a.presence_weight,
-        augment=a.augment, vflip=a.vflip, elastic=a.elastic, resume=a.resume,
-        init_weights=a.init_weights, freeze_encoder=a.freeze_encoder, strategy=a.strategy,
-        threads=a.threads, max_steps_per_epoch=a.max_steps_per_epoch, cache_dir=a.cache_dir,
-        verbose=a.verbose)
+        subjects_csv=a.subjects_csv, resize_masks=a.resize_masks, input_hw=a.input_size,
+        roi=a.roi, model=_model_kwargs(a), epochs=a.epochs, batch=a.batch, lr=a.lr,
+        warmup_epochs=a.warmup_epochs, val_fraction=a.val_fraction, seed=a.seed,
+        patience=a.patience, bce_weight=a.bce_weight, dice_weight=a.dice_weight,
+        presence_weight=a.presence_weight, augment=a.augment, vflip=a.vflip,
+        elastic=a.elastic, resume=a.resume, init_weights=a.init_weights,
+        freeze_encoder=a.freeze_encoder, strategy=a.strategy, threads=a.threads,
+        max_steps_per_epoch=a.max_steps_per_epoch, cache_dir=a.cache_dir, verbose=a.progress)
 
 
 def _eval_config(a):
-    from pathlib import Path
-
+    from train.config import run_of
     from train.evaluate import EvalConfig
 
-    is_run = Path(a.model).is_dir() or (Path(a.model).parent / "split.json").is_file()
-    subjects = a.subjects or ("val" if is_run and not a.data else "all")
+    subjects = a.subjects or ("val" if run_of(a.model) and not a.data else "all")
     return EvalConfig(model=a.model, out=a.out, data=a.data, layout=a.layout,
                       nerve_class=a.nerve_class, subjects_csv=a.subjects_csv,
-                      subjects=subjects, input_hw=a.input_size, threshold=a.threshold)
+                      subjects=subjects, threshold=a.threshold, min_area=a.min_area,
+                      presence_threshold=a.presence_threshold, resize_masks=a.resize_masks)
 
 
-def _check_train_args(a, parser) -> None:
-    for name in ("epochs", "batch"):
-        if getattr(a, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+def _eval(argv: list[str]) -> int:
+    a = eval_parser().parse_args(argv)
+    clikit.quiet_tensorflow(a.verbose)
+    from train.evaluate import evaluate
+
+    result = evaluate(_eval_config(a))
+    print(f"per-image Dice {result['per_image_dice']:.4f}, pooled Dice "
+          f"{result['pooled_dice']:.4f}, IoU {result['iou']:.4f} on {result['n_images']} "
+          f"frames (threshold {result['threshold']}, min area {result['min_area']}) -> {a.out}")
+    return clikit.EXIT_OK
+
+
+def _train(argv: list[str]) -> int:
+    parser = train_parser()
+    a = parser.parse_args(argv)
     if a.lr <= 0:
         parser.error("--lr must be positive, e.g. 2e-3")
-    if a.max_steps_per_epoch is not None and a.max_steps_per_epoch < 1:
-        parser.error("--max-steps-per-epoch must be at least 1")
+    clikit.quiet_tensorflow(a.verbose)
+    from train.modelio import import_tensorflow
 
-
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    from edge.errors import EdgeError
+    import_tensorflow()  # one line when missing; start-up noise hidden unless --verbose
+    from train.loop import train
 
     try:
-        if argv[:1] == ["prepare"]:  # public downloads -> the kit's layouts (no TensorFlow)
-            from train.prepare import main as prepare_main
-
-            return prepare_main(argv[1:])
-        if argv[:1] == ["eval"]:
-            a = eval_parser().parse_args(argv[1:])
-            from train.evaluate import evaluate
-
-            result = evaluate(_eval_config(a))
-            print(f"per-image Dice {result['per_image_dice']:.4f}, pooled Dice "
-                  f"{result['pooled_dice']:.4f}, IoU {result['iou']:.4f} "
-                  f"on {result['n_images']} frames -> {a.out}")
-            return 0
-        if argv[:1] == ["train"]:
-            argv = argv[1:]
-        parser = train_parser()
-        a = parser.parse_args(argv)
-        _check_train_args(a, parser)
-        from train.loop import train
-
         train(_train_config(a))
-        return 0
-    except EdgeError as e:
-        print(f"edge-train: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("edge-train: interrupted; continue with --resume", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt as e:
+        print(f"edge-train: {clikit.stop_reason(e)}; {_resume_hint(a.out)}", file=sys.stderr,
+              flush=True)
+        return clikit.EXIT_INTERRUPTED
+    return clikit.EXIT_OK
+
+
+def _resume_hint(out: str) -> str:
+    from pathlib import Path
+
+    from train.loop import CKPT_DIR, STATE_FILE
+
+    ckpt = Path(out) / CKPT_DIR
+    if (ckpt / STATE_FILE).is_file():
+        return f"the last finished epoch's checkpoint is in {ckpt}: continue with --resume"
+    return "stopped before the first epoch finished: nothing to resume, start again"
+
+
+# Subcommands besides training itself (the default, also spelled `edge-train train`).
+def _prepare(argv: list[str]) -> int:
+    """Public downloads -> the kit's layouts (numpy + OpenCV only, no TensorFlow)."""
+    from train.prepare import main as prepare_main
+
+    return prepare_main(argv)
+
+
+SUBCOMMANDS = {"eval": _eval, "train": _train, "prepare": _prepare}
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    return _train(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return clikit.run_cli("edge-train", _main, argv)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
 """TrainConfig: every training setting in one frozen dataclass with documented defaults.
 
 cli.py builds it from flags; loop.train() takes it; RUN/config.json is its resolved form
-(plus the data layout found). The convert helper reads config.json's keys "data", "layout",
-"nerve_class", "input_hw", "scale", "offset", "val_fraction", "seed" and "model": keep them.
+(plus the data layout found). Every tool reads a run folder back through ``read_run`` (typed:
+TrainConfig + Split), never as raw JSON.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from edge.errors import UserInputError
 from edge.preprocess import DEFAULT_INPUT_HW, DEFAULT_OFFSET, DEFAULT_SCALE, PreprocessConfig
 
+RUN_CONFIG = "config.json"  # the run folder's files (see train/loop.py)
+RUN_SPLIT = "split.json"
+RUN_MODEL = "model.keras"
 STRATEGIES = ("default", "mirrored", "multiworker")
 DEFAULT_MODEL = {"base_filters": 16, "depth": 3, "stem_stride": 2, "upsample": "bilinear",
                  "dropout": 0.0, "separable": False, "presence_head": False, "max_filters": 256}
@@ -23,6 +30,7 @@ class TrainConfig:
 
     data: folder of frames (required). layout: "kaggle" | "folder" | None (detected).
     nerve_class: class id of the nerve in folder-layout masks. subjects_csv: stem,subject CSV.
+    resize_masks: resize masks whose size differs from their image (default: refuse them).
     out: run folder (model.keras, config.json, split.json, history.csv, ...).
     input_hw: model input (H, W); default keeps the Kaggle 580x420 aspect. roi: optional crop.
     scale, offset: input normalization x = pixel * scale + offset (edge.preprocess).
@@ -47,6 +55,7 @@ class TrainConfig:
     layout: str | None = None
     nerve_class: int = 1
     subjects_csv: str | None = None
+    resize_masks: bool = False
     input_hw: tuple[int, int] = DEFAULT_INPUT_HW
     roi: tuple[int, int, int, int] | None = None
     scale: float = DEFAULT_SCALE
@@ -92,11 +101,98 @@ class TrainConfig:
         return d
 
 
-def config_from_dict(d: dict[str, Any]) -> TrainConfig:
-    """Inverse of to_dict (reads RUN/config.json back; unknown keys are ignored)."""
+# ---------------------------------------------------------------- the run folder, read back
+
+
+@dataclass(frozen=True)
+class Split:
+    """split.json: the subjects trained on and the subjects held out."""
+
+    train_subjects: tuple[str, ...]
+    val_subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """An edge-train run folder, read through one typed reader (read_run): every tool (eval,
+    convert, bench) gets the same config, split and model path from it."""
+
+    path: Path
+    config: TrainConfig
+    split: Split | None
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / RUN_MODEL
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"{path}: cannot read the run's {what} ({e}); re-run edge-train "
+                             "or pass a .keras file") from e
+
+
+def config_from_dict(d: Any, source: Path | str = RUN_CONFIG) -> TrainConfig:
+    """TrainConfig from RUN/config.json's dict (unknown keys such as params are ignored)."""
+    if not isinstance(d, dict) or not d.get("data"):
+        raise UserInputError(f"{source}: not an edge-train config (no 'data' folder); re-run "
+                             "edge-train or pass a .keras file")
     known = set(TrainConfig.__dataclass_fields__)
     kw = {k: v for k, v in d.items() if k in known}
-    kw["input_hw"] = tuple(kw.get("input_hw", DEFAULT_INPUT_HW))
-    if kw.get("roi"):
-        kw["roi"] = tuple(kw["roi"])
-    return TrainConfig(**kw)
+    try:
+        kw["input_hw"] = tuple(int(v) for v in kw.get("input_hw", DEFAULT_INPUT_HW))
+        if kw.get("roi"):
+            kw["roi"] = tuple(int(v) for v in kw["roi"])
+        return TrainConfig(**kw)
+    except (TypeError, ValueError) as e:
+        raise UserInputError(f"{source}: bad value in the run config ({e}); re-run "
+                             "edge-train") from e
+
+
+def read_split(path: str | os.PathLike) -> Split:
+    """RUN/split.json (or any file of that shape, e.g. edge-bench --split)."""
+    path = Path(path)
+    d = _read_json(path, "split")
+    try:
+        return Split(tuple(str(s) for s in d.get("train_subjects", [])),
+                     tuple(str(s) for s in d["val_subjects"]))
+    except (AttributeError, KeyError, TypeError) as e:
+        raise UserInputError(f"{path}: no val_subjects list ({e!r}); pass the split.json of "
+                             "an edge-train run (RUN/split.json)") from e
+
+
+def read_run(path: str | os.PathLike) -> RunFolder:
+    """The run folder at ``path``; UserInputError naming the file when it is not one."""
+    path = Path(path)
+    cfg_path = path / RUN_CONFIG
+    if not cfg_path.is_file():
+        raise UserInputError(f"{path} is not an edge-train run folder (no {RUN_CONFIG}); pass "
+                             "the folder edge-train --out wrote, or a model file")
+    config = config_from_dict(_read_json(cfg_path, "config"), cfg_path)
+    split_path = path / RUN_SPLIT
+    return RunFolder(path, config, read_split(split_path) if split_path.is_file() else None)
+
+
+def write_run(path: str | os.PathLike, resolved: dict[str, Any], split: Split) -> None:
+    """RUN/config.json (TrainConfig.to_dict() plus facts such as the layout found) and
+    RUN/split.json, atomically: what read_run reads back."""
+    from edge.fsutil import write_json_atomic
+
+    path = Path(path)
+    write_json_atomic(path / RUN_CONFIG, resolved)
+    write_json_atomic(path / RUN_SPLIT, {"train_subjects": list(split.train_subjects),
+                                         "val_subjects": list(split.val_subjects)})
+
+
+def run_of(model: str | os.PathLike) -> RunFolder | None:
+    """The run folder a model belongs to: MODEL itself when it is a run folder, else the
+    model file's folder when that holds a config.json; None for a bare model file."""
+    model = Path(model)
+    folder = model if model.is_dir() else model.parent
+    return read_run(folder) if (folder / RUN_CONFIG).is_file() else None

@@ -3,7 +3,7 @@
 Train: in-memory uint8 arrays -> cache -> shuffle (reshuffled every pass) -> repeat ->
 augment in parallel (stateless per-example seeds, so runs are reproducible) -> normalize the
 way edge.preprocess does -> batch -> prefetch. Validation needs no pipeline: the val-Dice
-callback runs the model on the cached val arrays directly (normalized_inputs).
+callback scores the cached val arrays with edge.evaluate.score.
 """
 
 from __future__ import annotations
@@ -16,15 +16,6 @@ from train.augment import AugmentConfig, augment
 
 PIXEL_MAX = 255.0  # augmentation works on pixel / 255 in [0, 1]
 SHUFFLE_BUFFER_MAX = 10_000  # frames; 2,021 Kaggle frames fit whole
-
-
-def normalized_inputs(x_uint8: np.ndarray, pre_cfg: PreprocessConfig) -> np.ndarray:
-    """(N, H, W) uint8 -> (N, H, W, C) float32, exactly edge.preprocess.normalize per frame."""
-    x = x_uint8.astype(np.float32) * np.float32(pre_cfg.scale) + np.float32(pre_cfg.offset)
-    x = x[..., None]
-    if pre_cfg.channels != 1:
-        x = np.repeat(x, pre_cfg.channels, axis=3)
-    return x
 
 
 def _normalize_tf(pixels01, pre_cfg: PreprocessConfig):

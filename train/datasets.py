@@ -22,15 +22,16 @@ import os
 import random
 import struct
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge.errors import UserInputError
+from edge.evaluate import LabelledFrames
+from edge.fsutil import atomic_path
 from edge.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input
 
 IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -42,6 +43,7 @@ KAGGLE_FRAME_HW = (420, 580)  # original Kaggle frame (rows, cols): the RLE coor
 LIST_LIMIT = 3  # file names quoted in an error message
 PROGRESS_EVERY = 500  # frames between progress lines while loading
 CACHE_VERSION = 1  # bump when the cached array format changes
+PORTABLE_PARTS = 2  # an absolute data path is recorded by its last parts only
 
 
 class DataError(UserInputError):
@@ -59,6 +61,16 @@ class Sample:
 
 
 # ---------------------------------------------------------------- discovery
+
+
+def portable_path(path: str | os.PathLike | None) -> str | None:
+    """A path fit for a file that leaves this machine: relative paths as given, absolute ones
+    by their last PORTABLE_PARTS parts (e.g. kaggle-nerve/train), never the build machine's
+    layout."""
+    if path is None:
+        return None
+    p = Path(path)
+    return p.as_posix() if not p.is_absolute() else Path(*p.parts[-PORTABLE_PARTS:]).as_posix()
 
 
 def _names(paths, limit=LIST_LIMIT) -> str:
@@ -314,9 +326,10 @@ def _check_class_ids(ids: np.ndarray, nerve_class: int, path) -> None:
 # ---------------------------------------------------------------- arrays + cache
 
 
-def _cache_key(samples, pre_cfg: PreprocessConfig, nerve_class: int) -> str:
+def _cache_key(samples, pre_cfg: PreprocessConfig, nerve_class: int, resize: bool) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, asdict(pre_cfg), nerve_class], default=str).encode())
+    h.update(json.dumps([CACHE_VERSION, asdict(pre_cfg), nerve_class, resize],
+                        default=str).encode())
     for s in samples:
         for p in (s.image_path, s.mask_path):
             st = os.stat(p) if p else None
@@ -329,15 +342,35 @@ def _progress(done: int, total: int, t0: float) -> None:
         print(f"loading frames: {done}/{total} ({time.time() - t0:.1f} s)", file=sys.stderr)
 
 
-def load_arrays(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_dir=None):
+def check_mask_size(mask: np.ndarray, image: np.ndarray, sample: Sample,
+                    resize: bool = False) -> np.ndarray:
+    """A mask must have its image's size: a mismatch means a wrong pairing or a bad export,
+    and training on it would teach the wrong pixels. Refused unless ``resize`` (then resized
+    with nearest neighbour, class ids intact)."""
+    ih, iw = image.shape[:2]
+    if mask.shape[:2] == (ih, iw):
+        return mask
+    if not resize:
+        mh, mw = mask.shape[:2]
+        image_name = os.path.basename(sample.image_path)
+        raise DataError(
+            f"mask {sample.mask_path} is {mw}x{mh} but its image {image_name} is {iw}x{ih}; "
+            "fix the mask, or pass --resize-masks to resize every such mask to its image")
+    return cv2.resize(mask, (iw, ih), interpolation=cv2.INTER_NEAREST)
+
+
+def load_arrays(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_dir=None,
+                resize_masks: bool = False):
     """(X uint8 N,H,W; Y uint8 N,H,W 0/1) at the model input size, through edge.preprocess.
-    Samples without masks get empty Y. With cache_dir, arrays are kept in an .npz keyed by
-    the file list (paths, sizes, mtimes) and the pre-processing config."""
+    Samples without masks get empty Y. A mask of another size than its image is a DataError
+    unless resize_masks. With cache_dir, arrays are kept in an .npz keyed by the file list
+    (paths, sizes, mtimes) and the pre-processing config."""
     if not samples:
         raise DataError("no frames to load (empty sample list); check --data and --subjects")
     cache = None
     if cache_dir:
-        cache = Path(cache_dir) / f"arrays-{_cache_key(samples, pre_cfg, nerve_class)}.npz"
+        key = _cache_key(samples, pre_cfg, nerve_class, resize_masks)
+        cache = Path(cache_dir) / f"arrays-{key}.npz"
         if cache.is_file():
             with np.load(cache) as z:
                 return z["x"], z["y"]
@@ -346,26 +379,25 @@ def load_arrays(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_
     y = np.zeros((len(samples), h, w), np.uint8)
     t0 = time.time()
     for i, s in enumerate(samples):
-        x[i] = frame_to_gray_input(read_image(s.image_path), pre_cfg)
+        image = read_image(s.image_path)
+        x[i] = frame_to_gray_input(image, pre_cfg)
         if s.mask_path is not None:
-            y[i] = mask_to_input(read_mask(s, nerve_class), pre_cfg)
+            mask = check_mask_size(read_mask(s, nerve_class), image, s, resize_masks)
+            y[i] = mask_to_input(mask, pre_cfg)
         _progress(i + 1, len(samples), t0)
     if cache is not None:
-        _save_npz_atomic(cache, x, y)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, x=x, y=y)
     return x, y
 
 
-def _save_npz_atomic(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, x=x, y=y)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def load_labelled(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_dir=None,
+                  resize_masks: bool = False) -> LabelledFrames:
+    """load_arrays as the evaluator's LabelledFrames (gray geometry: channels do not matter)."""
+    geometry = replace(pre_cfg, channels=1)
+    x, y = load_arrays(samples, geometry, nerve_class, cache_dir, resize_masks)
+    return LabelledFrames(x, y, tuple(s.stem for s in samples))
 
 
 def check_has_nerve(y: np.ndarray, what: str, nerve_class: int) -> None:
@@ -415,16 +447,8 @@ def read_rle_csv(path) -> list[dict[str, str]]:
 def write_rle_csv(path, rows) -> None:
     """Write rows (dicts with the same keys, e.g. img + pixels) atomically."""
     rows = list(rows)
-    p = Path(path)
     fields = list(rows[0].keys()) if rows else ["img", "pixels"]
-    fd, tmp = tempfile.mkstemp(dir=p.parent if str(p.parent) else ".", suffix=".csv")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            wr = csv.DictWriter(f, fieldnames=fields)
-            wr.writeheader()
-            wr.writerows(rows)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        wr = csv.DictWriter(f, fieldnames=fields)
+        wr.writeheader()
+        wr.writerows(rows)

@@ -23,24 +23,33 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from edge.clikit import config_block
 from edge.errors import ModelError
-from edge.metadata import write_json_atomic
-from train import datasets, evaluate, metrics
+from edge.evaluate import LabelledFrames, score
+from edge.fsutil import atomic_path, check_writable_dir, write_json_atomic
+from edge.postprocess import PostprocessConfig
+from train import datasets, evaluate
 from train.augment import augment_config
-from train.config import STRATEGIES, TrainConfig
-from train.data import normalized_inputs, steps_per_epoch, train_dataset
+from train.config import RUN_MODEL, STRATEGIES, Split, TrainConfig, write_run
+from train.data import steps_per_epoch, train_dataset
 from train.losses import BceDiceLoss, SoftDice, bce_dice_per_image
 from train.model import build_unet, count_macs
+from train.modelio import KerasBackend, load_keras, settings_for
 
 ENCODER_PREFIXES = ("stem", "enc", "pool", "bottleneck")  # layer names frozen by freeze_encoder
 STATE_FILE = "state.json"
+CKPT_DIR = "ckpt"
+TEMP_MARK, TEMP_END = ".tmp.", ".tmp"  # edge.fsutil.atomic_path: .NAME.XXXX.tmp[.SUFFIX]
+OLD_TEMP_PREFIXES = (".tmp-", ".curves.", ".overlays.")  # earlier versions' partial files
+TF_TEMP_SUFFIX = "_temp"  # tf.train.Checkpoint's staging folder of a save in progress
+TF_TEMP_INDEX = "checkpoint.tmp"  # ... and its index file's atomic-write temp name
 
 
 @dataclass(frozen=True)
@@ -52,9 +61,7 @@ class RunData:
     val_subjects: list
     x_train: np.ndarray
     y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    val_stems: list
+    val: LabelledFrames
 
 
 # ---------------------------------------------------------------- setup
@@ -103,11 +110,12 @@ def prepare_data(cfg: TrainConfig) -> RunData:
     samples = datasets.find_samples(cfg.data, layout, cfg.nerve_class, cfg.subjects_csv)
     train_s, val_s = datasets.split_by_subject(samples, cfg.val_fraction, cfg.seed)
     pre = cfg.preprocess
-    x_tr, y_tr = datasets.load_arrays(train_s, pre, cfg.nerve_class, cfg.cache_dir)
-    x_va, y_va = datasets.load_arrays(val_s, pre, cfg.nerve_class, cfg.cache_dir)
+    x_tr, y_tr = datasets.load_arrays(train_s, pre, cfg.nerve_class, cfg.cache_dir,
+                                      cfg.resize_masks)
+    val = datasets.load_labelled(val_s, pre, cfg.nerve_class, cfg.cache_dir, cfg.resize_masks)
     datasets.check_has_nerve(y_tr, "training", cfg.nerve_class)
     return RunData(layout, datasets.subjects_of(train_s), datasets.subjects_of(val_s),
-                   x_tr, y_tr, x_va, y_va, [s.stem for s in val_s])
+                   x_tr, y_tr, val)
 
 
 def build_model(cfg: TrainConfig):
@@ -124,17 +132,6 @@ def build_model(cfg: TrainConfig):
         raise ModelError(str(e)) from e
 
 
-def load_keras_model(path):
-    """A tf_keras model file (.keras or SavedModel dir) without custom objects."""
-    p = Path(path)
-    if not p.exists():
-        raise ModelError(f"model {p} does not exist")
-    try:
-        return keras.models.load_model(str(p), compile=False)
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot load {p} as a tf_keras model ({e}); pass RUN/model.keras") from e
-
-
 def load_init_weights(model, path) -> None:
     """Copy weights from a trained model of the same architecture (fine-tuning)."""
     p = Path(path)
@@ -142,8 +139,8 @@ def load_init_weights(model, path) -> None:
         if p.suffix == ".h5":
             model.load_weights(str(p))
         else:
-            model.set_weights(load_keras_model(p).get_weights())
-    except (ValueError, OSError) as e:
+            model.set_weights(load_keras(p).get_weights())
+    except (ValueError, OSError, ModelError) as e:
         raise ModelError(
             f"--init-weights {p} does not match this model ({str(e)[:120]}); pass the same "
             f"model flags (--base-filters, --depth, ...) as the run that produced it") from e
@@ -186,22 +183,20 @@ def compile_model(model, cfg: TrainConfig, steps: int) -> None:
 
 def _atomic_save(save_fn, path: Path) -> None:
     """save_fn(tmp_path) then rename: a killed run never leaves half a model."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .keras/.h5 suffix
-    try:
+    with atomic_path(path) as tmp:  # keeps the .keras/.h5 suffix Keras picks the format by
         save_fn(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            os.unlink(tmp)
 
 
 class ValidationDice(keras.callbacks.Callback):
-    """Each epoch: run the model on the cached val arrays, threshold like the device, and log
-    val_dice (per-image, the early-stopping key), val_pooled_dice, val_iou, val_loss, lr."""
+    """Each epoch: score the model on the cached val frames with edge.evaluate.score (the one
+    evaluator; threshold and presence gate as on the device, no min area: a quick figure for
+    choosing the checkpoint) and log val_dice (per-image, the early-stopping key),
+    val_pooled_dice, val_iou, val_loss, lr."""
 
-    def __init__(self, x_val_norm, y_val, cfg: TrainConfig):
+    def __init__(self, val: LabelledFrames, cfg: TrainConfig):
         super().__init__()
-        self.x, self.y, self.cfg = x_val_norm, y_val, cfg
+        self.val, self.cfg, self._backend = val, cfg, None
+        self.post = PostprocessConfig(threshold=cfg.threshold)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t_first, self.steps = None, 0
@@ -217,13 +212,15 @@ class ValidationDice(keras.callbacks.Callback):
         t_val = time.perf_counter()
         if self.steps > 1:
             logs["train_s_per_step"] = (t_val - self.t_first) / (self.steps - 1)
-        prob, presence = evaluate.predict_keras(self.model, self.x)
-        m = metrics.summarize(self.y, metrics.binarize(prob, self.cfg.threshold, presence))
-        loss = bce_dice_per_image(self.y[..., None], prob[..., None], self.cfg.bce_weight,
+        if self._backend is None:  # one traced function for the whole run
+            self._backend = KerasBackend(self.model)
+        ev = score(self._backend, self.val, self.cfg.preprocess, self.post, keep_prob=True)
+        m, prob, presence, y = ev.metrics, ev.prob, ev.presence, self.val.labels
+        loss = bce_dice_per_image(y[..., None], prob[..., None], self.cfg.bce_weight,
                                   self.cfg.dice_weight)
         val_loss = float(np.mean(loss))
         if presence is not None:
-            target = self.y.reshape(len(self.y), -1).any(axis=1).astype(np.float32)
+            target = y.reshape(len(y), -1).any(axis=1).astype(np.float32)
             p = np.clip(presence, 1e-7, 1 - 1e-7)
             bce = -np.mean(target * np.log(p) + (1 - target) * np.log(1 - p))
             val_loss += self.cfg.presence_weight * float(bce)
@@ -242,20 +239,20 @@ class BestAndResume(keras.callbacks.Callback):
     def __init__(self, out: Path, ckpt: tf.train.Checkpoint, state: dict, cfg: TrainConfig):
         super().__init__()
         self.out, self.cfg, self.state = out, cfg, state
-        self.manager = tf.train.CheckpointManager(ckpt, str(out / "ckpt"), max_to_keep=1)
+        self.manager = tf.train.CheckpointManager(ckpt, str(out / CKPT_DIR), max_to_keep=1)
 
     def on_epoch_end(self, epoch, logs=None):
         dice = float((logs or {}).get("val_dice", -1.0))
         st = self.state
         if dice > st["best_val_dice"]:
             st.update(best_val_dice=dice, best_epoch=epoch + 1, wait=0)
-            _atomic_save(lambda p: self.model.save(p), self.out / "model.keras")
+            _atomic_save(lambda p: self.model.save(p), self.out / RUN_MODEL)
             _atomic_save(lambda p: self.model.save_weights(p), self.out / "best.weights.h5")
         else:
             st["wait"] += 1
         st["epoch"] = epoch + 1
         self.manager.save(checkpoint_number=epoch + 1)
-        write_json_atomic(self.out / "ckpt" / STATE_FILE, st)
+        write_json_atomic(self.out / CKPT_DIR / STATE_FILE, st)
         if self.cfg.patience and st["wait"] >= self.cfg.patience:
             print(f"early stopping: val_dice has not improved for {st['wait']} epochs "
                   f"(best {st['best_val_dice']:.4f} at epoch {st['best_epoch']})")
@@ -295,24 +292,60 @@ def _restore(ckpt, restore_dir: Path, cfg: TrainConfig) -> dict:
 
 def _write_run_files(out: Path, cfg: TrainConfig, data: RunData, model) -> None:
     resolved = {**cfg.to_dict(), "layout": data.layout,
-                "n_train_frames": int(len(data.x_train)), "n_val_frames": int(len(data.x_val)),
+                "n_train_frames": int(len(data.x_train)), "n_val_frames": int(len(data.val)),
                 "params": int(model.count_params()), "macs": count_macs(model)}
-    write_json_atomic(out / "config.json", resolved)
-    write_json_atomic(out / "split.json", {"train_subjects": data.train_subjects,
-                                           "val_subjects": data.val_subjects})
-    print("resolved config:", json.dumps(resolved))
+    write_run(out, resolved, Split(tuple(data.train_subjects), tuple(data.val_subjects)))
+    print(config_block("edge-train: resolved config", resolved))
 
 
 def _final_metrics(out: Path, model, data: RunData, cfg: TrainConfig, extra: dict) -> dict:
-    """Best model on the val subjects, thresholded like the device -> metrics.json. Scores the
-    saved hand-off file itself (loaded outside any distribution strategy)."""
-    if (out / "model.keras").is_file():
-        model = load_keras_model(out / "model.keras")
-    prob, presence = evaluate.predict_keras(model, normalized_inputs(data.x_val, cfg.preprocess))
-    result, _, _ = evaluate.score(data.y_val, prob, presence, cfg.threshold)
-    result.update(extra)
+    """Best model on the val subjects through edge.evaluate.score, with the settings the
+    run hands on (config.json: threshold, normalization) -> metrics.json. Scores the saved
+    hand-off file itself (loaded outside any distribution strategy)."""
+    saved = out / RUN_MODEL
+    if saved.is_file():
+        backend = KerasBackend.open(saved)
+        settings = settings_for(saved, backend)
+        pre, post = settings.pre, settings.post
+    else:  # no epoch finished (nothing saved): the model in memory, the run's settings
+        backend = KerasBackend(model)
+        pre, post = cfg.preprocess, PostprocessConfig(threshold=cfg.threshold)
+    result = {**score(backend, data.val, pre, post).metrics, **extra,
+              "threshold": post.threshold, "min_area": post.min_area}
     write_json_atomic(out / "metrics.json", result)
     return result
+
+
+def remove_partial_files(out: Path) -> list[Path]:
+    """Partial files a killed run left (atomic-write temp files, a checkpoint save in
+    progress): nobody else writes into a run folder, so they are safe to remove."""
+    removed = []
+    for folder in (out, out / CKPT_DIR):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            stale = p.name.startswith(".") and (TEMP_MARK in p.name or p.name.endswith(TEMP_END)
+                                                or p.name.startswith(OLD_TEMP_PREFIXES))
+            tf_partial = p.name.endswith(TF_TEMP_SUFFIX) or p.name.startswith(TF_TEMP_INDEX)
+            if not (stale or (folder.name == CKPT_DIR and tf_partial)):
+                continue
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+    return removed
+
+
+def _remove_if_empty(out: Path, created_root: Path | None) -> None:
+    """After a failure before training: no empty ckpt/, and no empty run folder (nor the
+    parents this run made for it, up to created_root)."""
+    folders = [out / CKPT_DIR]
+    if created_root is not None:
+        folders += [out, *[p for p in out.parents if created_root in (p, *p.parents)]]
+    for folder in folders:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -322,10 +355,19 @@ def train(cfg: TrainConfig) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     chief = is_chief(strategy)
     real_out = Path(cfg.out)
+    missing = [p for p in (real_out, *real_out.parents) if not p.exists()]
+    created_root = missing[-1] if chief and missing else None
+    if chief:
+        check_writable_dir(real_out, "--out")
+        for p in remove_partial_files(real_out):
+            print(f"note: removed {p.name}, left by an interrupted run")
     out = real_out if chief else Path(tempfile.mkdtemp(prefix="edge-train-worker-"))
-    (out / "ckpt").mkdir(parents=True, exist_ok=True)
     try:
-        return _train(cfg, strategy, out, real_out / "ckpt", chief)
+        return _train(cfg, strategy, out, real_out / CKPT_DIR, chief)
+    except BaseException:
+        if chief:
+            _remove_if_empty(out, created_root)
+        raise
     finally:
         if not chief:
             shutil.rmtree(out, ignore_errors=True)
@@ -353,7 +395,7 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
                        augment_config(cfg.augment, cfg.vflip, cfg.elastic), cfg.preprocess,
                        cfg.seed + state["epoch"], cfg.presence_head)
     callbacks = [
-        ValidationDice(normalized_inputs(data.x_val, cfg.preprocess), data.y_val, cfg),
+        ValidationDice(data.val, cfg),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=cfg.resume),
         BestAndResume(out, ckpt, state, cfg),
     ]
@@ -364,14 +406,9 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
     extra = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
              "steps_per_epoch": steps, "batch": cfg.batch, "wall_s": time.time() - t_start,
              "val_subjects": data.val_subjects, "params": int(model.count_params()),
-             "macs": count_macs(model), "threshold": cfg.threshold}
+             "macs": count_macs(model)}
     result = _final_metrics(out, model, data, cfg, extra)
     if chief:
         print("validation (best model):", json.dumps(
             {k: result[k] for k in ("per_image_dice", "pooled_dice", "iou", "best_epoch")}))
     return result
-
-
-def with_overrides(cfg: TrainConfig, **kw) -> TrainConfig:
-    """A copy of cfg with fields replaced (tests, scripts)."""
-    return replace(cfg, **kw)

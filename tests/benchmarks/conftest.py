@@ -25,7 +25,7 @@ TINY_MACS = 3456 + 3456 + 6144 + 1536
 
 
 def _keras_model():
-    from benchmarks.keras_backend import import_tensorflow
+    from train.modelio import import_tensorflow
 
     import_tensorflow()  # selects tf_keras first
     import tf_keras as keras

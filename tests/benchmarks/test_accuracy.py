@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.accuracy import AccuracyConfig, read_split_subjects, run_accuracy
+from benchmarks.accuracy import AccuracyConfig, run_accuracy
 from edge.errors import UserInputError
+from train.config import read_split
 
 METRIC_KEYS = ("per_image_dice", "pooled_dice", "iou", "precision", "recall",
                "detection_rate", "n_images")
@@ -47,7 +48,7 @@ def test_bad_split_is_a_user_error(tmp_path, tiny_dataset):
     bad = tmp_path / "split.json"
     bad.write_text(json.dumps({"train_subjects": ["1"]}))
     with pytest.raises(UserInputError, match="val_subjects"):
-        read_split_subjects(bad)
+        read_split(bad)
     with pytest.raises(UserInputError, match="no frame"):
         run_accuracy([], AccuracyConfig(data_dir=str(tiny_dataset["data"]),
                                         subjects=("99",)), progress=quiet)

@@ -100,5 +100,5 @@ def test_latency_without_onnx_package_still_times(tiny_models, monkeypatch):
                       progress=lambda s: None)
     (row,) = doc["results"]
     assert row["status"] == "ok", row.get("error")
-    assert row["macs"] is None and "pip install onnx" in row["macs_note"]
+    assert row["macs"] is None and "pip install -e '.[convert]'" in row["macs_note"]
     assert "gmacs_per_s" not in row and row["fps"] > 0

@@ -119,7 +119,7 @@ def tiny_run(tmp_path_factory, tiny_data, tiny_split, tiny_arrays) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_run):
-    from convert.common import load_keras
+    from train.modelio import load_keras
 
     return load_keras(tiny_run / "model.keras")
 

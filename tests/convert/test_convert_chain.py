@@ -4,6 +4,7 @@ with its sidecar and the report, the gate, bad input, and the single-step subcom
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -55,6 +56,8 @@ def test_sidecar_round_trips_into_edge_metadata(converted, pre):
     extra = meta.extra
     assert extra["format"] == "int8" and extra["input_quant"]["zero_point"] == -128
     assert len(extra["source_model"]["sha256"]) == 64
+    assert extra["source_model"]["run"] == NAME and "path" not in extra["source_model"]
+    assert not os.path.isabs(extra["training_data"]["data_dir"])  # nothing of the build machine
     assert extra["training_data"]["val_subjects"] and extra["training_data"]["train_subjects"]
     assert not set(extra["training_data"]["val_subjects"]) & set(
         extra["training_data"]["train_subjects"])

@@ -18,7 +18,7 @@ def test_real_frames_split_by_subject_and_calibrate_int8(kaggle_train, tmp_path)
 
     model_path = tmp_path / "m.keras"
     build_unet(DEFAULT_INPUT_HW, base_filters=4, depth=2).save(model_path)
-    model, src = open_source(model_path, kaggle_train, 0.2, 0)
+    backend, src = open_source(model_path, kaggle_train, 0.2, 0)
     train_subj = {s.subject for s in src.train}
     assert train_subj and not train_subj & {s.subject for s in src.val}
     calib = calibration_frames(src.train, src.pre, CALIB, seed=0)
@@ -26,5 +26,5 @@ def test_real_frames_split_by_subject_and_calibrate_int8(kaggle_train, tmp_path)
     assert 0.0 <= calib.min() and calib.max() <= 1.0
     again = calibration_frames(src.train, src.pre, CALIB, seed=0)
     np.testing.assert_array_equal(calib, again)  # seeded: the same frames every run
-    q = quantize.check_input_quant(quantize.to_int8(model, calib, src.pre), src.pre)
+    q = quantize.check_input_quant(quantize.to_int8(backend.model, calib, src.pre), src.pre)
     assert q["ok"] and q["zero_point"] == -128

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from convert import onnx_export, quantize
-from convert.common import atomic_write_bytes
 from convert.prune import PruneConfig, is_prunable, prune_model, sparsity_report, sparsity_table
 from convert.targets import report_markdown, target_report
 from edge.errors import UserInputError
+from edge.fsutil import atomic_write_bytes
 
 SPARSITY_TOL = 0.02
 INT8_MEAN_TOL = 0.03  # mean |p_int8 - p_float| on a well-calibrated tiny model

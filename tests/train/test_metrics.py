@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from train import metrics
+from edge import evaluate as metrics
 
 
 def hand_made():
@@ -47,12 +47,6 @@ def test_all_empty_is_perfect_and_detection_undefined():
     m = metrics.summarize(z, z)
     assert m["per_image_dice"] == m["pooled_dice"] == m["iou"] == 1.0
     assert m["detection_rate"] is None
-
-
-def test_binarize_threshold_and_presence_gate():
-    prob = np.full((2, 3, 3, 1), 0.7, np.float32)
-    out = metrics.binarize(prob, 0.5, presence=np.array([[0.9], [0.2]]))
-    assert out.shape == (2, 3, 3) and out[0].all() and not out[1].any()
 
 
 def test_tf_metrics_agree_with_numpy():

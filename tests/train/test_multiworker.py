@@ -35,7 +35,7 @@ def test_two_local_workers_train_and_the_chief_writes_the_run(kaggle_dir, tmp_pa
     args = [sys.executable, "-m", "train.cli", "--data", str(kaggle_dir), "--out", str(out),
             "--strategy", "multiworker", "--epochs", "1", "--input-size", "32x48",
             "--base-filters", "4", "--depth", "2", "--batch", "4", "--max-steps-per-epoch",
-            "2", "--val-fraction", "0.34", "--threads", "1", "--verbose", "2"]
+            "2", "--val-fraction", "0.34", "--threads", "1", "--progress", "2"]
     procs = []
     for i in range(WORKERS):
         tf_config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}}

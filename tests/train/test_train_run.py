@@ -12,7 +12,7 @@ import pytest
 from train.cli import main
 
 TINY = ["--input-size", "32x48", "--base-filters", "4", "--depth", "2", "--batch", "4",
-        "--max-steps-per-epoch", "2", "--val-fraction", "0.34", "--verbose", "0",
+        "--max-steps-per-epoch", "2", "--val-fraction", "0.34", "--progress", "0",
         "--threads", "1"]
 RUN_FILES = ("model.keras", "best.weights.h5", "config.json", "split.json", "history.csv",
              "curves.png", "metrics.json")
