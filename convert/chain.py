@@ -5,6 +5,7 @@ gate passes. A failed gate, a bad input or a crash leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from convert.report import REPORT_JSON, quick_latency_ms, write_report
 from convert.targets import onnx_ops, target_report
 from convert.validate import GateConfig, GateResult, results_table, validate
 from edge.errors import OutputError, UserInputError
-from edge.fsutil import atomic_write_bytes
+from edge.fsutil import atomic_write_bytes, write_json_atomic
 from edge.metadata import ModelMeta, sha256_file, write_meta
 from edge.postprocess import PostprocessConfig
 
@@ -142,6 +143,9 @@ def _prune_step(model, src: Source, stage: Path, name: str, cfg: ChainConfig, lo
     if cfg.prune <= 0:
         rep = sparsity_report(model)
         return model, {**rep, "target": 0.0, "table": sparsity_table(rep), "file": None}
+    if src.classes:
+        raise UserInputError(f"--prune {cfg.prune}: pruning fine-tunes on nerve masks only; "
+                             "pass --prune 0 for a multi-class model")
     x, y = load_frames(src.train, src.pre, src.nerve_class)
     log(f"prune: to {cfg.prune:.2f} sparsity, {cfg.prune_epochs} epochs on {len(x)} frames")
     pruned = prune_model(model, x, y, PruneConfig(target_sparsity=cfg.prune,
@@ -185,10 +189,11 @@ def _val_x(src: Source) -> np.ndarray:
 
 def _gate_step(source, converted, paths, src: Source, cfg: ChainConfig, log) -> GateResult:
     """source/converted: KerasBackends of the trained and the (pruned) converted model."""
-    frames = labelled_frames(src.val, src.pre, src.nerve_class)
+    frames = labelled_frames(src.val, src.pre, src.nerve_class, src.class_ids)
     log(f"validate: {len(frames)} frames of {len(src.summary()['val_subjects'])} validation "
         "subjects")
-    result = validate(source, converted, paths, frames, src.pre, src.post, cfg.gate)
+    result = validate(source, converted, paths, frames, src.pre, src.post, cfg.gate,
+                      classes=src.classes)
     log(results_table(result.rows))
     if not result.passed:
         raise GateFailed("gate failed, nothing written: " + "; ".join(result.failures))
@@ -213,7 +218,7 @@ def _convert_all(source, src: Source, stage: Path, name: str, cfg: ChainConfig, 
         row["latency_ms"], row["latency"] = lat["median_ms"], lat
         if path.suffix == ".tflite":
             base["targets"].append(target_report(path))
-        write_meta(path, _meta(name, src, cfg, post, base, row))
+        write_sidecar(path, _meta(name, src, cfg, post, base, row), src.classes)
         base["variants"].append(row)
     base["references"] = [{"variant": k, **v} for k, v in result.rows.items()
                           if v["role"] == "reference"]
@@ -246,12 +251,24 @@ def source_provenance(src: Source) -> dict:
             "sha256": sha256_file(src.model_path)}
 
 
+def write_sidecar(path: Path, meta: ModelMeta, classes) -> Path:
+    """write_meta, plus the class list of a multi-class model as the sidecar's top-level
+    ``"classes"`` (CLASSES.md) where ModelMeta does not carry it itself."""
+    side = write_meta(path, meta)
+    if classes:
+        d = json.loads(side.read_text(encoding="utf-8"))
+        if not d.get("classes"):
+            d["classes"] = [dict(c) for c in classes]
+            write_json_atomic(side, d)
+    return side
+
+
 def _meta(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig, base: dict,
           row: dict) -> ModelMeta:
     """The sidecar edge-run reads, with provenance in ``extra``."""
     metrics = {k: row[k] for k in ("per_image_dice", "pooled_dice", "iou", "precision",
                                    "recall", "detection_rate", "dice_drop", "drift_mean",
-                                   "drift_max") if k in row}
+                                   "drift_max", "classes") if k in row}
     return ModelMeta(
         name=name, version=cfg.version, input_hw=src.pre.input_hw, scale=src.pre.scale,
         offset=src.pre.offset, threshold=post.threshold, min_area=post.min_area,
