@@ -6,6 +6,10 @@ frames, last epoch's model) and their mean +- std over folds.
     edge-train cv --folds 3 --results benchmarks/results/cv.json -- TRAIN FLAGS --out runs/cv
 
 A fold whose metrics.json exists is not trained again (re-run the command after a stop).
+``--min-areas 0,25,50`` also re-scores every fold's model on its held-out frames at each
+minimum component area (model-input px, all classes): how the per-frame detection and
+false-positive rates depend on it. A value picked from that sweep is picked on the held-out
+folds: report it as such.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ def cv_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="K (at least 2)")
     p.add_argument("--results", type=str, required=True, help="results JSON to write")
     p.add_argument("--label", type=str, default="", help="name of this model in the results")
+    p.add_argument("--min-areas", type=str, default="",
+                   help="also re-score each fold at these minimum areas, e.g. 0,25,50")
     p.add_argument("train_args", nargs=argparse.REMAINDER,
                    help="after --: the edge-train flags (--data, --out, ...)")
     return p
@@ -83,7 +89,48 @@ def _run_fold(train_args: list[str], out: Path, folds: int, k: int) -> dict:
     return json.loads(metrics.read_text(encoding="utf-8"))
 
 
-def run_cv(folds: int, train_args: list[str], results: Path, label: str = "") -> dict:
+def held_out_probs(fold_out: Path):
+    """(frames, class list, (N, H, W, C) probabilities) of a fold's model on its held-out
+    frames, read back from the fold's run folder."""
+    from edge.evaluate import score_classes
+    from edge.postprocess import PostprocessConfig
+    from train import datasets
+    from train.classes import class_ids
+    from train.config import read_run
+    from train.modelio import KerasBackend
+
+    cfg = read_run(fold_out).config
+    samples = datasets.find_samples(cfg.data, cfg.layout, cfg.nerve_class, cfg.subjects_csv)
+    _, held = datasets.split_fold(samples, cfg.folds, cfg.fold, cfg.seed)
+    classes = cfg.class_list
+    frames = datasets.load_labelled(held, cfg.preprocess, cfg.nerve_class, cfg.cache_dir,
+                                    cfg.resize_masks, class_ids(classes))
+    post = PostprocessConfig(threshold=cfg.threshold, min_area=0)
+    ev = score_classes(KerasBackend.open(fold_out / "model.keras"), frames, cfg.preprocess,
+                       classes, [post] * len(classes), keep_prob=True)
+    return frames, classes, ev.prob, cfg.threshold
+
+
+def sweep_min_area(fold_outs: list[Path], min_areas: list[int]) -> dict:
+    """min area -> summarize_folds of every fold re-decided at that area (same probs)."""
+    from edge.evaluate import class_metrics
+    from edge.postprocess import PostprocessConfig, decide
+
+    per_area: dict[int, list] = {a: [] for a in min_areas}
+    for fold_out in fold_outs:
+        frames, classes, prob, threshold = held_out_probs(fold_out)
+        for a in min_areas:
+            post = PostprocessConfig(threshold=threshold, min_area=a)
+            fold = {}
+            for k, c in enumerate(classes):
+                masks = np.stack([decide(p[..., k], None, post) for p in prob])
+                fold[c["name"]] = class_metrics(frames.labels[..., k], masks)
+            per_area[a].append({"classes": fold})
+    return {str(a): summarize_folds(rows) for a, rows in per_area.items()}
+
+
+def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
+           min_areas: list[int] | None = None) -> dict:
     if folds < 2:
         raise UserInputError(f"--folds {folds}: cross-validation needs at least 2 folds")
     out = _out_of(train_args)
@@ -92,6 +139,9 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "") ->
     result = {"label": label, "folds": folds, "train_args": train_args,
               "per_fold": [{k: m.get(k) for k in keep} for m in fold_metrics],
               "summary": summarize_folds(fold_metrics)}
+    if min_areas:
+        result["min_area_sweep"] = sweep_min_area(
+            [out / FOLD_DIR.format(k) for k in range(folds)], min_areas)
     write_json_atomic(results, result)
     return result
 
@@ -99,7 +149,8 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "") ->
 def main(argv: list[str]) -> int:
     a = cv_parser().parse_args(argv)
     train_args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args
-    result = run_cv(a.folds, train_args, Path(a.results), a.label)
+    areas = [int(v) for v in a.min_areas.split(",") if v.strip()]
+    result = run_cv(a.folds, train_args, Path(a.results), a.label, areas)
     for name, s in result["summary"].items():
         d, r = s["per_image_dice"], s["all_folds_detection_rate"]
         print(f"{name}: per-image Dice {d['mean']:.4f} +- {d['std']:.4f}, detection {r}, "

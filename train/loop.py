@@ -50,6 +50,11 @@ from train.losses import (
 from train.model import build_unet, count_macs
 from train.modelio import KerasBackend, load_keras, settings_for
 
+# A fresh class channel starts at p = 1% everywhere (logit bias log(0.01 / 0.99)), not 50%:
+# a rare structure's channel then starts near its background rate instead of spending the
+# first epochs un-learning "everything is vessel" (the RetinaNet prior).
+FRESH_CHANNEL_PRIOR = 0.01
+FRESH_CHANNEL_BIAS = float(np.log(FRESH_CHANNEL_PRIOR / (1.0 - FRESH_CHANNEL_PRIOR)))
 ENCODER_PREFIXES = ("stem", "enc", "pool", "bottleneck")  # layer names frozen by freeze_encoder
 STATE_FILE = "state.json"
 CKPT_DIR = "ckpt"
@@ -170,7 +175,8 @@ def load_init_weights(model, path, nerve_index: int | None = None) -> None:
 def init_from_nerve(model, source, nerve_index: int) -> str:
     """Copy source's weights into model layer by layer (by name) where shapes match; the
     1x1 head ``logits`` of C channels gets the source's single nerve channel at nerve_index,
-    fresh (random) weights elsewhere. Returns the log line."""
+    fresh (random) weights and the FRESH_CHANNEL_PRIOR bias elsewhere. Returns the log
+    line."""
     src = {layer.name: layer for layer in source.layers}
     copied, fresh, head_split = 0, [], False
     for layer in model.layers:
@@ -184,6 +190,7 @@ def init_from_nerve(model, source, nerve_index: int) -> str:
         elif layer.name == "logits" and theirs and theirs[0].shape[-1] == 1:
             kernel, bias = weights
             kernel[..., nerve_index:nerve_index + 1] = theirs[0]
+            bias[:] = FRESH_CHANNEL_BIAS
             bias[nerve_index] = theirs[1][0]
             layer.set_weights([kernel, bias])
             copied, head_split = copied + 1, True
@@ -196,7 +203,8 @@ def init_from_nerve(model, source, nerve_index: int) -> str:
     if not head_split:
         return f"init: copied all {copied} layers (the model already has {c} channels)"
     return (f"init: copied {copied} layers from the nerve-only model; head: channel "
-            f"{nerve_index} = its nerve channel, the other {c - 1} channel(s) fresh")
+            f"{nerve_index} = its nerve channel, the other {c - 1} channel(s) fresh (bias "
+            f"p = {FRESH_CHANNEL_PRIOR})")
 
 
 def freeze_encoder(model) -> int:
