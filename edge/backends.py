@@ -63,9 +63,10 @@ def check_input_shape(path: Path, shape, dtype_name: str) -> tuple[tuple[int, in
 
 
 def _is_mask_shape(shape) -> bool:
-    """(1, H, W, 1), dynamic dims (None, -1, symbolic) allowed except that it has 4 of them."""
+    """(1, H, W, C), dynamic dims (None, -1, symbolic) allowed except that it has 4 of them;
+    C = 1 for a nerve-only model, one channel per class otherwise (CLASSES.md)."""
     dims = list(shape)
-    return len(dims) == 4 and (not isinstance(dims[3], int) or dims[3] in (1, -1))
+    return len(dims) == 4 and (not isinstance(dims[3], int) or dims[3] == -1 or dims[3] >= 1)
 
 
 def check_mask_output(path: Path, shapes: list) -> None:
