@@ -93,7 +93,7 @@ def chain_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune-epochs", type=_positive_int, default=2,
                    help="fine-tuning epochs while pruning (2)")
     p.add_argument("--formats", type=_formats, default=None,
-                   help="comma list of int8,int8-float-io,fp16,fp32,onnx (all)")
+                   help="comma list of int8,int8-float-io,fp16,fp32,onnx,web (all)")
     p.add_argument("--calib-frames", type=_positive_int, default=200,
                    help="seeded training frames for int8 calibration (200)")
     _add_gate(p)

@@ -21,7 +21,7 @@ from edge.postprocess import PostprocessConfig, binarize, split_outputs
 
 DEFAULT_MAX_DICE_DROP = 0.01  # per-image Dice, absolute
 DEFAULT_MAX_DRIFT = 0.05  # mean |p_variant - p_keras| over all pixels; int8 is ~0.005
-INT8_VARIANTS = ("int8", "int8-float-io")  # the Dice gate applies to these
+INT8_VARIANTS = ("int8", "int8-float-io", "web")  # the Dice gate applies to these
 PREDICT_BATCH = 32  # frames per Keras forward pass
 
 
