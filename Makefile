@@ -8,7 +8,7 @@ VENV_EDGE := .venv-edge
 VENV := .venv
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: run test test-edge test-rest lint venv venv-edge browser clean
+.PHONY: run test test-edge test-rest lint venv venv-edge browser web-runtime clean
 
 $(VENV_EDGE)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV_EDGE)
@@ -23,7 +23,20 @@ $(VENV)/.installed: pyproject.toml
 venv-edge: $(VENV_EDGE)/.installed
 venv: $(VENV)/.installed
 
-run: $(VENV_EDGE)/.installed
+# The in-browser runner's runtime (LiteRT.js, JS + wasm, ~38 MB) comes from the npm registry at
+# set-up time, pinned, into a gitignored folder; edge-run --serve serves it at /app/ (no CDN).
+LITERTJS_VERSION := 2.5.3
+WEB_VENDOR := edge/web/vendor
+$(WEB_VENDOR)/.installed-$(LITERTJS_VERSION):
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix $(WEB_VENDOR) --no-save --no-package-lock --ignore-scripts --no-audit \
+	    --no-fund @litertjs/core@$(LITERTJS_VERSION) @litertjs/wasm-utils@$(LITERTJS_VERSION) \
+	  && touch $@; \
+	else echo "web-runtime: npm not found (apt-get install npm); the /app/ runner and its tests are skipped"; fi
+
+web-runtime: $(WEB_VENDOR)/.installed-$(LITERTJS_VERSION)
+
+run: $(VENV_EDGE)/.installed web-runtime
 	$(VENV_EDGE)/bin/edge-run --source phantom --headless --max-frames 300
 
 # Debian's Chromium + ChromeDriver drive the web view's end-to-end test (tests/edge/test_serve_browser.py).
@@ -32,7 +45,7 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
 	  echo "could not install chromium; the browser test will skip"
 
-test-edge: $(VENV_EDGE)/.installed browser
+test-edge: $(VENV_EDGE)/.installed browser web-runtime
 	$(VENV_EDGE)/bin/python -m pytest -q tests/edge
 
 test-rest: $(VENV)/.installed
@@ -44,4 +57,4 @@ lint: $(VENV_EDGE)/.installed
 	$(VENV_EDGE)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(VENV_EDGE) .pytest_cache
+	rm -rf $(VENV) $(VENV_EDGE) .pytest_cache $(WEB_VENDOR)

@@ -1,0 +1,166 @@
+// Frame pre- and post-processing on typed arrays: the browser twin of edge/preprocess.py and
+// edge/postprocess.py (same steps, same order, same constants). No per-pixel canvas calls:
+// every function reads and writes flat typed arrays, and reuses buffers the caller owns.
+//
+//   RGBA frame -> gray (OpenCV's BGR2GRAY weights) -> ROI crop -> bilinear to 2x the input
+//   -> exact 2x box average (= edge's resize_gray) -> x = pixel * scale + offset
+//   probability map -> > threshold -> drop 8-connected components < min_area -> presence gate
+//   -> bilinear to the ROI/frame size, re-thresholded at half -> placed into the frame
+
+// OpenCV's fixed-point RGB->gray weights (sum 1 << 14): the same gray values as cv2.cvtColor.
+const GRAY_R = 4899, GRAY_G = 9617, GRAY_B = 1868, GRAY_SHIFT = 14, GRAY_HALF = 1 << 13;
+export const MASK_ON = 255; // frame-size mask value for nerve pixels
+const HALF = 127.5; // re-threshold of the resized 0/255 mask (cv2 rounds, then > 127)
+
+/** RGBA bytes of a width x height frame -> gray bytes of the ROI [x, y, w, h] (or the frame). */
+export function grayROI(rgba, width, roi, out) {
+  const [x0, y0, w, h] = roi;
+  for (let y = 0; y < h; y++) {
+    let s = ((y0 + y) * width + x0) * 4;
+    let d = y * w;
+    for (let x = 0; x < w; x++, s += 4, d++) {
+      out[d] = (rgba[s] * GRAY_R + rgba[s + 1] * GRAY_G + rgba[s + 2] * GRAY_B + GRAY_HALF)
+        >> GRAY_SHIFT;
+    }
+  }
+  return out;
+}
+
+/** Source index and weight of each destination column/row, half-pixel centres (cv2 INTER_LINEAR). */
+function linearTaps(srcSize, dstSize) {
+  const idx = new Int32Array(dstSize);
+  const frac = new Float32Array(dstSize);
+  const scale = srcSize / dstSize;
+  for (let d = 0; d < dstSize; d++) {
+    let f = (d + 0.5) * scale - 0.5;
+    let i = Math.floor(f);
+    f -= i;
+    if (i < 0) { i = 0; f = 0; }
+    if (i >= srcSize - 1) { i = srcSize - 1; f = 0; }
+    idx[d] = i;
+    frac[d] = f;
+  }
+  return {idx, frac};
+}
+
+const tapCache = new Map();
+function taps(srcSize, dstSize) {
+  const key = `${srcSize}>${dstSize}`;
+  if (!tapCache.has(key)) tapCache.set(key, linearTaps(srcSize, dstSize));
+  return tapCache.get(key);
+}
+
+/** Bilinear resize of a gray image (uint8 in, values before rounding given to `put`). */
+function bilinear(src, sw, sh, dw, dh, put) {
+  const tx = taps(sw, dw), ty = taps(sh, dh);
+  for (let y = 0; y < dh; y++) {
+    const r0 = ty.idx[y] * sw;
+    const r1 = Math.min(ty.idx[y] + 1, sh - 1) * sw;
+    const fy = ty.frac[y];
+    for (let x = 0; x < dw; x++) {
+      const i = tx.idx[x], i1 = Math.min(i + 1, sw - 1), fx = tx.frac[x];
+      const top = src[r0 + i] + (src[r0 + i1] - src[r0 + i]) * fx;
+      const bot = src[r1 + i] + (src[r1 + i1] - src[r1 + i]) * fx;
+      put(y * dw + x, top + (bot - top) * fy);
+    }
+  }
+}
+
+/** Gray ROI (sw x sh) -> model-size gray (w x h): bilinear to 2w x 2h, then exact 2x area. */
+export function resizeGray(src, sw, sh, w, h, work, out) {
+  if (sw === w && sh === h) { out.set(src.subarray(0, w * h)); return out; }
+  const dw = 2 * w;
+  bilinear(src, sw, sh, dw, 2 * h, (i, v) => { work[i] = v + 0.5; }); // Uint8Array truncates
+  for (let y = 0; y < h; y++) {
+    const a = 2 * y * dw, b = a + dw;
+    for (let x = 0; x < w; x++) {
+      const s = 2 * x;
+      out[y * w + x] = (work[a + s] + work[a + s + 1] + work[b + s] + work[b + s + 1] + 2) >> 2;
+    }
+  }
+  return out;
+}
+
+/** Model-size gray -> float input, x = pixel * scale + offset (float32, like numpy). */
+export function normalize(gray, scale, offset, out) {
+  const s = Math.fround(scale), o = Math.fround(offset);
+  for (let i = 0; i < gray.length; i++) out[i] = Math.fround(gray[i] * s) + o;
+  return out;
+}
+
+/** prob > threshold, then components (8-connected) under minArea pixels dropped. 0/1 bytes. */
+export function binarize(prob, w, h, threshold, minArea, out, stack) {
+  const n = w * h;
+  let any = false;
+  for (let i = 0; i < n; i++) { out[i] = prob[i] > threshold ? 1 : 0; any ||= out[i] === 1; }
+  if (minArea > 0 && any) dropSmall(out, w, h, minArea, stack);
+  return out;
+}
+
+// Flood-fills each component (marking it 2), then clears it (0) or keeps it (1) by its area.
+function dropSmall(mask, w, h, minArea, stack) {
+  const n = w * h;
+  const members = new Int32Array(n);
+  for (let start = 0; start < n; start++) {
+    if (mask[start] !== 1) continue;
+    let top = 0, count = 0;
+    stack[top++] = start;
+    mask[start] = 2;
+    while (top > 0) {
+      const p = stack[--top];
+      members[count++] = p;
+      const px = p % w, py = (p - px) / w;
+      for (let dy = -1; dy <= 1; dy++) {
+        const y = py + dy;
+        if (y < 0 || y >= h) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const x = px + dx;
+          if (x < 0 || x >= w) continue;
+          const q = y * w + x;
+          if (mask[q] === 1) { mask[q] = 2; stack[top++] = q; }
+        }
+      }
+    }
+    const keep = count >= minArea ? 3 : 0; // 3 = kept, done; restored to 1 below
+    for (let k = 0; k < count; k++) mask[members[k]] = keep;
+  }
+  for (let i = 0; i < n; i++) if (mask[i] === 3) mask[i] = 1;
+}
+
+/** Model-size 0/1 mask -> frame-size 0/255 mask in `out` (placed into the ROI); nerve pixels. */
+export function toFrame(mask01, mw, mh, fw, fh, roi, out) {
+  out.fill(0);
+  if (!mask01.includes(1)) return 0;
+  const [x0, y0, w, h] = roi;
+  let area = 0;
+  bilinear(mask01, mw, mh, w, h, (i, v) => {
+    if (v * MASK_ON >= HALF) {
+      const y = (i / w) | 0;
+      out[(y0 + y) * fw + x0 + (i - y * w)] = MASK_ON;
+      area++;
+    }
+  });
+  return area;
+}
+
+/** Blend the mask into the RGBA frame in place: translucent fill and a solid outline. */
+export function drawMask(rgba, mask, fw, fh, alpha, color) {
+  const [cr, cg, cb] = color;
+  const keep = 1 - alpha;
+  for (let y = 0; y < fh; y++) {
+    for (let x = 0; x < fw; x++) {
+      const i = y * fw + x;
+      if (!mask[i]) continue;
+      const s = i * 4;
+      const edge = x === 0 || x === fw - 1 || y === 0 || y === fh - 1 || !mask[i - 1] ||
+        !mask[i + 1] || !mask[i - fw] || !mask[i + fw];
+      if (edge) {
+        rgba[s] = cr; rgba[s + 1] = cg; rgba[s + 2] = cb;
+      } else {
+        rgba[s] = rgba[s] * keep + cr * alpha;
+        rgba[s + 1] = rgba[s + 1] * keep + cg * alpha;
+        rgba[s + 2] = rgba[s + 2] * keep + cb * alpha;
+      }
+    }
+  }
+}
