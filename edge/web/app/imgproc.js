@@ -50,27 +50,28 @@ function taps(srcSize, dstSize) {
   return tapCache.get(key);
 }
 
-/** Bilinear resize of a gray image (uint8 in, values before rounding given to `put`). */
-function bilinear(src, sw, sh, dw, dh, put) {
-  const tx = taps(sw, dw), ty = taps(sh, dh);
-  for (let y = 0; y < dh; y++) {
-    const r0 = ty.idx[y] * sw;
-    const r1 = Math.min(ty.idx[y] + 1, sh - 1) * sw;
-    const fy = ty.frac[y];
-    for (let x = 0; x < dw; x++) {
-      const i = tx.idx[x], i1 = Math.min(i + 1, sw - 1), fx = tx.frac[x];
-      const top = src[r0 + i] + (src[r0 + i1] - src[r0 + i]) * fx;
-      const bot = src[r1 + i] + (src[r1 + i1] - src[r1 + i]) * fx;
-      put(y * dw + x, top + (bot - top) * fy);
-    }
-  }
+/** Bilinear sample between rows r0/r1 and columns i/i1 of a flat image. */
+function lerp2(src, r0, r1, i, i1, fx, fy) {
+  const top = src[r0 + i] + (src[r0 + i1] - src[r0 + i]) * fx;
+  const bot = src[r1 + i] + (src[r1 + i1] - src[r1 + i]) * fx;
+  return top + (bot - top) * fy;
 }
 
-/** Gray ROI (sw x sh) -> model-size gray (w x h): bilinear to 2w x 2h, then exact 2x area. */
+/** Gray ROI (sw x sh) -> model-size gray (w x h): bilinear to 2w x 2h (rounded to bytes in
+ *  `work`), then an exact 2x box average: edge.preprocess.resize_gray. */
 export function resizeGray(src, sw, sh, w, h, work, out) {
   if (sw === w && sh === h) { out.set(src.subarray(0, w * h)); return out; }
-  const dw = 2 * w;
-  bilinear(src, sw, sh, dw, 2 * h, (i, v) => { work[i] = v + 0.5; }); // Uint8Array truncates
+  const dw = 2 * w, dh = 2 * h;
+  const tx = taps(sw, dw), ty = taps(sh, dh);
+  for (let y = 0; y < dh; y++) {
+    const r0 = ty.idx[y] * sw, r1 = Math.min(ty.idx[y] + 1, sh - 1) * sw, fy = ty.frac[y];
+    const row = y * dw;
+    for (let x = 0; x < dw; x++) {
+      const i = tx.idx[x], i1 = Math.min(i + 1, sw - 1), fx = tx.frac[x];
+      // + 0.5: a Uint8Array truncates, so this rounds half up, like OpenCV's fixed point
+      work[row + x] = lerp2(src, r0, r1, i, i1, fx, fy) + 0.5;
+    }
+  }
   for (let y = 0; y < h; y++) {
     const a = 2 * y * dw, b = a + dw;
     for (let x = 0; x < w; x++) {
@@ -127,19 +128,52 @@ function dropSmall(mask, w, h, minArea, stack) {
   for (let i = 0; i < n; i++) if (mask[i] === 3) mask[i] = 1;
 }
 
-/** Model-size 0/1 mask -> frame-size 0/255 mask in `out` (placed into the ROI); nerve pixels. */
+/** Bounding box [x0, y0, x1, y1] (inclusive) of the nonzero pixels, or null when none. */
+function bbox(mask, w, h) {
+  let x0 = w, y0 = h, x1 = -1, y1 = -1;
+  for (let y = 0; y < h; y++) {
+    const row = y * w;
+    for (let x = 0; x < w; x++) {
+      if (!mask[row + x]) continue;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      y1 = y;
+    }
+  }
+  return x1 < 0 ? null : [x0, y0, x1, y1];
+}
+
+/** Destination indices [first, last] whose bilinear taps can touch source [s0, s1]. */
+function reach(t, s0, s1) {
+  let first = 0, last = t.idx.length - 1;
+  while (first <= last && t.idx[first] + 1 < s0) first++;
+  while (last >= first && t.idx[last] > s1) last--;
+  return [first, last];
+}
+
+/** Model-size 0/1 mask -> frame-size 0/255 mask in `out` (placed into the ROI); nerve pixels.
+ *  Only the rectangle the mask can reach is resized: the cost follows the nerve, not the frame. */
 export function toFrame(mask01, mw, mh, fw, fh, roi, out) {
   out.fill(0);
-  if (!mask01.includes(1)) return 0;
+  const box = bbox(mask01, mw, mh);
+  if (box === null) return 0;
   const [x0, y0, w, h] = roi;
+  const tx = taps(mw, w), ty = taps(mh, h);
+  const [dx0, dx1] = reach(tx, box[0], box[2]);
+  const [dy0, dy1] = reach(ty, box[1], box[3]);
   let area = 0;
-  bilinear(mask01, mw, mh, w, h, (i, v) => {
-    if (v * MASK_ON >= HALF) {
-      const y = (i / w) | 0;
-      out[(y0 + y) * fw + x0 + (i - y * w)] = MASK_ON;
-      area++;
+  for (let y = dy0; y <= dy1; y++) {
+    const r0 = ty.idx[y] * mw, r1 = Math.min(ty.idx[y] + 1, mh - 1) * mw, fy = ty.frac[y];
+    const row = (y0 + y) * fw + x0;
+    for (let x = dx0; x <= dx1; x++) {
+      const i = tx.idx[x], i1 = Math.min(i + 1, mw - 1), fx = tx.frac[x];
+      if (lerp2(mask01, r0, r1, i, i1, fx, fy) * MASK_ON >= HALF) {
+        out[row + x] = MASK_ON;
+        area++;
+      }
     }
-  });
+  }
   return area;
 }
 
