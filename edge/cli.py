@@ -26,6 +26,7 @@ examples:
   edge-run --video rtsp://10.0.0.5/stream --headless --serve 8080
   edge-run --images scans/ --headless --save-masks masks/    one 0/255 PNG per image
   edge-run --picamera --threads 4 --smooth 0.5               Raspberry Pi camera
+  edge-run --export-web site/                                 the tablet runner, for any host
   edge-run --model nerve.onnx --onnx-providers TensorrtExecutionProvider,CPUExecutionProvider
 
 exit status: 0 ok, 2 bad input (flag, path, model, source, output), 1 runtime failure.
@@ -108,6 +109,9 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--serve-token", type=str, metavar="TOKEN", help="access token for --serve")
     g.add_argument("--serve-max-viewers", type=int, default=4, metavar="N",
                    help="most browsers streaming at once; more get 503 (default 4)")
+    g.add_argument("--export-web", type=str, metavar="DIR",
+                   help="copy the in-browser runner (page, runtime, web model: --model or the "
+                        "packaged one) to DIR for any HTTPS host, then exit (docs/tablet.md)")
     g.add_argument("--no-stats", action="store_true", help="no FPS/latency text on the overlay")
     g.add_argument("--quiet", action="store_true", help="print only errors")
 
@@ -166,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     # error; keep its errors only. Set before edge.loop imports cv2.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     try:
+        if args.export_web:  # no frames: copy the /app/ site and stop
+            from edge.web.site import export_web
+
+            print(f"{PROG}: in-browser runner written to {export_web(args.export_web, args.model)}")
+            return EXIT_OK
         from edge.loop import run
 
         run(config_from_args(args))

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from edge.errors import OutputError, UserInputError
+from edge.metadata import load_meta
 
 HERE = Path(__file__).resolve().parent
 APP_DIR = HERE / "app"
@@ -37,6 +38,9 @@ def runtime_files() -> dict[str, Path]:
     core, utils = VENDOR_DIR / "core", VENDOR_DIR / "wasm-utils"
     files = {"runtime/litert.js": core / "dist" / "index.js",
              "runtime/wasm-utils.js": utils / "dist" / "index.js"}
+    # Their package.json files name the licence (Apache-2.0) and source of what is redistributed.
+    files["runtime/litertjs-core.package.json"] = core / "package.json"
+    files["runtime/litertjs-wasm-utils.package.json"] = utils / "package.json"
     for name in WASM_VARIANTS:
         for suffix in (".js", ".wasm"):
             files[f"runtime/wasm/{name}{suffix}"] = core / "wasm" / f"{name}{suffix}"
@@ -53,6 +57,10 @@ def site_files(model: str | Path | None = None) -> dict[str, Path]:
     if not sidecar.is_file():
         raise UserInputError(f"web model {model}: its sidecar {sidecar.name} is missing; "
                              "copy it from the edge-convert output")
+    fmt = load_meta(model).extra.get("format")
+    if fmt not in (None, "web"):
+        raise UserInputError(f"web model {model}: a {fmt!r} model; the browser runs the web "
+                             "variant only (edge-convert --formats web)")
     files = {p.name: p for p in sorted(APP_DIR.iterdir()) if p.suffix in TYPES}
     files.update(runtime_files())
     files["model/nerve.tflite"] = model
