@@ -62,7 +62,7 @@ async function step() {
   if (video.readyState >= 2 && video.videoWidth && video.currentTime !== lastTime) {
     lastTime = video.currentTime;
     try {
-      await processFrame();
+      await processFrame(video, video.videoWidth, video.videoHeight);
     } catch (err) {
       message(`frame failed: ${err.message || err}`);
     }
@@ -70,21 +70,28 @@ async function step() {
   requestAnimationFrame(step);
 }
 
-async function processFrame() {
-  const w = video.videoWidth, h = video.videoHeight;
+/** The per-frame work, from any drawable source (video element, ImageBitmap). */
+async function processFrame(source, w, h) {
   const t0 = performance.now();
   if (view.width !== w || view.height !== h) { view.width = w; view.height = h; }
-  ctx.drawImage(video, 0, 0, w, h);
+  ctx.drawImage(source, 0, 0, w, h);
   const frame = ctx.getImageData(0, 0, w, h);
   const t1 = performance.now();
   if (mask.length !== w * h) mask = new Uint8Array(w * h);
   const result = await engine.segment(frame, mask);
   const t2 = performance.now();
-  drawMask(frame.data, result.mask, w, h, FILL_ALPHA, FILL_COLOR);
+  drawMask(frame.data, result.mask, w, h, FILL_ALPHA, FILL_COLOR, result.box);
   ctx.putImageData(frame, 0, 0);
   const t3 = performance.now();
-  meter.add({grab: t1 - t0, ...result.stageMs, draw: t3 - t2, total: t3 - t0});
+  const stages = {grab: t1 - t0, ...result.stageMs, draw: t3 - t2, total: t3 - t0};
+  meter.add(stages);
   if (t3 - lastHud > HUD_PERIOD_MS) { lastHud = t3; hud(result); }
+  return stages;
+}
+
+function median(values) {
+  const v = [...values].sort((a, b) => a - b);
+  return v.length ? (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2 : 0;
 }
 
 function hud(result) {
@@ -208,6 +215,31 @@ window.nerveEdge = {
   async segment(imageData) {
     await ready;
     return engine.segment(imageData);
+  },
+  /** Measurement: the live per-frame work (grab, segment, draw) back to back on in-memory
+   *  frames (ImageData list): `count` timed frames after `warmup`. Returns {fps, frames,
+   *  backend, stageMs (mean), stageMsMedian}. */
+  async benchmark(images, count, warmup = 10) {
+    await ready;
+    const bitmaps = await Promise.all(images.map((im) => createImageBitmap(im)));
+    stop();
+    const runs = [];
+    let start = 0;
+    for (let k = 0; k < warmup + count; k++) {
+      if (k === warmup) start = performance.now();
+      const b = bitmaps[k % bitmaps.length];
+      const stages = await processFrame(b, b.width, b.height);
+      if (k >= warmup) runs.push(stages);
+    }
+    const wall = performance.now() - start;
+    const mean = {}, med = {};
+    for (const key of Object.keys(runs[0])) {
+      const v = runs.map((r) => r[key]);
+      mean[key] = v.reduce((a, b) => a + b, 0) / v.length;
+      med[key] = median(v);
+    }
+    return {fps: count * 1000 / wall, frames: count, backend: engine.backendLabel,
+            backendId: engine.backend, stageMs: mean, stageMsMedian: med};
   },
   stats() {
     return {fps: meter.fps(), stageMs: meter.stageMs(), backend: engine ? engine.backendLabel : null,

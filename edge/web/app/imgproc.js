@@ -12,15 +12,18 @@ const GRAY_R = 4899, GRAY_G = 9617, GRAY_B = 1868, GRAY_SHIFT = 14, GRAY_HALF = 
 export const MASK_ON = 255; // frame-size mask value for nerve pixels
 const HALF = 127.5; // re-threshold of the resized 0/255 mask (cv2 rounds, then > 127)
 
-/** RGBA bytes of a width x height frame -> gray bytes of the ROI [x, y, w, h] (or the frame). */
+/** RGBA bytes of a width x height frame -> gray bytes of the ROI [x, y, w, h] (or the frame).
+ *  Reads each pixel as one little-endian 32-bit word (R in the low byte): one load, not four. */
 export function grayROI(rgba, width, roi, out) {
   const [x0, y0, w, h] = roi;
+  const px = new Uint32Array(rgba.buffer, rgba.byteOffset, rgba.length >> 2);
   for (let y = 0; y < h; y++) {
-    let s = ((y0 + y) * width + x0) * 4;
-    let d = y * w;
-    for (let x = 0; x < w; x++, s += 4, d++) {
-      out[d] = (rgba[s] * GRAY_R + rgba[s + 1] * GRAY_G + rgba[s + 2] * GRAY_B + GRAY_HALF)
-        >> GRAY_SHIFT;
+    let s = (y0 + y) * width + x0;
+    const end = y * w + w;
+    for (let d = y * w; d < end; d++, s++) {
+      const p = px[s];
+      out[d] = ((p & 255) * GRAY_R + ((p >>> 8) & 255) * GRAY_G + ((p >>> 16) & 255) * GRAY_B +
+        GRAY_HALF) >>> GRAY_SHIFT;
     }
   }
   return out;
@@ -29,6 +32,7 @@ export function grayROI(rgba, width, roi, out) {
 /** Source index and weight of each destination column/row, half-pixel centres (cv2 INTER_LINEAR). */
 function linearTaps(srcSize, dstSize) {
   const idx = new Int32Array(dstSize);
+  const next = new Int32Array(dstSize); // the second tap, clamped at the edge
   const frac = new Float32Array(dstSize);
   const scale = srcSize / dstSize;
   for (let d = 0; d < dstSize; d++) {
@@ -38,9 +42,10 @@ function linearTaps(srcSize, dstSize) {
     if (i < 0) { i = 0; f = 0; }
     if (i >= srcSize - 1) { i = srcSize - 1; f = 0; }
     idx[d] = i;
+    next[d] = Math.min(i + 1, srcSize - 1);
     frac[d] = f;
   }
-  return {idx, frac};
+  return {idx, next, frac};
 }
 
 const tapCache = new Map();
@@ -64,10 +69,10 @@ export function resizeGray(src, sw, sh, w, h, work, out) {
   const dw = 2 * w, dh = 2 * h;
   const tx = taps(sw, dw), ty = taps(sh, dh);
   for (let y = 0; y < dh; y++) {
-    const r0 = ty.idx[y] * sw, r1 = Math.min(ty.idx[y] + 1, sh - 1) * sw, fy = ty.frac[y];
+    const r0 = ty.idx[y] * sw, r1 = ty.next[y] * sw, fy = ty.frac[y];
     const row = y * dw;
     for (let x = 0; x < dw; x++) {
-      const i = tx.idx[x], i1 = Math.min(i + 1, sw - 1), fx = tx.frac[x];
+      const i = tx.idx[x], i1 = tx.next[x], fx = tx.frac[x];
       // + 0.5: a Uint8Array truncates, so this rounds half up, like OpenCV's fixed point
       work[row + x] = lerp2(src, r0, r1, i, i1, fx, fy) + 0.5;
     }
@@ -153,21 +158,24 @@ function reach(t, s0, s1) {
 }
 
 /** Model-size 0/1 mask -> frame-size 0/255 mask in `out` (placed into the ROI); nerve pixels.
- *  Only the rectangle the mask can reach is resized: the cost follows the nerve, not the frame. */
-export function toFrame(mask01, mw, mh, fw, fh, roi, out) {
+ *  Only the rectangle the mask can reach is resized: the cost follows the nerve, not the frame.
+ *  `reached` (4 ints) gets that rectangle in frame pixels [x0, y0, x1, y1] (empty: x1 < x0). */
+export function toFrame(mask01, mw, mh, fw, fh, roi, out, reached = new Int32Array(4)) {
   out.fill(0);
+  reached.set([0, 0, -1, -1]);
   const box = bbox(mask01, mw, mh);
   if (box === null) return 0;
   const [x0, y0, w, h] = roi;
   const tx = taps(mw, w), ty = taps(mh, h);
   const [dx0, dx1] = reach(tx, box[0], box[2]);
   const [dy0, dy1] = reach(ty, box[1], box[3]);
+  reached.set([x0 + dx0, y0 + dy0, x0 + dx1, y0 + dy1]);
   let area = 0;
   for (let y = dy0; y <= dy1; y++) {
-    const r0 = ty.idx[y] * mw, r1 = Math.min(ty.idx[y] + 1, mh - 1) * mw, fy = ty.frac[y];
+    const r0 = ty.idx[y] * mw, r1 = ty.next[y] * mw, fy = ty.frac[y];
     const row = (y0 + y) * fw + x0;
     for (let x = dx0; x <= dx1; x++) {
-      const i = tx.idx[x], i1 = Math.min(i + 1, mw - 1), fx = tx.frac[x];
+      const i = tx.idx[x], i1 = tx.next[x], fx = tx.frac[x];
       if (lerp2(mask01, r0, r1, i, i1, fx, fy) * MASK_ON >= HALF) {
         out[row + x] = MASK_ON;
         area++;
@@ -177,12 +185,13 @@ export function toFrame(mask01, mw, mh, fw, fh, roi, out) {
   return area;
 }
 
-/** Blend the mask into the RGBA frame in place: translucent fill and a solid outline. */
-export function drawMask(rgba, mask, fw, fh, alpha, color) {
+/** Blend the mask into the RGBA frame in place: translucent fill and a solid outline. Only
+ *  the rectangle `box` [x0, y0, x1, y1] that holds every mask pixel is visited. */
+export function drawMask(rgba, mask, fw, fh, alpha, color, box = [0, 0, fw - 1, fh - 1]) {
   const [cr, cg, cb] = color;
   const keep = 1 - alpha;
-  for (let y = 0; y < fh; y++) {
-    for (let x = 0; x < fw; x++) {
+  for (let y = box[1]; y <= box[3]; y++) {
+    for (let x = box[0]; x <= box[2]; x++) {
       const i = y * fw + x;
       if (!mask[i]) continue;
       const s = i * 4;

@@ -98,6 +98,7 @@ export class Engine {
     this.stack = new Int32Array(n);
     this.roiGray = new Uint8Array(0);
     this.queue = Promise.resolve();
+    this.reached = new Int32Array(4); // frame rectangle the last mask can occupy
     this.outputs = model.getOutputDetails().map((d) => Array.from(d.shape));
   }
 
@@ -149,7 +150,8 @@ export class Engine {
     const {w, h, threshold, minArea, presenceThreshold} = this.cfg;
     ip.binarize(prob, w, h, threshold, minArea, this.mask01, this.stack);
     if (presence !== null && presence < presenceThreshold) this.mask01.fill(0);
-    return ip.toFrame(this.mask01, w, h, width, height, this.roiFor(width, height), out);
+    return ip.toFrame(this.mask01, w, h, width, height, this.roiFor(width, height), out,
+                      this.reached);
   }
 
   /** One frame end to end; stage times in ms. Calls run one at a time (shared buffers). */
@@ -170,6 +172,7 @@ export class Engine {
     const areaPx = this.postprocess(prob, presence, width, height, mask);
     const t3 = performance.now();
     return {mask, width, height, detected: areaPx > 0, areaPx, presence, ms: t3 - t0,
+            box: Array.from(this.reached),
             stageMs: {preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2}};
   }
 }
