@@ -19,6 +19,10 @@ WAIT_S = 90.0  # a cold Chromium + a 9 MB wasm compile on a busy 2-core machine
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run",
                "--disable-dev-shm-usage", "--window-size=1280,800"]
+# WebGPU on SwiftShader (Chromium's software GPU): proves the WebGPU code path on a machine
+# without a GPU; its speed means nothing.
+SOFTWARE_WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
+                        "--enable-features=Vulkan", "--use-angle=swiftshader"]
 
 
 def browser_missing() -> str | None:
@@ -36,14 +40,17 @@ def browser_missing() -> str | None:
     return None
 
 
-def start_browser(profile: Path, extra_args: tuple[str, ...] = ()):
+def start_browser(profile: Path, extra_args: tuple[str, ...] = (), software_webgpu: bool = False):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
     options = Options()
     options.binary_location = CHROMIUM
-    for arg in [*CHROME_ARGS, f"--user-data-dir={profile}", *extra_args]:
+    base = CHROME_ARGS
+    if software_webgpu:
+        base = [a for a in CHROME_ARGS if a != "--disable-gpu"] + SOFTWARE_WEBGPU_ARGS
+    for arg in [*base, f"--user-data-dir={profile}", *extra_args]:
         options.add_argument(arg)
     # An explicit driver path: selenium-manager would otherwise try to download one.
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
