@@ -123,3 +123,9 @@ def test_web_sidecar_settings_equal_the_shipped_int8_model():
         assert web[key] == int8[key], key
     assert web["extra"]["format"] == "web"
     assert web["extra"]["validation"]["dice_drop"] <= 0.01
+
+
+def test_app_without_runtime_says_how_to_install_it(sink, monkeypatch):
+    monkeypatch.setattr(server, "runtime_files", dict)  # as before `make web-runtime`
+    resp, body = get(sink, "/app/")
+    assert resp.status == 503 and b"make web-runtime" in body
