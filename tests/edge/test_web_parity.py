@@ -1,10 +1,11 @@
 """Parity: on real ultrasound frames, the page's masks (LiteRT.js in headless Chromium) against
 `edge-run --images DIR --save-masks OUT` with the same web model. Mean Dice agreement >= 0.97.
 
-Where they can differ: the page's bilinear resizes are float arithmetic, OpenCV's are 11-bit
-fixed point, so a gray level here and there is off by one before the model, and LiteRT.js's
-XNNPACK build may round int8 requantization differently from the native one; both move a few
-boundary pixels, never whole masks."""
+The page emulates OpenCV's fixed-point resizes and gray weights bit for bit, so on this
+machine the masks come out identical. What could still differ elsewhere: LiteRT.js's wasm
+XNNPACK may round an int8 requantization differently from the native build, and another
+OpenCV version (older gray weights, no SIMD) shifts a gray level by one; either moves a few
+boundary pixels, never whole masks: hence a Dice bound, not equality."""
 
 from __future__ import annotations
 

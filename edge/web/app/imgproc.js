@@ -7,10 +7,11 @@
 //   probability map -> > threshold -> drop 8-connected components < min_area -> presence gate
 //   -> bilinear to the ROI/frame size, re-thresholded at half -> placed into the frame
 
-// OpenCV's fixed-point RGB->gray weights (sum 1 << 14): the same gray values as cv2.cvtColor.
-const GRAY_R = 4899, GRAY_G = 9617, GRAY_B = 1868, GRAY_SHIFT = 14, GRAY_HALF = 1 << 13;
+// OpenCV's fixed-point RGB->gray weights (0.299, 0.587, 0.114 in 15 bits, as OpenCV 5's
+// cv2.cvtColor BGR2GRAY computes them): the same gray values as edge-run.
+const GRAY_R = 9798, GRAY_G = 19235, GRAY_B = 3735, GRAY_SHIFT = 15, GRAY_HALF = 1 << 14;
 export const MASK_ON = 255; // frame-size mask value for nerve pixels
-const HALF = 127.5; // re-threshold of the resized 0/255 mask (cv2 rounds, then > 127)
+const HALF = 127; // the resized 0/255 mask is nerve above this (cv2.threshold(..., 127, ...))
 
 /** RGBA bytes of a width x height frame -> gray bytes of the ROI [x, y, w, h] (or the frame).
  *  Reads each pixel as one little-endian 32-bit word (R in the low byte): one load, not four. */
@@ -29,53 +30,64 @@ export function grayROI(rgba, width, roi, out) {
   return out;
 }
 
-/** Source index and weight of each destination column/row, half-pixel centres (cv2 INTER_LINEAR). */
-function linearTaps(srcSize, dstSize) {
+// OpenCV's INTER_LINEAR on 8-bit images, bit for bit: weights are 11-bit fixed point
+// (saturate_cast<short>(w * 2048), rounded half to even), the horizontal pass sums in int, the
+// vertical pass is its SIMD kernel: ((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16), + 2,
+// >> 2, saturated to 0..255. Columns clamp at the border with weight (1, 0); rows keep their
+// weights and clamp the row index (as cv::resize does).
+const COEF_SCALE = 2048; // INTER_RESIZE_COEF_SCALE
+
+function roundHalfEven(v) {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Source indices and fixed-point weights of each destination column (clampX) or row. */
+function linearTaps(srcSize, dstSize, clampX) {
   const idx = new Int32Array(dstSize);
   const next = new Int32Array(dstSize); // the second tap, clamped at the edge
-  const frac = new Float32Array(dstSize);
-  const scale = srcSize / dstSize;
+  const w0 = new Int32Array(dstSize), w1 = new Int32Array(dstSize);
+  const scale = 1 / (dstSize / srcSize);
   for (let d = 0; d < dstSize; d++) {
-    let f = (d + 0.5) * scale - 0.5;
+    let f = Math.fround((d + 0.5) * scale - 0.5);
     let i = Math.floor(f);
-    f -= i;
-    if (i < 0) { i = 0; f = 0; }
-    if (i >= srcSize - 1) { i = srcSize - 1; f = 0; }
-    idx[d] = i;
-    next[d] = Math.min(i + 1, srcSize - 1);
-    frac[d] = f;
+    f = Math.fround(f - i);
+    if (clampX && i < 0) { i = 0; f = 0; }
+    if (clampX && i >= srcSize - 1) { i = srcSize - 1; f = 0; }
+    idx[d] = Math.min(Math.max(i, 0), srcSize - 1);
+    next[d] = Math.min(Math.max(i + 1, 0), srcSize - 1);
+    w0[d] = roundHalfEven(Math.fround(1 - f) * COEF_SCALE);
+    w1[d] = roundHalfEven(f * COEF_SCALE);
   }
-  return {idx, next, frac};
+  return {idx, next, w0, w1};
 }
 
 const tapCache = new Map();
-function taps(srcSize, dstSize) {
-  const key = `${srcSize}>${dstSize}`;
-  if (!tapCache.has(key)) tapCache.set(key, linearTaps(srcSize, dstSize));
+function taps(srcSize, dstSize, clampX) {
+  const key = `${srcSize}>${dstSize}${clampX ? 'x' : 'y'}`;
+  if (!tapCache.has(key)) tapCache.set(key, linearTaps(srcSize, dstSize, clampX));
   return tapCache.get(key);
 }
 
-/** Bilinear sample between rows r0/r1 and columns i/i1 of a flat image. */
-function lerp2(src, r0, r1, i, i1, fx, fy) {
-  const top = src[r0 + i] + (src[r0 + i1] - src[r0 + i]) * fx;
-  const bot = src[r1 + i] + (src[r1 + i1] - src[r1 + i]) * fx;
-  return top + (bot - top) * fy;
+/** One output pixel of the bilinear resize (see above): 0..255. */
+function lerp2(src, r0, r1, tx, x, b0, b1) {
+  const i = tx.idx[x], i1 = tx.next[x], a0 = tx.w0[x], a1 = tx.w1[x];
+  const h0 = src[r0 + i] * a0 + src[r0 + i1] * a1;
+  const h1 = src[r1 + i] * a0 + src[r1 + i1] * a1;
+  const v = (((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16) + 2) >> 2;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
-/** Gray ROI (sw x sh) -> model-size gray (w x h): bilinear to 2w x 2h (rounded to bytes in
- *  `work`), then an exact 2x box average: edge.preprocess.resize_gray. */
+/** Gray ROI (sw x sh) -> model-size gray (w x h): bilinear to 2w x 2h, then an exact 2x box
+ *  average: edge.preprocess.resize_gray, bit for bit. */
 export function resizeGray(src, sw, sh, w, h, work, out) {
   if (sw === w && sh === h) { out.set(src.subarray(0, w * h)); return out; }
   const dw = 2 * w, dh = 2 * h;
-  const tx = taps(sw, dw), ty = taps(sh, dh);
+  const tx = taps(sw, dw, true), ty = taps(sh, dh, false);
   for (let y = 0; y < dh; y++) {
-    const r0 = ty.idx[y] * sw, r1 = ty.next[y] * sw, fy = ty.frac[y];
+    const r0 = ty.idx[y] * sw, r1 = ty.next[y] * sw, b0 = ty.w0[y], b1 = ty.w1[y];
     const row = y * dw;
-    for (let x = 0; x < dw; x++) {
-      const i = tx.idx[x], i1 = tx.next[x], fx = tx.frac[x];
-      // + 0.5: a Uint8Array truncates, so this rounds half up, like OpenCV's fixed point
-      work[row + x] = lerp2(src, r0, r1, i, i1, fx, fy) + 0.5;
-    }
+    for (let x = 0; x < dw; x++) work[row + x] = lerp2(src, r0, r1, tx, x, b0, b1);
   }
   for (let y = 0; y < h; y++) {
     const a = 2 * y * dw, b = a + dw;
@@ -152,10 +164,12 @@ function bbox(mask, w, h) {
 /** Destination indices [first, last] whose bilinear taps can touch source [s0, s1]. */
 function reach(t, s0, s1) {
   let first = 0, last = t.idx.length - 1;
-  while (first <= last && t.idx[first] + 1 < s0) first++;
+  while (first <= last && t.next[first] < s0) first++;
   while (last >= first && t.idx[last] > s1) last--;
   return [first, last];
 }
+
+let mask255 = new Uint8Array(0); // the model-size mask as 0/255, what edge resizes
 
 /** Model-size 0/1 mask -> frame-size 0/255 mask in `out` (placed into the ROI); nerve pixels.
  *  Only the rectangle the mask can reach is resized: the cost follows the nerve, not the frame.
@@ -166,17 +180,18 @@ export function toFrame(mask01, mw, mh, fw, fh, roi, out, reached = new Int32Arr
   const box = bbox(mask01, mw, mh);
   if (box === null) return 0;
   const [x0, y0, w, h] = roi;
-  const tx = taps(mw, w), ty = taps(mh, h);
+  if (mask255.length !== mw * mh) mask255 = new Uint8Array(mw * mh);
+  for (let i = 0; i < mask255.length; i++) mask255[i] = mask01[i] * MASK_ON;
+  const tx = taps(mw, w, true), ty = taps(mh, h, false);
   const [dx0, dx1] = reach(tx, box[0], box[2]);
   const [dy0, dy1] = reach(ty, box[1], box[3]);
   reached.set([x0 + dx0, y0 + dy0, x0 + dx1, y0 + dy1]);
   let area = 0;
   for (let y = dy0; y <= dy1; y++) {
-    const r0 = ty.idx[y] * mw, r1 = ty.next[y] * mw, fy = ty.frac[y];
+    const r0 = ty.idx[y] * mw, r1 = ty.next[y] * mw, b0 = ty.w0[y], b1 = ty.w1[y];
     const row = (y0 + y) * fw + x0;
     for (let x = dx0; x <= dx1; x++) {
-      const i = tx.idx[x], i1 = tx.next[x], fx = tx.frac[x];
-      if (lerp2(mask01, r0, r1, i, i1, fx, fy) * MASK_ON >= HALF) {
+      if (lerp2(mask255, r0, r1, tx, x, b0, b1) > HALF) {
         out[row + x] = MASK_ON;
         area++;
       }

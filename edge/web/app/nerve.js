@@ -77,7 +77,7 @@ export class Engine {
                           meta, can);
       } catch (err) {
         errors.push(`${backend}: ${err.message || err}`);
-        litert.unloadLiteRt();
+        try { litert.unloadLiteRt(); } catch { /* nothing loaded: nothing to unload */ }
       }
     }
     throw new Error(`no backend could run the model (${errors.join('; ')})`);
