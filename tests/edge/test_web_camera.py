@@ -26,6 +26,7 @@ from edge.serve import ServeSink
 
 pytestmark = needs_browser
 CLIP_FRAMES = 30
+CAMERA_FPS = 30  # a typical grabber; the page processes each new frame once
 CLIP_SIZE = (580, 420)  # the Kaggle scanner's frame size (W, H); even, as 4:2:0 needs
 MIN_FRAMES = 20  # processed frames before the checks
 STAGES = {"grab", "preprocess", "inference", "postprocess", "draw", "total"}
@@ -36,7 +37,7 @@ SCREENSHOT = Path(tempfile.gettempdir()) / "nerve-edge-web-screenshot.png"
 def camera_page(tmp_path):
     frames = [cv2.resize(read_gray(f), CLIP_SIZE, interpolation=cv2.INTER_LINEAR)
               for f in real_frames(CLIP_FRAMES)]
-    clip = write_y4m(tmp_path / "scan.y4m", frames)
+    clip = write_y4m(tmp_path / "scan.y4m", frames, fps=CAMERA_FPS)
     sink = ServeSink.from_spec("127.0.0.1:0", log=None)
     driver = start_browser(tmp_path / "profile", (
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",

@@ -56,18 +56,26 @@ function options() {
           roi: roi ? roi.split(',').map(Number) : null};
 }
 
-// One frame: grab -> segment (pre, inference, post) -> draw. Skips frames it is too slow for.
+// One frame: grab -> segment (pre, inference, post) -> draw, once per NEW video frame
+// (requestVideoFrameCallback; a camera's currentTime moves even without one). Frames that
+// arrive while one is being processed are skipped: the newest one is taken next.
 async function step() {
   if (!running) return;
   if (video.readyState >= 2 && video.videoWidth && video.currentTime !== lastTime) {
-    lastTime = video.currentTime;
+    lastTime = video.requestVideoFrameCallback ? -1 : video.currentTime;
     try {
       await processFrame(video, video.videoWidth, video.videoHeight);
     } catch (err) {
       message(`frame failed: ${err.message || err}`);
     }
   }
-  requestAnimationFrame(step);
+  schedule();
+}
+
+function schedule() {
+  if (!running) return;
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(step);
+  else requestAnimationFrame(step);
 }
 
 /** The per-frame work, from any drawable source (video element, ImageBitmap). */
@@ -108,7 +116,7 @@ function start() {
   lastTime = -1;
   running = true;
   $('stop').disabled = false;
-  requestAnimationFrame(step);
+  schedule();
 }
 
 function stop() {
