@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -80,6 +82,21 @@ def test_site_refuses_a_model_without_sidecar(tmp_path):
     model.write_bytes(WEB_MODEL.read_bytes())
     with pytest.raises(UserInputError, match="sidecar"):
         site_files(model)
+
+
+def test_site_refuses_a_model_that_is_not_the_web_variant():
+    with pytest.raises(UserInputError, match="web variant only"):
+        site_files(REPO / "edge/models/nerve_default_int8.tflite")
+
+
+@needs_runtime
+def test_export_web_cli_fails_in_one_line_on_a_used_folder(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    done = subprocess.run([sys.executable, "-m", "edge.cli", "--export-web",
+                           str(tmp_path / "taken")], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "not an empty folder" in done.stderr
 
 
 @needs_runtime
