@@ -81,3 +81,35 @@ def test_fake_camera_of_real_frames_gives_masks_and_fps(camera_page):
     for path in filter(None, (SCREENSHOT, os.environ.get("NERVE_EDGE_WEB_SCREENSHOT"))):
         assert driver.save_screenshot(str(path)), f"could not write {path}"
         print(f"web runner screenshot: {path}")
+
+
+@pytest.fixture
+def video_file(tmp_path) -> Path:
+    """A VP8 .webm of real frames (what a browser plays; written by OpenCV here, in tmp)."""
+    path = tmp_path / "scan.webm"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), CAMERA_FPS, CLIP_SIZE)
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build cannot write VP8 .webm")
+    for f in real_frames(CLIP_FRAMES):
+        gray = cv2.resize(read_gray(f), CLIP_SIZE, interpolation=cv2.INTER_LINEAR)
+        writer.write(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def test_video_file_the_user_opens_gives_masks(video_file, tmp_path):
+    sink = ServeSink.from_spec("127.0.0.1:0", log=None)
+    driver = start_browser(tmp_path / "profile")
+    try:
+        driver.get(f"http://127.0.0.1:{sink.port}/app/")
+        wait_ready(driver)
+        driver.find_element("id", "file").send_keys(str(video_file))  # the file picker
+        wait_for(driver, lambda d: stats(d)["frames"] >= MIN_FRAMES,
+                 "the opened video never delivered enough frames to the page")
+        assert driver.execute_script("return document.getElementById('view').width") == \
+            CLIP_SIZE[0]
+        wait_for(driver, lambda d: d.find_element("id", "detect").text.startswith("NERVE"),
+                 "no nerve outlined on the video's real frames")
+    finally:
+        driver.quit()
+        sink.close()
