@@ -7,8 +7,9 @@ elsewhere), reads the frame counter and FPS from edge-run's periodic stderr line
 ``edge-run: frame N, X FPS, ...``, stops it with SIGINT (a normal stop: summary + report) and
 reports:
 
-  * rss_slope_mb_per_h: least-squares slope of RSS over time AFTER the warm-up (allocator
-    arenas, caches and the meter's exact-sample buffers fill during the first minutes);
+  * rss slope_mb_per_h: least-squares slope of RSS over time AFTER the warm-up (allocator
+    arenas, caches and the meter's exact-sample buffers fill during the first minutes), and
+    the same in bytes_per_frame (a leak grows per frame: MB/h scales with the FPS);
   * RSS at start, after the warm-up, at the end, and its maximum;
   * frames and FPS per block (BLOCK_S seconds), from the frame counter (exact) and the
     reported rolling FPS (mean of the lines in the block);
@@ -248,6 +249,20 @@ def fps_blocks(status: list[tuple[float, int, float]], block_s: float) -> list[d
     return out
 
 
+def growth_per_frame(slope_mb_per_h: float | None, blocks: list[dict],
+                     warmup_s: float) -> dict:
+    """The slope in bytes per frame, comparable across machines and loads (a leak grows per
+    frame, so MB/h scales with FPS), from the FPS of the blocks after the warm-up."""
+    after = [b for b in blocks if b["start_s"] >= warmup_s and b["fps"]]
+    frames = sum(b["frames"] for b in after)
+    span = sum(b["frames"] / b["fps"] for b in after)
+    fps = frames / span if span > 0 else None
+    per_frame = None if slope_mb_per_h is None or not fps else \
+        slope_mb_per_h * MB / S_PER_H / fps
+    return {"fps_after_warmup": None if fps is None else round(fps, 1),
+            "bytes_per_frame": None if per_frame is None else round(per_frame, 2)}
+
+
 def _edge_run_summary(report: str | None) -> dict | None:
     if not report or not Path(report).is_file():
         return None
@@ -266,6 +281,8 @@ def run_soak(cfg: SoakConfig, log=None) -> dict:
     first_frame_s = watch.status[0][0] if watch.status else None
     rss = rss_figures(watch.rss, cfg.effective_warmup_s, first_frame_s)
     slope = rss.get("slope_mb_per_h")
+    blocks = fps_blocks(watch.status, cfg.block_s)
+    rss.update(growth_per_frame(slope, blocks, cfg.effective_warmup_s))
     doc = {
         "kind": "soak",
         "config": {**asdict(cfg), "command": shlex.join(cfg.command),
@@ -278,7 +295,7 @@ def run_soak(cfg: SoakConfig, log=None) -> dict:
         "flat": None if slope is None else abs(slope) < TARGET_SLOPE_MB_PER_H,
         "target_slope_mb_per_h": TARGET_SLOPE_MB_PER_H,
         "frames": watch.status[-1][1] if watch.status else None,
-        "fps_blocks": fps_blocks(watch.status, cfg.block_s),
+        "fps_blocks": blocks,
         "edge_run_summary": _edge_run_summary(cfg.report),
         "stderr_tail": watch.stderr_tail,
     }

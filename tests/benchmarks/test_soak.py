@@ -16,6 +16,7 @@ from benchmarks.soak import (
     SoakConfig,
     fit_slope,
     fps_blocks,
+    growth_per_frame,
     parse_status,
     read_rss_bytes,
     run_soak,
@@ -72,6 +73,16 @@ def test_fps_blocks_count_frames_across_block_edges():
     assert blocks[0]["reported_fps_mean"] == pytest.approx(10.0)
 
 
+def test_growth_per_frame_uses_the_fps_after_the_warm_up():
+    blocks = [{"start_s": 0.0, "frames": 10, "fps": 1.0},  # warm-up: left out
+              {"start_s": 60.0, "frames": 3600, "fps": 60.0},
+              {"start_s": 120.0, "frames": 1800, "fps": 30.0}]
+    got = growth_per_frame(36.0, blocks, warmup_s=60.0)  # 36 MB/h = 10 000 B/s
+    assert got["fps_after_warmup"] == pytest.approx(45.0)  # 5400 frames in 120 s
+    assert got["bytes_per_frame"] == pytest.approx(10_000 / 45.0, rel=1e-3)
+    assert growth_per_frame(None, blocks, 60.0)["bytes_per_frame"] is None
+
+
 def test_read_rss_of_this_process_and_of_a_gone_one():
     assert read_rss_bytes(os.getpid()) > 1e6
     assert read_rss_bytes(2**22 + 12345) is None  # above any pid_max: never a process
@@ -83,6 +94,8 @@ def test_growing_child_is_detected_as_growing(child: Path):
     rss = doc["rss"]
     assert rss["slope_mb_per_h"] > GROWING_MIN_MB_PER_H
     assert rss["end_mb"] > rss["start_mb"] and doc["flat"] is False
+    # 512 kB per 3 "frames" of the stand-in child
+    assert rss["bytes_per_frame"] == pytest.approx(GROW_BYTES_PER_STEP / 3, rel=0.5)
 
 
 def test_flat_child_is_flat_and_the_document_is_complete(child: Path):
@@ -101,13 +114,13 @@ def test_flat_child_is_flat_and_the_document_is_complete(child: Path):
 
 def test_cli_soaks_a_real_edge_run(tmp_path: Path):
     out = tmp_path / "soak.json"
-    code = main(["soak", "--minutes", "0.12", "--sample-s", "0.5", "--block-s", "3",
+    code = main(["soak", "--minutes", "0.2", "--sample-s", "0.5", "--block-s", "3",
                  "--source", "phantom", "--threads", "1", "--out", str(out)])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["exit_code"] == 0 and doc["stopped_by"] == "SIGINT"
     assert "--loop" in doc["config"]["command"] and "--headless" in doc["config"]["command"]
-    assert doc["frames"] > 0 and doc["fps_blocks"][-1]["fps"] > 0
+    assert doc["frames"] > 0 and any((b["fps"] or 0) > 0 for b in doc["fps_blocks"])
     summary = doc["edge_run_summary"]
     assert summary["stop_reason"] == "interrupted" and summary["frames"] >= doc["frames"]
     assert doc["rss"]["start_mb"] > 10  # measured once frames flow, not during start-up
