@@ -159,6 +159,13 @@ def _read_stderr(stream, watch: _Watch, t0: float) -> None:
             watch.stderr_tail = (watch.stderr_tail + [line])[-STDERR_TAIL_LINES:]
 
 
+def _default_sigint() -> None:
+    """In the child before exec: a soak started in the background (``cmd &``, nohup) inherits
+    SIGINT ignored, and Python then never turns SIGINT into KeyboardInterrupt; the normal
+    stop (summary, report, finished recording) needs it back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _stop(proc: subprocess.Popen) -> str:
     """SIGINT (edge-run's normal stop), then SIGTERM, then SIGKILL; returns how it ended."""
     for sig, grace, how in ((signal.SIGINT, STOP_GRACE_S, "SIGINT"),
@@ -179,7 +186,8 @@ def _watch_child(cfg: SoakConfig, log) -> tuple[_Watch, int, str, float]:
     """Run the child for cfg.minutes, sampling; returns (watch, exit code, stop, wall s)."""
     watch = _Watch()
     t0 = time.monotonic()
-    proc = subprocess.Popen(cfg.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cfg.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_default_sigint)
     reader = threading.Thread(target=_read_stderr, args=(proc.stderr, watch, t0), daemon=True)
     reader.start()
     stopped_by = "exited by itself"

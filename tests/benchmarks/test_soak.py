@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -110,6 +111,18 @@ def test_flat_child_is_flat_and_the_document_is_complete(child: Path):
     assert rss["slope_samples"] >= 10
     assert doc["frames"] > 0 and len(doc["fps_blocks"]) >= 2
     assert all(b["reported_fps_mean"] == pytest.approx(30.0) for b in doc["fps_blocks"])
+
+
+def test_child_stops_normally_even_when_sigint_was_ignored(child: Path):
+    # `edge-bench soak ... &` from a script starts with SIGINT ignored; the child must still
+    # get SIGINT as a normal stop (without the fix it waits STOP_GRACE_S, then gets SIGTERM).
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        doc = run_soak(SoakConfig(command=(sys.executable, str(child), "flat"), **SHORT),
+                       log=quiet)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert doc["stopped_by"] == "SIGINT"
 
 
 def test_cli_soaks_a_real_edge_run(tmp_path: Path):
