@@ -87,11 +87,24 @@ class SoakConfig:
         return min(WARMUP_MAX_S, WARMUP_SHARE * self.duration_s)
 
 
+def edge_root() -> str:
+    """The folder holding the ``edge`` package this process imported."""
+    import edge
+
+    return str(Path(edge.__file__).resolve().parent.parent)
+
+
+# `python -m edge.cli` would import edge from the current folder first (sys.path[0]), which
+# in a checkout may be another version than the one this soak reports on; pin it instead.
+CHILD_BOOTSTRAP = ("import runpy, sys; sys.path[0] = {root!r}; "
+                   "runpy.run_module('edge.cli', run_name='__main__', alter_sys=True)")
+
+
 def build_edge_run_command(source_flags: list[str], model: str | None, threads: int,
                            extra: list[str], report: str | None) -> tuple[str, ...]:
-    """edge-run in this interpreter (so PYTHONPATH and the venv carry over), headless."""
-    cmd = [sys.executable, "-m", "edge.cli", *source_flags, "--headless",
-           "--threads", str(threads)]
+    """edge-run in this interpreter, importing the same edge package as this process."""
+    cmd = [sys.executable, "-c", CHILD_BOOTSTRAP.format(root=edge_root()), *source_flags,
+           "--headless", "--threads", str(threads)]
     if model:
         cmd += ["--model", model]
     cmd += extra

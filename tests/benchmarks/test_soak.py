@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 from benchmarks.cli import main
 from benchmarks.soak import (
     SoakConfig,
+    build_edge_run_command,
+    edge_root,
     fit_slope,
     fps_blocks,
     growth_per_frame,
@@ -138,6 +141,17 @@ def test_cli_soaks_a_real_edge_run(tmp_path: Path):
     assert summary["stop_reason"] == "interrupted" and summary["frames"] >= doc["frames"]
     assert doc["rss"]["start_mb"] > 10  # measured once frames flow, not during start-up
     assert not Path(doc["config"]["report"]).exists()  # the temporary report is removed
+
+
+def test_edge_run_child_imports_the_same_edge_as_the_soak(tmp_path: Path):
+    # A folder with another `edge` package must not win over this one (python -m would).
+    (tmp_path / "edge").mkdir()
+    (tmp_path / "edge" / "__init__.py").write_text("raise SystemExit('wrong edge imported')\n")
+    (tmp_path / "edge" / "cli.py").write_text("")
+    cmd = build_edge_run_command(["--source", "phantom"], None, 1, ["--max-frames", "3"], None)
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert edge_root() in cmd[2]
 
 
 def test_cli_reports_a_failing_child(tmp_path: Path, capsys):
