@@ -208,8 +208,10 @@ class Pipeline:
             return self.post(outputs, frame.image.shape[:2], self.pre.roi)
 
 
-def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -> list:
-    """Every requested output, opened (and so validated) now; closed by ``stack``."""
+def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
+               model: dict[str, str] | None = None) -> list:
+    """Every requested output, opened (and so validated) now; closed by ``stack``.
+    ``model``: the model's labels for the web view's /metrics (see model_labels)."""
     makers: list[Callable[[], object]] = []
     if not cfg.headless:
         makers.append(lambda: WindowSink(WINDOW_TITLE))
@@ -223,13 +225,19 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -
         log = None if cfg.quiet else _say
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,
                                                   max_viewers=cfg.serve_max_viewers,
-                                                  alpha=cfg.alpha, log=log))
+                                                  alpha=cfg.alpha, log=log, model=model))
     sinks = []
     for make in makers:
         sink = make()
         stack.callback(sink.close)
         sinks.append(sink)
     return sinks
+
+
+def model_labels(pipe: Pipeline) -> dict[str, str]:
+    """Which model runs, for a fleet's monitoring (the web view's /metrics model_info)."""
+    return {"sha256": sha256_file(pipe.model_path), "name": str(pipe.meta.name),
+            "version": str(pipe.meta.version), "backend": str(pipe.backend.name)}
 
 
 def _say(text: str) -> None:
@@ -380,7 +388,7 @@ def run(cfg: RunConfig) -> dict:
                                  f"or pick another source")
         check_roi(cfg.roi, first.image.shape[:2])
         fps = getattr(source, "fps", None) or cfg.source.fps
-        sinks = open_sinks(cfg, stack, fps)
+        sinks = open_sinks(cfg, stack, fps, model_labels(pipe) if cfg.serve else None)
         runner = Runner(cfg, pipe, sinks, meter)
         meter.begin_frame()
         try:
