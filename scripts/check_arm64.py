@@ -37,6 +37,8 @@ DEFAULT_REPORT = REPO / "benchmarks" / "results" / "arm64.json"
 DEFAULT_DATA = REPO.parent / "shared" / "data"  # the development machines' layout
 FRAME_COUNT = 30
 PHANTOM_FRAMES = 50
+PROBE_FRAMES = 5  # raw-output probe: TFLite's reference kernels are slow under emulation
+PROBE = "scripts/check_arm64_probe.py"
 RUN_TIMEOUT_S = 1800  # one emulated edge-run; far above what it needs, below "hung"
 MODELS_DIR = "edge/models"
 SHIPPED = ("nerve_default_int8.tflite", "nerve_default.onnx")  # plus nerve_default*.tflite
@@ -230,6 +232,40 @@ def agreement(work_host: Path, models: list[str]) -> dict:
     return result
 
 
+def probe_inputs(work_host: Path, models: list[str], python: str) -> None:
+    """Model inputs made once on x86, so both machines' interpreters get identical tensors."""
+    probe = work_host / "probe"
+    probe.mkdir()
+    for model in models:
+        subprocess.run([python, str(REPO / PROBE), "inputs", str(work_host / "frames"),
+                        str(REPO / MODELS_DIR / model), str(probe / f"{model}.in.npz"),
+                        "--count", str(PROBE_FRAMES)], check=True, capture_output=True)
+
+
+def probe_cmd(side: Side, python: str, src: Path, model: str) -> list[str]:
+    probe = side.work / "probe"
+    return [python, str(src / PROBE), "run", str(src / MODELS_DIR / model),
+            str(probe / f"{model}.in.npz"), str(probe / f"{model}.{side.name}.npz")]
+
+
+def probe_side(side: Side, python: str, src: Path, models: list[str], runner) -> None:
+    for model in models:
+        run_edge(side, f"probe {model}", probe_cmd(side, python, src, model), runner)
+
+
+def kernel_outputs(work_host: Path, models: list[str]) -> dict:
+    """Per model and kernel set: raw outputs arm64 vs x86 on identical inputs."""
+    probe, result = work_host / "probe", {}
+    for model in models:
+        x86, arm = probe / f"{model}.x86.npz", probe / f"{model}.arm64.npz"
+        if x86.is_file() and arm.is_file():
+            result[model] = cmp.compare_outputs(x86, arm)
+            for kernels, entry in result[model].items():
+                board.say(f"raw outputs {model} {kernels}: {entry['bit_identical']}/"
+                          f"{entry['outputs']} bit-identical, max gap {entry['max_abs_diff']}")
+    return result
+
+
 def failures(report: dict) -> list[str]:
     bad = [f"{side} {run}: exit {code}" for side in ("arm64", "x86")
            for run, code in report[side]["exit_codes"].items() if code != 0]
@@ -253,7 +289,10 @@ def check(args: argparse.Namespace) -> dict:
         install_tree(root, timings)
         facts = root_facts(root)
         run_side(arm, Path(board.SRC), models, ArmRunner(root))
+        probe_inputs(work_host, models, args.x86_python)
+        probe_side(arm, f"{board.VENV}/bin/python", Path(board.SRC), models, ArmRunner(root))
     run_side(x86, REPO, models, X86Runner(args.x86_python))
+    probe_side(x86, args.x86_python, REPO, models, X86Runner(args.x86_python))
     report = {
         "what": "edge-run on an emulated Debian bookworm arm64 root (qemu-user) vs x86, same "
                 "working tree, same frames: masks compared by Dice",
@@ -265,6 +304,12 @@ def check(args: argparse.Namespace) -> dict:
         "frames": frames_note, "models": models,
         "agreement_min_mean_dice": cmp.AGREEMENT_MIN_DICE,
         "agreement": agreement(work_host, models),
+        "raw_outputs_identical_inputs": kernel_outputs(work_host, models),
+        "raw_outputs_note": f"{PROBE_FRAMES} frames; the same input tensors (made once on x86) "
+                            "fed to each interpreter on both machines; TFLite three ways: AUTO "
+                            "(XNNPACK delegate, what edge-run uses), BUILTIN_WITHOUT_DEFAULT_"
+                            "DELEGATES (TFLite's optimized kernels), BUILTIN_REF (reference "
+                            "kernels); max_abs_diff in output units (int8 steps when quantized)",
         "timings_s": timings,
     }
     shutil.rmtree(work_host, ignore_errors=True)  # frames cut from the data never stay

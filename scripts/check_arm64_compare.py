@@ -92,3 +92,29 @@ def verdict(agreement: dict) -> tuple[bool, str]:
         return False, f"mean Dice {mean} < {AGREEMENT_MIN_DICE}"
     return True, (f"mean Dice {mean:.4f}, min {agreement['min_dice']:.4f}, "
                   f"{agreement['bit_identical']}/{agreement['frames']} bit-identical")
+
+
+def compare_outputs(x86_npz: Path, arm_npz: Path) -> dict:
+    """Raw outputs on identical inputs, per kernel set ("AUTO/frame" keys -> "AUTO"): how many
+    output tensors are bit-identical, the share of elements that differ, the largest gap (in
+    int8 steps for a quantized output)."""
+    ref, got = np.load(x86_npz), np.load(arm_npz)
+    by_kernels: dict[str, dict] = {}
+    for key in sorted(ref.files):
+        kernels = key.split("/", 1)[0]
+        entry = by_kernels.setdefault(kernels, {"outputs": 0, "bit_identical": 0,
+                                                "elements": 0, "elements_differing": 0,
+                                                "max_abs_diff": 0.0})
+        a = ref[key].astype(np.float64)
+        b = got[key].astype(np.float64) if key in got.files else np.full_like(a, np.nan)
+        differ = ~(a == b)
+        entry["outputs"] += 1
+        entry["bit_identical"] += int(not differ.any())
+        entry["elements"] += int(a.size)
+        entry["elements_differing"] += int(differ.sum())
+        gap = float(np.nanmax(np.abs(a - b))) if np.isfinite(b).any() else float("inf")
+        entry["max_abs_diff"] = max(entry["max_abs_diff"], gap)
+    for entry in by_kernels.values():
+        entry["elements_differing_fraction"] = round(
+            entry["elements_differing"] / max(entry["elements"], 1), 6)
+    return by_kernels

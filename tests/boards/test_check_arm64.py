@@ -138,3 +138,16 @@ def test_shipped_models_include_other_default_tflite_variants(tmp_path):
         (models / name).touch()
     assert check.shipped_models(tmp_path) == ["nerve_default_int8.tflite", "nerve_default.onnx",
                                               "nerve_default_web.tflite"]
+
+
+def test_compare_outputs_per_kernel_set(tmp_path):
+    same = np.zeros((1, 4, 4, 1), np.int8)
+    off_by_one = same.copy()
+    off_by_one[0, 0, 0, 0] = 1
+    np.savez(tmp_path / "x86.npz", **{"AUTO/a": same, "AUTO/b": same, "BUILTIN_REF/a": same})
+    np.savez(tmp_path / "arm.npz", **{"AUTO/a": same, "AUTO/b": off_by_one,
+                                      "BUILTIN_REF/a": same})
+    got = cmp.compare_outputs(tmp_path / "x86.npz", tmp_path / "arm.npz")
+    assert got["AUTO"]["outputs"] == 2 and got["AUTO"]["bit_identical"] == 1
+    assert got["AUTO"]["elements_differing"] == 1 and got["AUTO"]["max_abs_diff"] == 1.0
+    assert got["BUILTIN_REF"]["bit_identical"] == 1 and got["BUILTIN_REF"]["max_abs_diff"] == 0
