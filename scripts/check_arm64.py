@@ -20,6 +20,7 @@ import argparse
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -316,8 +317,13 @@ def check(args: argparse.Namespace) -> dict:
     return report
 
 
+def _exit_on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    raise SystemExit(EXIT_FAIL)  # unwinds through the finally that unmounts /proc and /dev
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.monotonic()
     try:
         board.preflight()

@@ -149,7 +149,9 @@ def debootstrap(root: Path) -> float:
     assert_unmounted(root)
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)
-    return time.monotonic() - started
+    spent = time.monotonic() - started
+    say(f"root built in {spent:.0f} s")
+    return spent
 
 
 def copy_host_settings(root: Path) -> None:
@@ -190,10 +192,13 @@ def local_paths(value: str) -> list[str]:
 
 
 def local_dirs_for_pip() -> list[str]:
-    """Local index/find-links folders named by pip settings: bind-mounted read-only."""
+    """Local index/find-links folders named by pip settings: bind-mounted read-only. For an
+    index (".../simple") its parent, where the pages' relative links to the files point."""
     values = list(pip_global_settings().values())
     values += [v for k, v in os.environ.items() if k.startswith("PIP_")]
-    return sorted({p for v in values for p in local_paths(v) if Path(p).is_dir()})
+    dirs = {p for v in values for p in local_paths(v) if Path(p).is_dir()}
+    dirs = {str(Path(p).parent) if Path(p).name == "simple" else p for p in dirs}
+    return sorted(d for d in dirs if not any(d.startswith(o + "/") for o in dirs))
 
 
 # ---------------------------------------------------------------- mounts and chroot
