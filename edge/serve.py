@@ -461,6 +461,8 @@ def _matching_key(path: str, keys) -> str | None:
 
 
 def find_route(path: str) -> Route | None:
+    if ".." in path.split("/"):
+        return None  # no route is ever reached by climbing out of a folder
     key = _matching_key(path, _ROUTES)
     return None if key is None else _ROUTES[key]
 

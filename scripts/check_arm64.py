@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="data folder with kaggle-nerve/train (default: $NERVE_EDGE_DATA)")
     ap.add_argument("--frames", type=int, default=FRAME_COUNT, help="real frames to compare")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the root from scratch")
+    ap.add_argument("--cpu", choices=sorted(board.CPUS), default=board.DEFAULT_CPU,
+                    help="the emulated board's CPU (default: %(default)s, a Raspberry Pi 4)")
     ap.add_argument("--x86-python", type=str, default=sys.executable,
                     help="the x86 Python with nerve-edge's dependencies (default: this one)")
     return ap.parse_args(argv)
@@ -121,16 +123,17 @@ def run_side(side: Side, src: Path, models: list[str], runner) -> None:
 
 
 class ArmRunner:
-    """edge-run inside the root (paths are the root's)."""
+    """edge-run inside the root (paths are the root's), on the emulated ``cpu``."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, cpu: str) -> None:
+        self.root, self.cpu = root, cpu
 
     def edge_run(self, args: list[str]) -> list[str]:
         return [f"{board.VENV}/bin/edge-run", *args]
 
     def __call__(self, cmd: list[str]) -> subprocess.CompletedProcess:
-        return board.in_root(self.root, cmd, capture_output=True, timeout=RUN_TIMEOUT_S)
+        return board.in_root(self.root, cmd, cpu=self.cpu, capture_output=True,
+                             timeout=RUN_TIMEOUT_S)
 
 
 class X86Runner:
@@ -286,12 +289,15 @@ def check(args: argparse.Namespace) -> dict:
     models = shipped_models(REPO)
     arm = Side("arm64", Path(board.WORK))
     x86 = Side("x86", work_host)
-    with board.mounted(root, board.local_dirs_for_pip()):
+    for side in ("arm64", "x86"):
+        (work_host / side).mkdir()
+    arm_runner = ArmRunner(root, args.cpu)
+    with board.mounted(root, board.local_dirs_for_pip(), args.cpu):
         install_tree(root, timings)
         facts = root_facts(root)
-        run_side(arm, Path(board.SRC), models, ArmRunner(root))
+        run_side(arm, Path(board.SRC), models, arm_runner)
         probe_inputs(work_host, models, args.x86_python)
-        probe_side(arm, f"{board.VENV}/bin/python", Path(board.SRC), models, ArmRunner(root))
+        probe_side(arm, f"{board.VENV}/bin/python", Path(board.SRC), models, arm_runner)
     run_side(x86, REPO, models, X86Runner(args.x86_python))
     probe_side(x86, args.x86_python, REPO, models, X86Runner(args.x86_python))
     report = {
@@ -299,7 +305,8 @@ def check(args: argparse.Namespace) -> dict:
                 "working tree, same frames: masks compared by Dice",
         "speed_note": "durations are emulated arm64 under qemu on a shared x86 host: they "
                       "time this check, not a board; never read them as board FPS",
-        "arm64": {**facts, "exit_codes": arm.exit_codes, "durations_s": arm.durations_s},
+        "arm64": {**facts, "emulated_cpu": args.cpu, "as_in": board.CPUS[args.cpu][0],
+                  "exit_codes": arm.exit_codes, "durations_s": arm.durations_s},
         "x86": {**host_facts(args.x86_python), "exit_codes": x86.exit_codes,
                 "durations_s": x86.durations_s},
         "frames": frames_note, "models": models,

@@ -41,6 +41,14 @@ WORK = "/opt/nerve-edge-check"  # frames and outputs of one check, inside the ro
 PASS_ENV = re.compile(r"^(PIP_|https?_proxy$|HTTPS?_PROXY$|no_proxy$|NO_PROXY$)")
 CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PIP_INSTALL_TIMEOUT_S = 3600  # emulated pip on a loaded 2-core machine: be patient
+# The CPU qemu emulates (QEMU_CPU) and the /proc/cpuinfo the root sees: (board, MIDR variant,
+# part, revision). qemu-user 7.2 shows the host's x86 /proc/cpuinfo to arm64 programs;
+# cpuinfo (inside ONNX Runtime, XNNPACK) then finds no ARM core and ONNX Runtime 1.32
+# segfaults at import. A board's real cpuinfo lines fix that and make kernel choice match it.
+CPUS = {"cortex-a72": ("Raspberry Pi 4 (BCM2711)", "0x0", "0xd08", "3"),
+        "cortex-a76": ("Raspberry Pi 5 (BCM2712)", "0x4", "0xd0b", "1")}
+DEFAULT_CPU = "cortex-a72"
+CPUINFO_FILE = "etc/nerve-edge-cpuinfo"  # inside the root, bound over /proc/cpuinfo
 
 
 class Skip(Exception):
@@ -217,17 +225,30 @@ def assert_unmounted(path: Path) -> None:
                            f"unmount them first")
 
 
+def fake_cpuinfo(cpu: str, count: int) -> str:
+    """/proc/cpuinfo as the board with ``cpu`` writes it (the fields cpuinfo parses)."""
+    _, variant, part, revision = CPUS[cpu]
+    block = ("processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+             "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: {v}\n"
+             "CPU part\t: {p}\nCPU revision\t: {r}\n\n")
+    return "".join(block.format(i=i, v=variant, p=part, r=revision) for i in range(count))
+
+
 @contextlib.contextmanager
-def mounted(root: Path, binds: list[str]) -> Iterator[None]:
-    """/proc, /sys (read-only), /dev and read-only binds for the chroot; always undone."""
+def mounted(root: Path, binds: list[str], cpu: str = DEFAULT_CPU) -> Iterator[None]:
+    """/proc (with the board's cpuinfo), /sys (read-only), /dev and read-only binds for the
+    chroot; always undone."""
     done: list[Path] = []
-    plan = [(["-t", "proc", "proc"], "proc"), (["-t", "sysfs", "-o", "ro", "sysfs"], "sys"),
-            (["--bind", "/dev"], "dev")]
+    (root / CPUINFO_FILE).write_text(fake_cpuinfo(cpu, os.cpu_count() or 1))
+    plan = [(["-t", "proc", "proc"], "proc"),
+            (["--bind", "-o", "ro", str(root / CPUINFO_FILE)], "proc/cpuinfo"),
+            (["-t", "sysfs", "-o", "ro", "sysfs"], "sys"), (["--bind", "/dev"], "dev")]
     plan += [(["--bind", "-o", "ro", path], path.lstrip("/")) for path in binds]
     try:
         for args, rel in plan:
             target = root / rel
-            target.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                target.mkdir(parents=True)
             run(["mount", *args, str(target)])
             done.append(target)
     except BaseException:
@@ -245,16 +266,17 @@ def _unmount(points: list[Path]) -> None:
             subprocess.run(["umount", "-l", str(point)], capture_output=True)
 
 
-def chroot_env() -> dict[str, str]:
+def chroot_env(cpu: str = DEFAULT_CPU) -> dict[str, str]:
     env = {"PATH": CHROOT_PATH, "HOME": "/root", "LANG": "C.UTF-8",
-           "OPENCV_LOG_LEVEL": "ERROR"}
+           "OPENCV_LOG_LEVEL": "ERROR", "QEMU_CPU": cpu}
     env.update({k: v for k, v in os.environ.items() if PASS_ENV.match(k)})
     return env
 
 
-def in_root(root: Path, cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """Run ``cmd`` inside the root (under qemu via binfmt); never raises on a non-zero exit."""
-    return subprocess.run(["chroot", str(root), *cmd], env=chroot_env(), text=True, **kwargs)
+def in_root(root: Path, cmd: list[str], cpu: str = DEFAULT_CPU,
+            **kwargs) -> subprocess.CompletedProcess:
+    """Run ``cmd`` inside the root on an emulated ``cpu``; never raises on a non-zero exit."""
+    return subprocess.run(["chroot", str(root), *cmd], env=chroot_env(cpu), text=True, **kwargs)
 
 
 # ---------------------------------------------------------------- the device package

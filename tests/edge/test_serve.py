@@ -350,6 +350,7 @@ def test_public_page_assets_need_no_token_but_nothing_else_does(guarded, monkeyp
     assert request(guarded.port, "/assets/")[0] == 200
     for path in ["/status.json", "/", "/assets/../status.json", "/assetsx", "/frame.jpg"]:
         assert request(guarded.port, path)[0] == 401, path
+    assert request(guarded.port, f"/assets/../x.js?token={GOOD_TOKEN}")[0] == 404
 
 
 def test_viewers_are_bounded():
