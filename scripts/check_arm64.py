@@ -255,12 +255,16 @@ def probe_cmd(side: Side, python: str, src: Path, model: str) -> list[str]:
 def probe_side(side: Side, python: str, src: Path, models: list[str], runner) -> None:
     for model in models:
         run_edge(side, f"probe {model}", probe_cmd(side, python, src, model), runner)
+    stages = [python, str(src / PROBE), "stages", str(side.work / "frames"),
+              str(src / MODELS_DIR / models[0]),
+              str(side.work / "probe" / f"opencv.{side.name}.npz"), "--count", str(PROBE_FRAMES)]
+    run_edge(side, "probe opencv stages", stages, runner)
 
 
 def kernel_outputs(work_host: Path, models: list[str]) -> dict:
     """Per model and kernel set: raw outputs arm64 vs x86 on identical inputs."""
     probe, result = work_host / "probe", {}
-    for model in models:
+    for model in [*models, "opencv"]:
         x86, arm = probe / f"{model}.x86.npz", probe / f"{model}.arm64.npz"
         if x86.is_file() and arm.is_file():
             result[model] = cmp.compare_outputs(x86, arm)

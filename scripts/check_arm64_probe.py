@@ -4,12 +4,16 @@ Run by `make check-arm64` on both machines (numpy + the interpreters only, no ed
 
     python check_arm64_probe.py inputs FRAMES_DIR MODEL INPUTS.npz [--count N]   (x86 only)
     python check_arm64_probe.py run MODEL INPUTS.npz OUTPUTS.npz
+    python check_arm64_probe.py stages FRAMES_DIR MODEL OUT.npz [--count N]       (both)
 
 ``inputs`` makes the model inputs once (grayscale, resized, scaled by the model's sidecar),
 so both machines feed the very same tensors: any output difference then comes from the
 interpreter's kernels, not from OpenCV's resize. ``run`` runs a TFLite model three ways,
 default (XNNPACK delegate), TFLite's own optimized kernels without XNNPACK, and TFLite's
 reference kernels, and an ONNX model with ONNX Runtime on the CPU, one thread each.
+``stages`` runs edge's own OpenCV steps on each machine: the frame -> model-input resize
+(edge.preprocess.resize_gray) and the model-size mask -> frame-size upscale
+(edge.postprocess.to_frame, on a fixed ellipse), to see whether OpenCV differs.
 """
 
 from __future__ import annotations
@@ -48,6 +52,29 @@ def make_inputs(frames: Path, model: Path, out: Path, count: int) -> None:
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         small = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
         arrays[path.stem] = (small.astype(np.float32) * scale + offset)[None, :, :, None]
+    np.savez(out, **arrays)
+
+
+def fixed_mask(hw: tuple[int, int]) -> np.ndarray:
+    """A 0/1 ellipse at model size, made with numpy only (the same bits on every machine)."""
+    h, w = hw
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = ((yy - h / 2) / (h / 4)) ** 2 + ((xx - w / 2) / (w / 3.3)) ** 2 < 1.0
+    return inside.astype(np.uint8)
+
+
+def run_stages(frames: Path, model: Path, out: Path, count: int) -> None:
+    import cv2
+
+    from edge.postprocess import to_frame
+    from edge.preprocess import resize_gray
+
+    hw = model_hw(model)
+    arrays = {}
+    for path in sorted(frames.glob("*.png"))[:count]:
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        arrays[f"resize/{path.stem}"] = resize_gray(gray, hw)
+        arrays[f"upscale/{path.stem}"] = to_frame(fixed_mask(hw), gray.shape[:2])
     np.savez(out, **arrays)
 
 
@@ -100,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("model", type=Path)
     a.add_argument("out", type=Path)
     a.add_argument("--count", type=int, default=10)
+    c = sub.add_parser("stages")
+    c.add_argument("frames", type=Path)
+    c.add_argument("model", type=Path)
+    c.add_argument("out", type=Path)
+    c.add_argument("--count", type=int, default=10)
     b = sub.add_parser("run")
     b.add_argument("model", type=Path)
     b.add_argument("inputs", type=Path)
@@ -107,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "inputs":
         make_inputs(args.frames, args.model, args.out, args.count)
+    elif args.cmd == "stages":
+        run_stages(args.frames, args.model, args.out, args.count)
     else:
         run_model(args.model, args.inputs, args.out)
     return 0

@@ -151,3 +151,11 @@ def test_compare_outputs_per_kernel_set(tmp_path):
     assert got["AUTO"]["outputs"] == 2 and got["AUTO"]["bit_identical"] == 1
     assert got["AUTO"]["elements_differing"] == 1 and got["AUTO"]["max_abs_diff"] == 1.0
     assert got["BUILTIN_REF"]["bit_identical"] == 1 and got["BUILTIN_REF"]["max_abs_diff"] == 0
+
+
+@pytest.mark.parametrize("cpu, part", [("cortex-a72", "0xd08"), ("cortex-a76", "0xd0b")])
+def test_fake_cpuinfo_names_the_boards_arm_core(cpu, part):
+    text = board.fake_cpuinfo(cpu, 3)
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    assert len(blocks) == 3 and all(f"CPU part\t: {part}" in b for b in blocks)
+    assert all("CPU implementer\t: 0x41" in b for b in blocks)  # Arm Ltd.
