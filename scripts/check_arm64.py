@@ -222,7 +222,7 @@ def cpu_model() -> str | None:
     return None
 
 
-def agreement(work_host: Path, models: list[str]) -> dict:
+def agreement(work_host: Path, models: list[str], raw: dict) -> dict:
     result = {}
     for model in models:
         stem = Path(model).stem
@@ -230,7 +230,7 @@ def agreement(work_host: Path, models: list[str]) -> dict:
         passed, line = cmp.verdict(agree)
         agree["passed"] = passed
         if agree["mean_dice"] is not None and agree["mean_dice"] < 1.0:
-            agree["why_not_identical"] = cmp.KERNEL_NOTES[cmp.model_kind(model)]
+            agree["why_not_identical"] = cmp.explain(model, raw)
         board.say(f"agreement {model}: {line}")
         result[model] = agree
     return result
@@ -304,6 +304,7 @@ def check(args: argparse.Namespace) -> dict:
         probe_side(arm, f"{board.VENV}/bin/python", Path(board.SRC), models, arm_runner)
     run_side(x86, REPO, models, X86Runner(args.x86_python))
     probe_side(x86, args.x86_python, REPO, models, X86Runner(args.x86_python))
+    raw = kernel_outputs(work_host, models)
     report = {
         "what": "edge-run on an emulated Debian bookworm arm64 root (qemu-user) vs x86, same "
                 "working tree, same frames: masks compared by Dice",
@@ -315,8 +316,8 @@ def check(args: argparse.Namespace) -> dict:
                 "durations_s": x86.durations_s},
         "frames": frames_note, "models": models,
         "agreement_min_mean_dice": cmp.AGREEMENT_MIN_DICE,
-        "agreement": agreement(work_host, models),
-        "raw_outputs_identical_inputs": kernel_outputs(work_host, models),
+        "agreement": agreement(work_host, models, raw),
+        "raw_outputs_identical_inputs": raw,
         "raw_outputs_note": f"{PROBE_FRAMES} frames; the same input tensors (made once on x86) "
                             "fed to each interpreter on both machines; TFLite three ways: AUTO "
                             "(XNNPACK delegate, what edge-run uses), BUILTIN_WITHOUT_DEFAULT_"

@@ -15,21 +15,35 @@ import numpy as np
 AGREEMENT_MIN_DICE = 0.99  # mean Dice arm64 vs x86 every shipped model must reach
 OUTLINE_PX = 2  # a differing pixel this close to the x86 mask's outline counts as "outline"
 
-# Why masks of the same model can differ between an arm64 and an x86 CPU (same wheels' code,
-# different SIMD kernels); quoted in the report only where a model's Dice is below 1.0.
+# What is known about the kernels, quoted next to the measured figures (see ``explain``).
 KERNEL_NOTES = {
-    "tflite": (
-        "TFLite runs the int8 graph with XNNPACK: NEON (aarch64) vs AVX2/AVX-512 (x86) "
-        "micro-kernels. They accumulate in int32 exactly, but requantize to int8 differently "
-        "(fp32 multiply + round-to-nearest-even on NEON vs fixed-point rndnu/fp32 variants "
-        "picked per ISA), so some activations land one int8 step apart; the steps propagate "
-        "and move sigmoid outputs that sit near the threshold, i.e. pixels on the outline."),
-    "onnx": (
-        "ONNX Runtime's float32 MLAS kernels: NEON vs AVX2/FMA GEMM and convolution blocking "
-        "sum in a different order (and fuse multiply-adds differently), so outputs differ "
-        "in the last bits; only pixels whose probability is within ~1e-6 of the threshold "
-        "can flip."),
+    "tflite": "edge-run runs int8 TFLite models through XNNPACK (NEON on arm64, AVX2/AVX-512 "
+              "on x86); TFLite's own optimized kernels (ruy/gemmlowp) are used without it",
+    "onnx": "ONNX Runtime's float32 MLAS kernels (NEON vs AVX2/FMA) sum in a different order, "
+            "so float outputs differ in the last bits",
+    "opencv": "OpenCV's uint8 cv2.INTER_LINEAR resize has per-ISA SIMD code that rounds "
+              "differently; cv2.INTER_LINEAR_EXACT is bit-exact by design",
 }
+
+
+def _stage_line(name: str, entry: dict | None) -> str:
+    if entry is None:
+        return f"{name}: not measured"
+    return (f"{name}: {entry['bit_identical']}/{entry['outputs']} bit-identical, max gap "
+            f"{entry['max_abs_diff']:g}")
+
+
+def explain(model: str, raw: dict) -> list[str]:
+    """Measured lines saying where arm64 and x86 part ways for ``model``: its interpreter's
+    raw outputs on identical inputs, and edge's OpenCV steps around it."""
+    kind, mine, cv = model_kind(model), raw.get(model, {}), raw.get("opencv", {})
+    lines = [KERNEL_NOTES[kind] + "."]
+    for kernels, entry in sorted(mine.items()):
+        lines.append(_stage_line(f"raw model outputs on identical inputs, {kernels}", entry))
+    lines.append(KERNEL_NOTES["opencv"] + ".")
+    for stage in ("resize", "upscale", "cv2_linear", "cv2_linear_exact"):
+        lines.append(_stage_line(f"OpenCV {stage}", cv.get(stage)))
+    return lines
 
 
 def read_mask(path: Path) -> np.ndarray:

@@ -13,7 +13,8 @@ default (XNNPACK delegate), TFLite's own optimized kernels without XNNPACK, and 
 reference kernels, and an ONNX model with ONNX Runtime on the CPU, one thread each.
 ``stages`` runs edge's own OpenCV steps on each machine: the frame -> model-input resize
 (edge.preprocess.resize_gray) and the model-size mask -> frame-size upscale
-(edge.postprocess.to_frame, on a fixed ellipse), to see whether OpenCV differs.
+(edge.postprocess.to_frame, on a fixed ellipse), to see whether OpenCV differs, plus the
+bilinear step alone as cv2.INTER_LINEAR and as cv2.INTER_LINEAR_EXACT (bit-exact by design).
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def run_stages(frames: Path, model: Path, out: Path, count: int) -> None:
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         arrays[f"resize/{path.stem}"] = resize_gray(gray, hw)
         arrays[f"upscale/{path.stem}"] = to_frame(fixed_mask(hw), gray.shape[:2])
+        double = (2 * hw[1], 2 * hw[0])  # the bilinear half of resize_gray, both flavours
+        arrays[f"cv2_linear/{path.stem}"] = cv2.resize(gray, double, interpolation=cv2.INTER_LINEAR)
+        arrays[f"cv2_linear_exact/{path.stem}"] = cv2.resize(
+            gray, double, interpolation=cv2.INTER_LINEAR_EXACT)
     np.savez(out, **arrays)
 
 

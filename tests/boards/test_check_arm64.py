@@ -159,3 +159,13 @@ def test_fake_cpuinfo_names_the_boards_arm_core(cpu, part):
     blocks = [b for b in text.split("\n\n") if b.strip()]
     assert len(blocks) == 3 and all(f"CPU part\t: {part}" in b for b in blocks)
     assert all("CPU implementer\t: 0x41" in b for b in blocks)  # Arm Ltd.
+
+
+def test_explain_quotes_the_measured_stages():
+    entry = {"outputs": 5, "bit_identical": 5, "max_abs_diff": 0.0}
+    off = {"outputs": 5, "bit_identical": 0, "max_abs_diff": 2.0}
+    raw = {"m.tflite": {"AUTO": entry}, "opencv": {"resize": off, "upscale": off}}
+    lines = cmp.explain("m.tflite", raw)
+    assert any("AUTO: 5/5 bit-identical" in line for line in lines)
+    assert any("OpenCV resize: 0/5 bit-identical, max gap 2" in line for line in lines)
+    assert any("cv2_linear_exact: not measured" in line for line in lines)
