@@ -345,6 +345,7 @@ def check(args: argparse.Namespace) -> dict:
                             "DELEGATES (TFLite's optimized kernels), BUILTIN_REF (reference "
                             "kernels); max_abs_diff in output units (int8 steps when quantized)",
         "timings_s": timings,
+        "root_build": board.build_info(root),
     }
     shutil.rmtree(work_host, ignore_errors=True)  # frames cut from the data never stay
     return report

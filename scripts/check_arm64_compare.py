@@ -33,11 +33,41 @@ def _stage_line(name: str, entry: dict | None) -> str:
             f"{entry['max_abs_diff']:g}")
 
 
+DEFAULT_KERNELS = {"tflite": "AUTO", "onnx": "CPU"}  # what edge-run uses
+
+
+def _identical(entry: dict | None) -> bool | None:
+    return None if entry is None else entry["bit_identical"] == entry["outputs"]
+
+
+def conclusion(model: str, raw: dict) -> str:
+    """One sentence: where, by the probe, the arm64 and x86 masks part ways."""
+    kernels = DEFAULT_KERNELS[model_kind(model)]
+    interp = raw.get(model, {}).get(kernels)
+    cv = raw.get("opencv", {})
+    same_model = _identical(interp)
+    same_cv = all(_identical(cv.get(k)) for k in ("resize", "upscale"))
+    if same_model is None or not cv:
+        return "not probed"
+    if same_model and not same_cv:
+        return (f"the model's kernels ({kernels}) give bit-identical outputs on identical "
+                "inputs; the masks differ through edge's OpenCV cv2.INTER_LINEAR resizes "
+                "(frame -> model input, mask -> frame), which round differently on aarch64 "
+                "and x86, moving outline pixels")
+    if not same_model and not same_cv:
+        return (f"both differ: the model's kernels ({kernels}, max gap "
+                f"{interp['max_abs_diff']:g}) and edge's OpenCV cv2.INTER_LINEAR resizes")
+    if not same_model:
+        return (f"the model's kernels ({kernels}) differ (max gap {interp['max_abs_diff']:g}); "
+                "edge's OpenCV steps are bit-identical")
+    return "kernels and OpenCV steps are bit-identical on the probe frames"
+
+
 def explain(model: str, raw: dict) -> list[str]:
     """Measured lines saying where arm64 and x86 part ways for ``model``: its interpreter's
     raw outputs on identical inputs, and edge's OpenCV steps around it."""
     kind, mine, cv = model_kind(model), raw.get(model, {}), raw.get("opencv", {})
-    lines = [KERNEL_NOTES[kind] + "."]
+    lines = [f"conclusion: {conclusion(model, raw)}.", KERNEL_NOTES[kind] + "."]
     for kernels, entry in sorted(mine.items()):
         lines.append(_stage_line(f"raw model outputs on identical inputs, {kernels}", entry))
     lines.append(KERNEL_NOTES["opencv"] + ".")

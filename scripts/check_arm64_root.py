@@ -153,13 +153,23 @@ def debootstrap(root: Path) -> float:
     started = time.monotonic()
     run(["debootstrap", f"--arch={ARCH}", "--variant=minbase", f"--include={ROOT_PACKAGES}",
          SUITE, str(partial), mirror], stdout=subprocess.DEVNULL)
-    (partial / BUILT_STAMP).write_text(json.dumps({"suite": SUITE, "mirror": mirror}) + "\n")
+    spent = round(time.monotonic() - started, 1)
+    stamp = {"suite": SUITE, "mirror": mirror, "debootstrap_s": spent,
+             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (partial / BUILT_STAMP).write_text(json.dumps(stamp) + "\n")
     assert_unmounted(root)
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)
-    spent = time.monotonic() - started
     say(f"root built in {spent:.0f} s")
     return spent
+
+
+def build_info(root: Path) -> dict:
+    """What the stamp says about the cached root's build (suite, mirror, time it took)."""
+    try:
+        return json.loads((root / BUILT_STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def copy_host_settings(root: Path) -> None:

@@ -169,3 +169,16 @@ def test_explain_quotes_the_measured_stages():
     assert any("AUTO: 5/5 bit-identical" in line for line in lines)
     assert any("OpenCV resize: 0/5 bit-identical, max gap 2" in line for line in lines)
     assert any("cv2_linear_exact: not measured" in line for line in lines)
+
+
+def test_conclusion_names_the_stage_that_differs():
+    same = {"outputs": 5, "bit_identical": 5, "max_abs_diff": 0.0}
+    off = {"outputs": 5, "bit_identical": 0, "max_abs_diff": 2.0}
+    cv_off = {"opencv": {"resize": off, "upscale": off}}
+    cv_same = {"opencv": {"resize": same, "upscale": same}}
+    assert "through edge's OpenCV" in cmp.conclusion("m.tflite", {"m.tflite": {"AUTO": same},
+                                                                  **cv_off})
+    assert cmp.conclusion("m.onnx", {"m.onnx": {"CPU": off}, **cv_same}).startswith(
+        "the model's kernels (CPU) differ")
+    assert cmp.conclusion("m.onnx", {"m.onnx": {"CPU": off}, **cv_off}).startswith("both")
+    assert cmp.conclusion("m.onnx", {}) == "not probed"
