@@ -482,8 +482,8 @@ def check_token(token: str | None, host: str) -> None:
         raise UserInputError("--serve-token is empty: give a non-empty token or omit it")
     if len(token) < MIN_TOKEN_CHARS and not is_loopback(host):
         raise UserInputError(
-            f"--serve-token has {len(token)} characters; beyond this device it needs at least "
-            f"{MIN_TOKEN_CHARS}: omit it to get a generated one, or make one with "
+            f"--serve-token is shorter than {MIN_TOKEN_CHARS} characters, the least beyond "
+            f"this device: omit it to get a generated one, or make one with "
             f"python3 -c 'import secrets; print(secrets.token_urlsafe({TOKEN_BYTES}))'")
 
 

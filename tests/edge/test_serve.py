@@ -303,7 +303,7 @@ def guarded():
 
 @pytest.mark.parametrize("token", ["a", "1234", "x" * (serve.MIN_TOKEN_CHARS - 1)])
 def test_short_token_refused_beyond_loopback(token):
-    with pytest.raises(UserInputError, match=f"at least {serve.MIN_TOKEN_CHARS}") as info:
+    with pytest.raises(UserInputError, match=f"shorter than {serve.MIN_TOKEN_CHARS}") as info:
         ServeSink.from_spec("0.0.0.0:0", token=token, log=None)
     assert "\n" not in str(info.value)
 
