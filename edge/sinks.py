@@ -175,7 +175,7 @@ class VideoFileSink:
         for target in {self.requested, self.path}:
             if target.is_dir():
                 raise OutputError(f"--record {target} is a folder; give a file name like out.mkv")
-        check_writable_file(self.path, "--record")
+        check_writable_file(self.requested, "--record")  # same folder as the .mkv it may become
         self._fourcc = cv2.VideoWriter_fourcc(*fourcc)
         self.fps = float(fps) if fps and fps > 0 else DEFAULT_VIDEO_FPS
         self._probe_codec()
