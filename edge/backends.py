@@ -14,18 +14,15 @@ Output order is stable: outputs sorted by tensor name (TFLite: "StatefulPartitio
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from edge.clikit import require
+from edge.clikit import native_stderr_without, require
 from edge.errors import ModelError
+from edge.fsutil import MODEL_FORMATS
 from edge.metadata import load_meta
 from edge.preprocess import DEFAULT_INPUT_HW
 
@@ -219,30 +216,11 @@ def _import_tflite():
     )
 
 
-@contextlib.contextmanager
-def _without_native_info() -> Iterator[None]:
-    """Drop the C++ "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." line that
-    LiteRT writes straight to fd 2 with no switch to turn it off; anything else written
-    meanwhile is passed on. Keeps user-facing errors to one line."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode("utf-8", errors="replace")
-            kept = [ln for ln in text.splitlines() if not ln.startswith(NATIVE_INFO_PREFIX)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
-
-
 def _make_interpreter(module, path: Path, threads: int | None):
     try:
-        with _without_native_info():
+        # LiteRT writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." straight to
+        # fd 2 with no switch; drop it so user-facing errors stay one line.
+        with native_stderr_without((NATIVE_INFO_PREFIX,)):
             interp = module.Interpreter(model_path=str(path), num_threads=threads)
             interp.allocate_tensors()
     except (ValueError, RuntimeError) as e:
@@ -324,7 +302,6 @@ def _make_session(ort, path: Path, threads: int | None, providers: list[str]):
 
 
 BACKENDS = {"tflite": TFLiteBackend, "onnx": OnnxBackend}
-SUFFIXES = {".tflite": "tflite", ".onnx": "onnx"}
 
 
 def backend_kind(model_path: str | os.PathLike, backend: str | None = None) -> str:
@@ -334,12 +311,13 @@ def backend_kind(model_path: str | os.PathLike, backend: str | None = None) -> s
             raise ModelError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         return backend
     suffix = Path(model_path).suffix.lower()
-    if suffix not in SUFFIXES:
+    kind = MODEL_FORMATS.get(suffix)  # the one suffix table (keras files have no device backend)
+    if kind not in BACKENDS:
         raise ModelError(
             f"cannot tell the model format of {model_path} from its suffix {suffix!r}: "
             f"use .tflite or .onnx, or pass --backend {'|'.join(BACKENDS)}"
         )
-    return SUFFIXES[suffix]
+    return kind
 
 
 def open_backend(
