@@ -2,7 +2,7 @@
 and the --report block (over the run). Numbers and text only; the masks are made by
 edge.postprocess and drawn by edge.overlay.
 
-    class_status(result.classes, area)  -> {"nerve": {"detected": .., "area_px": ..}, ...}
+    class_status(result.classes)  -> {"nerve": {"detected": .., "area_px": ..}, ...}
     tally = ClassTally(); tally.add(post.classes, post.safety_warning); tally.summary()
 """
 
@@ -16,13 +16,12 @@ from edge.types import ClassResult
 NEAR_CENTRE_TEXT = "near centre line"
 
 
-def class_status(classes: list[ClassResult] | None, area: NerveArea | None = None) -> dict:
-    """``{name: {id, color, safety, detected, area_px, area_mm2, near_centre}}`` in class
-    order, plain JSON types (the status JSON's "classes")."""
-    area = area or NerveArea()
+def class_status(classes: list[ClassResult] | None) -> dict:
+    """``{name: {id, color, safety, detected, area_px, near_centre}}`` in class order, plain
+    JSON types (the status JSON's "classes"; the nerve's mm2 stays in ``area_mm2``)."""
     return {c.name: {"id": int(c.id), "color": c.color, "safety": bool(c.safety),
                      "detected": bool(c.detected), "area_px": int(c.area_px),
-                     "area_mm2": area.mm2(c.area_px), "near_centre": bool(c.near_centre)}
+                     "near_centre": bool(c.near_centre)}
             for c in classes or []}
 
 

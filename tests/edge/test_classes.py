@@ -4,6 +4,7 @@ nerve and vessel (vessel wins), 0 is background. No TensorFlow."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 from pathlib import Path
@@ -23,6 +24,8 @@ from edge.postprocess import (
     class_configs,
     near_centre_line,
 )
+from edge.serve import ServeSink
+from edge.types import FrameResult
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TWO_CLASS = FIXTURES / "two_class.onnx"
@@ -250,3 +253,47 @@ def test_overlay_colours_each_class_and_shows_the_warning_only_when_near():
     near = [c.__class__(**{**c.__dict__, "near_centre": c.safety}) for c in classes]
     warned = draw_overlay(big[0], classes[0].mask, 1.0, None, near, big[1], warning=True)
     assert (warned[-2, :] == WARNING_BGR).all(axis=-1).mean() > 0.5  # the red banner
+
+
+# ------------------------------------------------------------------------------ the clinic view
+def served_result(image: np.ndarray) -> FrameResult:
+    """What the loop hands the web view for ``image``, through the 2-class post-processing."""
+    post = Postprocessor(PostprocessConfig(), CLASSES)(
+        two_channel((image > 77).astype(np.float32), (image > 153).astype(np.float32)),
+        FRAME_HW)
+    return FrameResult(frame_index=0, name="0", frame=cv2.cvtColor(image, cv2.COLOR_GRAY2BGR),
+                       mask=post.mask, detected=post.detected, area_px=post.area_px,
+                       classes=post.classes, class_map=post.class_map,
+                       safety_warning=post.safety_warning)
+
+
+def get(port: int, path: str) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        assert response.status == 200, path
+        return response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("image, warning", [(CENTRE, True), (LEFT, False)])
+def test_status_json_has_per_class_results_and_the_warning(image, warning):
+    sink = ServeSink.from_spec("127.0.0.1:0", log=None)
+    try:
+        sink.write(served_result(image))
+        status = json.loads(get(sink.port, "/status.json"))
+        frame = cv2.imdecode(np.frombuffer(get(sink.port, "/frame.jpg?alpha=1"), np.uint8),
+                             cv2.IMREAD_COLOR)
+    finally:
+        sink.close()
+    assert list(status["classes"]) == ["nerve", "vessel"] and status["safety_warning"] is warning
+    vessel = status["classes"]["vessel"]
+    assert vessel == {"id": VESSEL, "color": "#ff3030", "safety": True, "detected": True,
+                      "area_px": 16 * 24, "near_centre": warning}
+    assert status["detected"] is True and status["area_px"] == status["classes"]["nerve"][
+        "area_px"]  # today's nerve fields stay
+    bottom = frame[-2, :].astype(int)  # the banner row, JPEG-approximate
+    red = (bottom[:, 2] > 150) & (bottom[:, 0] < 80) & (bottom[:, 1] < 80)
+    assert bool(red.mean() > 0.5) is warning
