@@ -1,6 +1,10 @@
-"""Build the tiny 2-class stand-in model for the multi-class tests (no TensorFlow needed).
+"""Build the tiny 2-class stand-in models for the multi-class tests (the ONNX one without
+TensorFlow).
 
-    tests/edge/fixtures/two_class.onnx (+ two_class.json)
+    tests/edge/fixtures/two_class.onnx   (+ two_class.json)
+    tests/edge/fixtures/two_class_float.tflite (+ .json): the same two channels as
+        a float32 TFLite model (a 1x1 convolution + sigmoid), for the TFLite backend and the
+        in-browser runner (LiteRT.js takes float32 I/O and fixed shapes)
 
 An ONNX graph whose two output channels are known functions of the input pixel p (0..255,
 normalized x = p / 255 as edge-run does by default):
@@ -9,7 +13,8 @@ normalized x = p / 255 as edge-run does by default):
     channel 1, "vessel" (id 2, safety):  sigmoid(GAIN * (x - 0.6))   -> on where p > ~153
 
 so a gray level of 128 is nerve only, 230 is both (the vessel must win in the class-id map),
-and 0 is background. Needs the onnx package (the [convert] extra, or pip install onnx):
+and 0 is background. Needs the onnx package (the [convert] extra, or pip install onnx); the
+.tflite also needs TensorFlow (skipped with a note when it is not installed):
 
     .venv/bin/python scripts/make_classes_fixture.py
 """
@@ -30,6 +35,7 @@ from edge.fsutil import atomic_write_bytes  # noqa: E402
 from edge.metadata import ModelMeta, write_meta  # noqa: E402
 
 OUT = ROOT / "tests" / "edge" / "fixtures" / "two_class.onnx"
+TFLITE_OUT = OUT.with_name("two_class_float.tflite")  # its own sidecar: own sha256
 INPUT_HW = (32, 48)  # tiny: the file stays under 1 kB and runs in microseconds
 THRESHOLDS = (0.3, 0.6)  # normalized input level where channel k crosses probability 0.5
 GAIN = 100.0  # sigmoid slope: probabilities are ~0 or ~1 a few gray levels from a threshold
@@ -61,14 +67,34 @@ def two_class_onnx() -> bytes:
     return model.SerializeToString()
 
 
+def two_class_tflite() -> bytes:
+    """The same function as a float32 TFLite: sigmoid(GAIN * x - GAIN * threshold_k)."""
+    import train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+    import tensorflow as tf
+    import tf_keras as keras
+
+    inputs = keras.Input(batch_shape=(1, *INPUT_HW, 1), name="image")
+    conv = keras.layers.Conv2D(len(THRESHOLDS), 1, activation="sigmoid", name="mask")
+    model = keras.Model(inputs, conv(inputs))
+    kernel = np.full((1, 1, 1, len(THRESHOLDS)), GAIN, np.float32)
+    conv.set_weights([kernel, -GAIN * np.array(THRESHOLDS, np.float32)])
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
 def main() -> int:
     atomic_write_bytes(OUT, two_class_onnx())
+    try:
+        atomic_write_bytes(TFLITE_OUT, two_class_tflite())
+    except ImportError as e:
+        print(f"skipped {TFLITE_OUT.name}: {e} (needs the [convert] extra)")
     meta = ModelMeta(name="two_class_fixture", version="1", input_hw=INPUT_HW, min_area=0,
                      classes=CLASSES,
                      extra={"note": "stand-in for tests: channel k = pixel/255 > "
                                     f"{list(THRESHOLDS)}[k] (scripts/make_classes_fixture.py)"})
-    side = write_meta(OUT, meta)
-    print(f"wrote {OUT.relative_to(ROOT)} and {side.relative_to(ROOT)}")
+    for model in (OUT, TFLITE_OUT):
+        if model.exists():
+            side = write_meta(model, meta)
+            print(f"wrote {model.relative_to(ROOT)} and {side.relative_to(ROOT)}")
     return 0
 
 

@@ -29,6 +29,7 @@ from edge.types import FrameResult
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TWO_CLASS = FIXTURES / "two_class.onnx"
+TWO_CLASS_TFLITE = FIXTURES / "two_class_float.tflite"  # the same function, float32 TFLite
 FRAME_HW = (64, 96)  # 2x the fixture's 32x48 input: region edges stay on even pixels
 NERVE_GRAY, BOTH_GRAY = 128, 230  # nerve only / nerve + vessel (see the module doc)
 NERVE, VESSEL = 1, 2  # class ids in the fixture's sidecar
@@ -192,9 +193,10 @@ def test_nerve_only_postprocessing_is_unchanged():
 
 
 # ------------------------------------------------------------------------------ the whole run
-def test_two_class_run_writes_class_id_masks_and_per_class_report(tmp_path, capsys):
+@pytest.mark.parametrize("model", [TWO_CLASS, TWO_CLASS_TFLITE], ids=["onnx", "tflite"])
+def test_two_class_run_writes_class_id_masks_and_per_class_report(model, tmp_path, capsys):
     masks, report = tmp_path / "masks", tmp_path / "r.json"
-    code = main(["--model", str(TWO_CLASS), "--images", str(image_folder(tmp_path)),
+    code = main(["--model", str(model), "--images", str(image_folder(tmp_path)),
                  "--headless", "--save-masks", str(masks), "--report", str(report)])
     assert code == 0
     assert "classes nerve #ffd400, vessel #ff3030 (safety)" in capsys.readouterr().out
