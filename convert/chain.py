@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convert import onnx_export, quantize
+from convert import onnx_export, quantize, web
 from convert.common import (
     GateFailed,
     converter_versions,
@@ -53,6 +53,7 @@ FORMATS: dict[str, Format] = {
     "fp16": Format(".tflite", quantize.to_fp16),
     "fp32": Format(".tflite", quantize.to_fp32),
     "onnx": Format(".onnx", onnx_export.to_onnx),
+    "web": Format(".tflite", web.to_web, calibrated=True),  # LiteRT.js: float I/O, batch 1
 }
 DEFAULT_FORMATS = tuple(FORMATS)
 

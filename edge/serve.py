@@ -44,6 +44,7 @@ from edge.classes import class_status
 from edge.errors import UserInputError
 from edge.overlay import draw_overlay
 from edge.types import FrameResult
+from edge.web import server as web_app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -285,6 +286,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
+        if web_app.serves(url.path):  # the in-browser runner: public files, see docs/tablet.md
+            return web_app.handle(self, url.path)
         query = parse_qs(url.query, keep_blank_values=True)
         route = _ROUTES.get(url.path)
         try:
