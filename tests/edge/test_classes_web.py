@@ -11,10 +11,19 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from test_classes import CENTRE, LEFT, NERVE, TWO_CLASS_TFLITE, VESSEL, image_folder
+from test_classes import (
+    BOTH_GRAY,
+    CENTRE,
+    LEFT,
+    NERVE,
+    NERVE_GRAY,
+    TWO_CLASS_TFLITE,
+    VESSEL,
+    image_folder,
+)
 from web_support import needs_browser, start_browser, wait_ready
 
-from benchmarks.browser import IMAGE_JS
+from benchmarks.browser import IMAGE_JS, benchmark_in_page
 from edge.cli import main
 from edge.web.site import export_web
 
@@ -79,3 +88,19 @@ def test_browser_runner_gives_per_class_results_like_edge_run(page, tmp_path):
         nerve, vessel = got["classes"]
         assert vessel["areaPx"] == int((expected == VESSEL).sum())  # drawn last: all of it
         assert nerve["areaPx"] >= int((expected == NERVE).sum())  # its own mask, overlap too
+
+
+def blend(gray: int, rgb: tuple[int, int, int], alpha: float = 0.4) -> list[float]:
+    return [gray * (1 - alpha) + c * alpha for c in rgb]
+
+
+def test_browser_runner_draws_each_class_in_its_colour_and_warns(page):
+    benchmark_in_page(page, [CENTRE], count=3)  # the live per-frame work, drawn on the canvas
+    pixel = "return Array.from(document.getElementById('view').getContext('2d')" \
+            ".getImageData(arguments[0], arguments[1], 1, 1).data.slice(0, 3))"
+    vessel_rgb = page.execute_script(pixel, 48, 28)  # inside the vessel on the centre line
+    nerve_rgb = page.execute_script(pixel, 80, 30)  # inside the nerve on the right
+    # Blended once at the page's opacity 0.4 (the vessel over the nerve, not both blended):
+    np.testing.assert_allclose(vessel_rgb, blend(BOTH_GRAY, (0xFF, 0x30, 0x30)), atol=2)
+    np.testing.assert_allclose(nerve_rgb, blend(NERVE_GRAY, (0xFF, 0xD4, 0x00)), atol=2)
+    assert page.find_element("id", "safety").text == "VESSEL NEAR CENTRE LINE"

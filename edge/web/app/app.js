@@ -89,7 +89,7 @@ async function processFrame(source, w, h) {
   if (mask.length !== w * h) mask = new Uint8Array(w * h);
   const result = await engine.segment(frame, mask);
   const t2 = performance.now();
-  if (result.classes) drawClasses(frame.data, result.classes, w, h);
+  if (result.classes) drawClasses(frame.data, result, w, h);
   else drawMask(frame.data, result.mask, w, h, FILL_ALPHA, FILL_COLOR, result.box);
   ctx.putImageData(frame, 0, 0);
   const t3 = performance.now();
@@ -104,10 +104,20 @@ function rgb(color) {
   return [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
 }
 
-/** Each detected class in its colour; safety classes last, so they stay on top. */
-function drawClasses(rgba, classes, w, h) {
-  for (const c of [...classes.filter((k) => !k.safety), ...classes.filter((k) => k.safety)]) {
-    if (c.detected) drawMask(rgba, c.mask, w, h, FILL_ALPHA, rgb(c.color), c.box);
+let shown = new Uint8Array(0); // one class's pixels in the class-id map (zero between uses)
+
+/** Each detected class in its colour where the class-id map shows it (safety classes win
+ *  where structures overlap, as in edge-run's overlay): every pixel is blended once. */
+function drawClasses(rgba, result, w, h) {
+  if (shown.length !== w * h) shown = new Uint8Array(w * h);
+  for (const c of result.classes) {
+    if (!c.detected) continue;
+    const [x0, y0, x1, y1] = c.box;
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0; x <= x1; x++) shown[y * w + x] = result.classMap[y * w + x] === c.id;
+    }
+    drawMask(rgba, shown, w, h, FILL_ALPHA, rgb(c.color), c.box);
+    for (let y = y0; y <= y1; y++) shown.fill(0, y * w + x0, y * w + x1 + 1);
   }
 }
 
