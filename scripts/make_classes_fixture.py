@@ -70,6 +70,8 @@ def two_class_onnx() -> bytes:
 def two_class_tflite() -> bytes:
     """The same function as a float32 TFLite: sigmoid(GAIN * x - GAIN * threshold_k)."""
     import train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+    # isort: split
     import tensorflow as tf
     import tf_keras as keras
 
