@@ -54,7 +54,7 @@ def test_phantom_record_masks_report(tmp_path, capsys):
     assert code == 0
     stdout = capsys.readouterr().out
     assert "edge-run: model" in stdout and "5 frames in" in stdout and "p50" in stdout
-    assert video_frames(out) == 5
+    assert video_frames(out.with_suffix(".mkv")) == 5  # .mp4 is recorded crash-safe as .mkv
     names = sorted(p.name for p in masks.iterdir())
     assert names == [f"{i:06d}.png" for i in range(5)]
     for i, name in enumerate(names):
