@@ -8,7 +8,7 @@ VENV_EDGE := .venv-edge
 VENV := .venv
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: run test test-edge test-dicom test-rest lint venv venv-edge browser orthanc web-runtime clean
+.PHONY: run test test-edge test-dicom test-rest check-arm64 lint venv venv-edge browser orthanc web-runtime clean
 
 $(VENV_EDGE)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV_EDGE)
@@ -65,7 +65,17 @@ test-edge: $(VENV_EDGE)/.installed browser web-runtime
 test-rest: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q tests --ignore=tests/edge --ignore=tests/dicom
 
+# The device package on an emulated Raspberry Pi OS (Debian bookworm arm64, qemu-user): builds
+# a root once (cached in ~/.cache/nerve-edge), pip-installs this tree there, compares its masks
+# with x86's (fails below 0.99 mean Dice). Skips with one line where this machine cannot run
+# arm64 binaries (not root, no qemu, no binfmt_misc). See docs/deploy-pi.md.
+ARM64_REPORT ?= benchmarks/results/arm64.json
+check-arm64: $(VENV_EDGE)/.installed
+	$(VENV_EDGE)/bin/python scripts/check_arm64.py --report $(ARM64_REPORT)
+
+# check-arm64 last (the longest); its report goes to the cache, not into the tree.
 test: test-edge test-dicom test-rest
+	$(MAKE) check-arm64 ARM64_REPORT=$(HOME)/.cache/nerve-edge/arm64-last.json
 
 lint: $(VENV_EDGE)/.installed
 	$(VENV_EDGE)/bin/ruff check .

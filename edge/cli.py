@@ -135,8 +135,9 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
                    help=f"overlay fill opacity (default {DEFAULT_ALPHA})")
     g.add_argument("--headless", action="store_true",
                    help="no window; a status line on stderr every 2 s (default: a window)")
-    g.add_argument("--record", type=str, metavar="OUT.mp4",
-                   help="record the overlay video (default: none)")
+    g.add_argument("--record", type=str, metavar="OUT.mkv",
+                   help="record the overlay video: .mkv or .avi play up to a power cut; .mp4 "
+                        "is written as .mkv for that reason (default: none)")
     g.add_argument("--save-masks", type=str, metavar="DIR",
                    help="one 0/255 mask PNG per frame (default: none)")
     g.add_argument("--report", type=str, metavar="RUN.json",

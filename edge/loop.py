@@ -232,8 +232,10 @@ def check_class_count(path: Path, backend, meta: ModelMeta) -> None:
 
 
 # ------------------------------------------------------------------------------- outputs
-def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -> list:
-    """Every requested output, opened (and so validated) now; closed by ``stack``."""
+def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
+               model: dict[str, str] | None = None) -> list:
+    """Every requested output, opened (and so validated) now; closed by ``stack``.
+    ``model``: the model's labels for the web view's /metrics (see model_labels)."""
     makers: list[Callable[[], object]] = []
     if not cfg.headless:
         makers.append(lambda: WindowSink(WINDOW_TITLE))
@@ -247,7 +249,7 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -
         log = None if cfg.quiet else _say
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,
                                                   max_viewers=cfg.serve_max_viewers,
-                                                  alpha=cfg.alpha, log=log))
+                                                  alpha=cfg.alpha, log=log, model=model))
     sinks = []
     for make in makers:
         sink = make()
@@ -264,6 +266,12 @@ def open_dicom_sink(cfg: RunConfig, stack: contextlib.ExitStack, source, model_v
                               None if cfg.quiet else _say)
     stack.callback(sink.close)
     return sink
+
+
+def model_labels(model: Model) -> dict[str, str]:
+    """Which model runs, for a fleet's monitoring (the web view's /metrics model_info)."""
+    return {"sha256": model.sha256, "name": str(model.meta.name),
+            "version": str(model.meta.version), "backend": str(model.backend.name)}
 
 
 def _say(text: str) -> None:
@@ -442,7 +450,8 @@ def run(cfg: RunConfig) -> dict:
         check_roi(roi, first.image.shape[:2])
         if hasattr(source, "pace"):  # a recorded DICOM cine plays at its own rate when watched
             source.pace(not cfg.headless or bool(cfg.serve))
-        sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps)
+        sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps,
+                           model_labels(model) if cfg.serve else None)
         if cfg.dicom_out:
             sinks.append(open_dicom_sink(cfg, stack, source, model.meta.version))
         area = NerveArea(getattr(source, "pixel_area_mm2", None))

@@ -134,11 +134,11 @@ def test_cli_soaks_a_real_edge_run(tmp_path: Path):
                  "--source", "phantom", "--threads", "1", "--out", str(out)])
     assert code == 0
     doc = json.loads(out.read_text())
-    assert doc["exit_code"] == 0 and doc["stopped_by"] == "SIGINT"
+    assert doc["exit_code"] == 130 and doc["stopped_by"] == "SIGINT"  # edge-run: interrupted
     assert "--loop" in doc["config"]["command"] and "--headless" in doc["config"]["command"]
     assert doc["frames"] > 0 and any((b["fps"] or 0) > 0 for b in doc["fps_blocks"])
     summary = doc["edge_run_summary"]
-    assert summary["stop_reason"] == "interrupted" and summary["frames"] >= doc["frames"]
+    assert summary["stop_reason"] == "interrupted (Ctrl-C)" and summary["frames"] >= doc["frames"]
     assert doc["rss"]["start_mb"] > 10  # measured once frames flow, not during start-up
     assert not Path(doc["config"]["report"]).exists()  # the temporary report is removed
 
