@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from edge.errors import OutputError
+from edge.fsutil import atomic_write_bytes, check_writable_dir, check_writable_file
 from edge.types import FrameResult
 
 DEFAULT_VIDEO_FPS = 30.0  # when the source does not know its rate (phantom, image folders)
@@ -112,21 +113,6 @@ class WindowSink:
             pass  # already closed by the user
 
 
-def _check_writable_folder(folder: Path, flag: str, path: Path) -> None:
-    """Create and delete a temp file in ``folder``: the only test that also holds for root
-    and for read-only mounts (os.access says yes to root everywhere)."""
-    if not folder.is_dir():
-        raise OutputError(f"{flag} {path}: {folder} is not an existing folder; create it first")
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise OutputError(
-            f"{flag} {path}: folder {folder} is not writable ({exc.strerror}); choose another path"
-        ) from exc
-
-
 def _warn(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -189,7 +175,7 @@ class VideoFileSink:
         for target in {self.requested, self.path}:
             if target.is_dir():
                 raise OutputError(f"--record {target} is a folder; give a file name like out.mkv")
-        _check_writable_folder(self.path.parent, "--record", self.requested)
+        check_writable_file(self.path, "--record")
         self._fourcc = cv2.VideoWriter_fourcc(*fourcc)
         self.fps = float(fps) if fps and fps > 0 else DEFAULT_VIDEO_FPS
         self._probe_codec()
@@ -266,14 +252,7 @@ def write_png_atomic(path: Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise OutputError(f"cannot encode {path} as PNG")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data.tobytes())  # the user's umask, like any file they write
 
 
 class MaskDirSink:
@@ -285,16 +264,7 @@ class MaskDirSink:
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
-        if self.folder.exists() and not self.folder.is_dir():
-            raise OutputError(f"--save-masks {self.folder} is a file; give a folder")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(
-                f"--save-masks {self.folder}: cannot create the folder ({exc.strerror}); "
-                f"choose a writable path"
-            ) from exc
-        _check_writable_folder(self.folder, "--save-masks", self.folder)
+        check_writable_dir(self.folder, "--save-masks")
         self.frames = 0
 
     def write(self, result: FrameResult) -> None:

@@ -4,7 +4,6 @@ drives them), a skip marker, and real frames from the data folder."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -20,6 +19,7 @@ from benchmarks.browser import (  # noqa: F401  (re-exported for the test files)
     wait_ready,
     write_y4m,
 )
+from tests.conftest import require_data
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_MODEL = REPO / "edge" / "models" / "nerve_default_web.tflite"
@@ -28,16 +28,9 @@ KAGGLE = "kaggle-nerve/train"
 needs_browser = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 
 
-def data_dir() -> Path:
-    """Real ultrasound frames: $NERVE_EDGE_DATA, default ../shared/data next to the repo."""
-    return Path(os.environ.get("NERVE_EDGE_DATA", REPO.parent / "shared" / "data"))
-
-
 def real_frames(count: int) -> list[Path]:
     """``count`` image files spread over the Kaggle folder (skips the test when absent)."""
-    folder = data_dir() / KAGGLE
-    if not folder.is_dir():
-        pytest.skip(f"real data not available: {folder} is missing (set NERVE_EDGE_DATA)")
+    folder = require_data(*KAGGLE.split("/"))  # the suite's one data setting (tests/conftest)
     files = sorted(p for p in folder.glob("*.png") if not p.stem.endswith("_mask"))
     step = max(1, len(files) // count)
     return files[::step][:count]
