@@ -60,20 +60,25 @@ def check_input_shape(path: Path, shape, dtype_name: str) -> tuple[tuple[int, in
 
 
 def _is_mask_shape(shape) -> bool:
-    """(1, H, W, 1), dynamic dims (None, -1, symbolic) allowed except that it has 4 of them."""
+    """(1, H, W, C): 4 dims; dynamic dims (None, -1, symbolic) allowed. C = 1 for a
+    nerve-only model, the number of sidecar classes for a multi-class one (edge.loop checks)."""
     dims = list(shape)
-    return len(dims) == 4 and (not isinstance(dims[3], int) or dims[3] in (1, -1))
+    return len(dims) == 4 and (not isinstance(dims[3], int) or dims[3] >= 1 or dims[3] == -1)
 
 
-def check_mask_output(path: Path, shapes: list) -> None:
-    """A segmentation model has a (1, H, W, 1) mask output; refuse others at open, not at
-    the first frame (a classifier exported by mistake, a wrong output picked at export)."""
-    if not any(_is_mask_shape(s) for s in shapes):
+def check_mask_output(path: Path, shapes: list) -> int | None:
+    """A segmentation model has a (1, H, W, C) mask output; refuse others at open, not at
+    the first frame (a classifier exported by mistake, a wrong output picked at export).
+    Returns C, the mask's channel count (None when the model leaves it dynamic)."""
+    masks = [list(s) for s in shapes if _is_mask_shape(s)]
+    if not masks:
         got = ", ".join(_shape_text(s) for s in shapes) or "none"
         raise ModelError(
             f"{path.name} has no 1xHxWx1 mask output (outputs: {got}): export the "
             f"segmentation model's mask output (edge-convert does), or pick another model"
         )
+    channels = masks[0][3]
+    return int(channels) if isinstance(channels, int) and channels > 0 else None
 
 
 def _static_hw(path: Path, hw) -> tuple[int, int]:
@@ -120,7 +125,8 @@ class TFLiteBackend:
         )
         self._in_scale, self._in_zp = _quant_params(self._inp)
         self._outs = sorted(self._interp.get_output_details(), key=lambda d: d["name"])
-        check_mask_output(self.model_path, [[int(n) for n in d["shape"]] for d in self._outs])
+        self.mask_channels = check_mask_output(
+            self.model_path, [[int(n) for n in d["shape"]] for d in self._outs])
         self._out_quant = [_quant_params(d) for d in self._outs]
         # Preallocated buffers: no per-frame allocation on the input side.
         self._qbuf = np.empty(tuple(self._inp["shape"]), dtype=self.input_dtype)
@@ -260,7 +266,7 @@ class OnnxBackend:
         hw, self.input_channels = check_input_shape(self.model_path, inp.shape, "float32")
         self.input_hw = _static_hw(self.model_path, hw)
         outputs = sorted(self._sess.get_outputs(), key=lambda o: o.name)
-        check_mask_output(self.model_path, [o.shape for o in outputs])
+        self.mask_channels = check_mask_output(self.model_path, [o.shape for o in outputs])
         self._output_names = [o.name for o in outputs]
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from edge import serve_metrics
+from edge.classes import class_status
 from edge.errors import UserInputError
 from edge.overlay import draw_overlay
 from edge.types import FrameResult
@@ -125,7 +126,9 @@ def alpha_key(alpha: float) -> int:
 
 def render(result: FrameResult, key: int) -> np.ndarray:
     """The overlaid frame at opacity step ``key`` (drawn here, never in the loop thread)."""
-    return draw_overlay(result.frame, result.mask, alpha=key * ALPHA_STEP)
+    return draw_overlay(result.frame, result.mask, alpha=key * ALPHA_STEP,
+                        classes=result.classes, class_map=result.class_map,
+                        warning=result.safety_warning)
 
 
 def status_of(result: FrameResult | None) -> dict:
@@ -133,7 +136,7 @@ def status_of(result: FrameResult | None) -> dict:
     if result is None:
         return {"frame_index": None, "name": None, "fps": None, "stage_ms": {},
                 "detected": None, "area_px": None, "area_mm2": None, "presence": None,
-                "width": None, "height": None}
+                "width": None, "height": None, "classes": {}, "safety_warning": None}
     height, width = result.frame.shape[:2]
     presence = None if result.presence is None else float(result.presence)
     return {"frame_index": int(result.frame_index), "name": str(result.name),
@@ -141,7 +144,9 @@ def status_of(result: FrameResult | None) -> dict:
             "stage_ms": {str(k): float(v) for k, v in result.stage_ms.items()},
             "detected": bool(result.detected), "area_px": int(result.area_px),
             "area_mm2": None if result.area_mm2 is None else float(result.area_mm2),
-            "presence": presence, "width": int(width), "height": int(height)}
+            "presence": presence, "width": int(width), "height": int(height),
+            "classes": class_status(result.classes),
+            "safety_warning": bool(result.safety_warning)}
 
 
 @dataclass

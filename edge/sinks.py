@@ -257,7 +257,8 @@ def write_png_atomic(path: Path, image: np.ndarray) -> None:
 
 class MaskDirSink:
     """One PNG per frame in ``folder`` (created), named ``<result.name>.png``: the input file's
-    stem for image folders, the frame number otherwise. Pixels are 0/255 at the frame's size."""
+    stem for image folders, the frame number otherwise. Pixels are 0/255 at the frame's size,
+    or, for a multi-class model, class ids (0 = background, pixel = the sidecar class id)."""
 
     needs_overlay = False
 
@@ -267,11 +268,12 @@ class MaskDirSink:
         self.frames = 0
 
     def write(self, result: FrameResult) -> None:
-        mask = result.mask
+        ids = result.class_map is not None  # multi-class: the ids are the data, keep them
+        mask = result.class_map if ids else result.mask
         height, width = result.frame.shape[:2]
         if mask.shape[:2] != (height, width):
             mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-        if mask.dtype != np.uint8 or mask.max(initial=0) not in (0, 255):
+        if not ids and (mask.dtype != np.uint8 or mask.max(initial=0) not in (0, 255)):
             mask = np.where(mask > 0, 255, 0).astype(np.uint8)
         write_png_atomic(self.folder / f"{result.name}.png", mask)
         self.frames += 1

@@ -1,6 +1,7 @@
 // The page: frames from a camera (getUserMedia, with a device picker) or a video file, through
 // the engine, drawn with the mask, per-stage ms and FPS. Exposes window.nerveEdge (see
-// docs/tablet.md): ready, segment(imageData), stats().
+// docs/tablet.md): ready, segment(imageData), stats(). A multi-class model is drawn one
+// colour per class (the sidecar's), safety classes on top, with the centre-line warning.
 //
 // URL options: ?backend=webgpu|wasm-threads|wasm (default: the best available),
 // ?threads=N (threaded WASM), ?roi=x,y,w,h (crop, as edge-run --roi).
@@ -88,13 +89,36 @@ async function processFrame(source, w, h) {
   if (mask.length !== w * h) mask = new Uint8Array(w * h);
   const result = await engine.segment(frame, mask);
   const t2 = performance.now();
-  drawMask(frame.data, result.mask, w, h, FILL_ALPHA, FILL_COLOR, result.box);
+  if (result.classes) drawClasses(frame.data, result, w, h);
+  else drawMask(frame.data, result.mask, w, h, FILL_ALPHA, FILL_COLOR, result.box);
   ctx.putImageData(frame, 0, 0);
   const t3 = performance.now();
   const stages = {grab: t1 - t0, ...result.stageMs, draw: t3 - t2, total: t3 - t0};
   meter.add(stages);
   if (t3 - lastHud > HUD_PERIOD_MS) { lastHud = t3; hud(result); }
   return stages;
+}
+
+/** "#rrggbb" -> [r, g, b]. */
+function rgb(color) {
+  return [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
+}
+
+let shown = new Uint8Array(0); // one class's pixels in the class-id map (zero between uses)
+
+/** Each detected class in its colour where the class-id map shows it (safety classes win
+ *  where structures overlap, as in edge-run's overlay): every pixel is blended once. */
+function drawClasses(rgba, result, w, h) {
+  if (shown.length !== w * h) shown = new Uint8Array(w * h);
+  for (const c of result.classes) {
+    if (!c.detected) continue;
+    const [x0, y0, x1, y1] = c.box;
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0; x <= x1; x++) shown[y * w + x] = result.classMap[y * w + x] === c.id;
+    }
+    drawMask(rgba, shown, w, h, FILL_ALPHA, rgb(c.color), c.box);
+    for (let y = y0; y <= y1; y++) shown.fill(0, y * w + x0, y * w + x1 + 1);
+  }
 }
 
 function median(values) {
@@ -106,6 +130,12 @@ function hud(result) {
   const d = $('detect');
   d.textContent = result.detected ? `NERVE ${result.areaPx} px` : 'no nerve';
   d.className = result.detected ? 'yes' : 'no';
+  if (result.classes) {
+    d.textContent = result.classes.map((c) => `${c.name}${c.safety ? ' (avoid)' : ''}: ` +
+      (c.detected ? `${c.areaPx} px` : 'no')).join('\n');
+  }
+  const near = (result.classes || []).filter((c) => c.nearCentre).map((c) => c.name);
+  $('safety').textContent = near.length ? `${near.join(', ').toUpperCase()} NEAR CENTRE LINE` : '';
   const ms = meter.stageMs();
   $('fps').textContent = `FPS ${meter.fps().toFixed(1)}  frame ${ms.total.toFixed(1)} ms`;
   $('stages').textContent = STAGES.map((s) => `${s.padEnd(11)} ${ms[s].toFixed(2)} ms`).join('\n');
@@ -219,7 +249,9 @@ const ready = Engine.create(options()).then((e) => {
 window.nerveEdge = {
   ready,
   /** One frame (ImageData, any size) -> {mask 0/255 at its size, width, height, detected,
-   *  areaPx, ms, stageMs, presence}. */
+   *  areaPx, ms, stageMs, presence}; a multi-class model adds classes: [{id, name, color,
+   *  safety, detected, areaPx, nearCentre, mask, box}], classMap (ids, 0 = background,
+   *  safety last) and safetyWarning. The nerve fields come from the class named "nerve". */
   async segment(imageData) {
     await ready;
     return engine.segment(imageData);

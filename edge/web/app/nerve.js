@@ -1,12 +1,18 @@
 // The engine: loads LiteRT.js (served by the kit, never a CDN), the web model and its sidecar,
 // picks the fastest backend the browser offers, and turns one RGBA frame into a mask at the
-// frame's own size with exactly the steps edge-run uses (see imgproc.js).
+// frame's own size with exactly the steps edge-run uses (see imgproc.js). A multi-class model
+// (a "classes" list in its sidecar, a 1xHxWxC output) gets one mask per class, each decided
+// like the nerve with the class's own threshold / min area, as edge.postprocess does.
 import * as litert from './runtime/litert.js';
 import * as ip from './imgproc.js';
 
 const WASM_DIR = new URL('./runtime/wasm/', import.meta.url).href;
 const MAX_THREADS = 4; // XNNPACK gains little past 4 threads on a 0.13 GMAC model
 export const BACKENDS = ['webgpu', 'wasm-threads', 'wasm']; // preference order
+// Safety rule (edge.postprocess.CENTRE_BAND_FRAC): a safety structure within this fraction of
+// the image width of the image's vertical centre line raises the warning. Not needle tracking.
+export const CENTRE_BAND_FRAC = 0.10;
+const NERVE_NAME = 'nerve'; // the class behind the nerve-only fields (detected, areaPx, mask)
 
 /** Which backends this browser can run, in preference order. */
 async function available() {
@@ -54,7 +60,30 @@ function settings(meta, roiOverride) {
     threshold: meta.threshold ?? 0.5, minArea: meta.min_area ?? 0,
     presenceThreshold: meta.presence_threshold ?? 0.5,
     roi: roiOverride || meta.extra?.roi || null, name: meta.name, version: meta.version,
+    classes: classList(meta),
   };
+}
+
+/** The sidecar's classes (validated by edge-run; here only their own threshold/min area are
+ *  filled in), or null for a nerve-only model. */
+function classList(meta) {
+  if (!Array.isArray(meta.classes) || meta.classes.length < 2) return null;
+  return meta.classes.map((c) => ({
+    id: c.id, name: c.name, color: c.color, safety: !!c.safety,
+    threshold: c.threshold ?? meta.threshold ?? 0.5, minArea: c.min_area ?? meta.min_area ?? 0,
+  }));
+}
+
+/** Any mask pixel within CENTRE_BAND_FRAC of the ROI's width of its vertical centre line. */
+function nearCentre(mask, fw, roi, box) {
+  const [x, , w] = roi;
+  const centre = x + w / 2, band = CENTRE_BAND_FRAC * w;
+  const lo = Math.max(Math.floor(centre - band), box[0]);
+  const hi = Math.min(Math.ceil(centre + band) - 1, box[2]);
+  for (let yy = box[1]; yy <= box[3]; yy++) {
+    for (let xx = lo; xx <= hi; xx++) if (mask[yy * fw + xx]) return true;
+  }
+  return false;
 }
 
 export class Engine {
@@ -100,6 +129,8 @@ export class Engine {
     this.queue = Promise.resolve();
     this.reached = new Int32Array(4); // frame rectangle the last mask can occupy
     this.outputs = model.getOutputDetails().map((d) => Array.from(d.shape));
+    this.channel = new Float32Array(n); // one class's probabilities, de-interleaved
+    this.classMasks = []; // frame-size 0/255 per class (multi-class models)
   }
 
   roiFor(width, height) {
@@ -121,7 +152,8 @@ export class Engine {
     return ip.normalize(this.gray, scale, offset, this.input);
   }
 
-  /** Run the model on this.input -> {prob: Float32Array (h*w), presence: number|null}. */
+  /** Run the model on this.input -> {prob: Float32Array (h*w*C, channels interleaved),
+   *  channels: C, presence: number|null, or one per class for a (1, C) presence head}. */
   async infer() {
     const {w, h} = this.cfg;
     const tensor = new litert.Tensor(this.input, [1, h, w, 1]);
@@ -131,18 +163,26 @@ export class Engine {
     } finally {
       tensor.delete();
     }
-    let prob = null, presence = null;
+    let prob = null, presence = null, channels = 1;
+    const nClasses = this.cfg.classes ? this.cfg.classes.length : 1;
     for (let i = 0; i < outs.length; i++) {
       const onCpu = outs[i].accelerator === 'wasm' ? outs[i] : await outs[i].moveTo('wasm');
       const data = onCpu.toTypedArray();
       const shape = this.outputs[i] || [];
-      if (shape.length === 4 && prob === null) prob = Float32Array.from(data);
-      else if (data.length === 1 && presence === null) presence = data[0];
+      if (shape.length === 4 && prob === null) {
+        prob = Float32Array.from(data);
+        channels = shape[3];
+      } else if (data.length === 1 && presence === null) presence = data[0];
+      else if (nClasses > 1 && data.length === nClasses && presence === null) {
+        presence = Array.from(data);
+      }
       onCpu.delete();
       if (onCpu !== outs[i] && !outs[i].deleted) outs[i].delete();
     }
-    if (prob === null) throw new Error(`no (1,H,W,1) mask among outputs ${this.outputs}`);
-    return {prob, presence};
+    if (prob === null || channels !== nClasses) {
+      throw new Error(`no (1,H,W,${nClasses}) mask among outputs ${this.outputs}`);
+    }
+    return {prob, presence, channels};
   }
 
   /** Probabilities -> frame-size 0/255 mask (into `out`), as edge's Postprocessor. */
@@ -152,6 +192,45 @@ export class Engine {
     if (presence !== null && presence < presenceThreshold) this.mask01.fill(0);
     return ip.toFrame(this.mask01, w, h, width, height, this.roiFor(width, height), out,
                       this.reached);
+  }
+
+  /** Multi-class: per class, channel k -> threshold + min area (+ presence) -> frame-size
+   *  0/255 mask; the nerve's mask goes to `out`. Returns the per-class results. */
+  postprocessClasses(prob, presence, width, height, out) {
+    const {w, h, presenceThreshold, classes} = this.cfg;
+    const roi = this.roiFor(width, height), C = classes.length, n = w * h;
+    const results = classes.map((c, k) => {
+      for (let i = 0; i < n; i++) this.channel[i] = prob[i * C + k];
+      ip.binarize(this.channel, w, h, c.threshold, c.minArea, this.mask01, this.stack);
+      const p = Array.isArray(presence) ? presence[k] : (k === 0 ? presence : null);
+      if (p !== null && p !== undefined && p < presenceThreshold) this.mask01.fill(0);
+      if (!this.classMasks[k] || this.classMasks[k].length !== width * height) {
+        this.classMasks[k] = new Uint8Array(width * height);
+      }
+      const box = new Int32Array(4);
+      const areaPx = ip.toFrame(this.mask01, w, h, width, height, roi, this.classMasks[k], box);
+      const near = c.safety && areaPx > 0 && nearCentre(this.classMasks[k], width, roi, box);
+      return {id: c.id, name: c.name, color: c.color, safety: c.safety, detected: areaPx > 0,
+              areaPx, nearCentre: near, mask: this.classMasks[k], box: Array.from(box)};
+    });
+    const names = classes.map((c) => c.name);
+    const nerve = results[Math.max(names.indexOf(NERVE_NAME), 0)];
+    out.set(nerve.mask);
+    this.reached.set(nerve.box);
+    return results;
+  }
+
+  /** Class ids at frame size (0 = background), safety classes written last: a vessel
+   *  overrides a nerve where both fire (edge.postprocess.class_id_map). */
+  static classMap(results, width, height) {
+    const map = new Uint8Array(width * height);
+    for (const r of [...results.filter((c) => !c.safety), ...results.filter((c) => c.safety)]) {
+      const [x0, y0, x1, y1] = r.box;
+      for (let y = y0; y <= y1; y++) {
+        for (let x = x0; x <= x1; x++) if (r.mask[y * width + x]) map[y * width + x] = r.id;
+      }
+    }
+    return map;
   }
 
   /** One frame end to end; stage times in ms. Calls run one at a time (shared buffers). */
@@ -169,11 +248,24 @@ export class Engine {
     const t1 = performance.now();
     const {prob, presence} = await this.infer();
     const t2 = performance.now();
-    const areaPx = this.postprocess(prob, presence, width, height, mask);
+    let areaPx, classes = null;
+    if (this.cfg.classes) {
+      classes = this.postprocessClasses(prob, presence, width, height, mask);
+      areaPx = classes[Math.max(classes.findIndex((c) => c.name === NERVE_NAME), 0)].areaPx;
+    } else {
+      areaPx = this.postprocess(prob, presence, width, height, mask);
+    }
     const t3 = performance.now();
-    return {mask, width, height, detected: areaPx > 0, areaPx, presence, ms: t3 - t0,
-            box: Array.from(this.reached),
-            stageMs: {preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2}};
+    const result = {mask, width, height, detected: areaPx > 0, areaPx,
+                    presence: Array.isArray(presence) ? presence[0] : presence, ms: t3 - t0,
+                    box: Array.from(this.reached),
+                    stageMs: {preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2}};
+    if (classes) {
+      result.classes = classes;  // [{id, name, color, safety, detected, areaPx, nearCentre, ...}]
+      result.safetyWarning = classes.some((c) => c.nearCentre);
+      result.classMap = Engine.classMap(classes, width, height);
+    }
+    return result;
   }
 }
 
