@@ -8,7 +8,7 @@ VENV_EDGE := .venv-edge
 VENV := .venv
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: run test test-edge test-dicom test-rest lint venv venv-edge browser orthanc clean
+.PHONY: run test test-edge test-dicom test-rest check-arm64 lint venv venv-edge browser orthanc web-runtime clean
 
 $(VENV_EDGE)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV_EDGE)
@@ -23,12 +23,25 @@ $(VENV)/.installed: pyproject.toml
 venv-edge: $(VENV_EDGE)/.installed
 venv: $(VENV)/.installed
 
+# The in-browser runner's runtime (LiteRT.js, JS + wasm, ~38 MB) comes from the npm registry at
+# set-up time, pinned, into a gitignored folder; edge-run --serve serves it at /app/ (no CDN).
+LITERTJS_VERSION := 2.5.3
+WEB_VENDOR := edge/web/vendor
+$(WEB_VENDOR)/.installed-$(LITERTJS_VERSION):
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix $(WEB_VENDOR) --no-save --no-package-lock --ignore-scripts --no-audit \
+	    --no-fund @litertjs/core@$(LITERTJS_VERSION) @litertjs/wasm-utils@$(LITERTJS_VERSION) \
+	  && touch $@; \
+	else echo "web-runtime: npm not found (apt-get install npm); the /app/ runner and its tests are skipped"; fi
+
+web-runtime: $(WEB_VENDOR)/.installed-$(LITERTJS_VERSION)
+
 # 1500 frames: ~5 s at the ~300 FPS of the shipped int8 model on a current x86 core (300
 # frames took ~1 s, so warm-up and one-off stalls weighed on the figure); about a minute on a
 # Pi-class board at 20-30 FPS.
 RUN_FRAMES := 1500
 
-run: $(VENV_EDGE)/.installed
+run: $(VENV_EDGE)/.installed web-runtime
 	$(VENV_EDGE)/bin/edge-run --source phantom --headless --max-frames $(RUN_FRAMES)
 
 # Debian's Chromium + ChromeDriver drive the web view's end-to-end test (tests/edge/test_serve_browser.py).
@@ -46,16 +59,26 @@ orthanc:
 test-dicom: $(VENV_EDGE)/.installed orthanc
 	$(VENV_EDGE)/bin/python -m pytest -q tests/dicom
 
-test-edge: $(VENV_EDGE)/.installed browser
+test-edge: $(VENV_EDGE)/.installed browser web-runtime
 	$(VENV_EDGE)/bin/python -m pytest -q tests/edge
 
 test-rest: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q tests --ignore=tests/edge --ignore=tests/dicom
 
+# The device package on an emulated Raspberry Pi OS (Debian bookworm arm64, qemu-user): builds
+# a root once (cached in ~/.cache/nerve-edge), pip-installs this tree there, compares its masks
+# with x86's (fails below 0.99 mean Dice). Skips with one line where this machine cannot run
+# arm64 binaries (not root, no qemu, no binfmt_misc). See docs/deploy-pi.md.
+ARM64_REPORT ?= benchmarks/results/arm64.json
+check-arm64: $(VENV_EDGE)/.installed
+	$(VENV_EDGE)/bin/python scripts/check_arm64.py --report $(ARM64_REPORT)
+
+# check-arm64 last (the longest); its report goes to the cache, not into the tree.
 test: test-edge test-dicom test-rest
+	$(MAKE) check-arm64 ARM64_REPORT=$(HOME)/.cache/nerve-edge/arm64-last.json
 
 lint: $(VENV_EDGE)/.installed
 	$(VENV_EDGE)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(VENV_EDGE) .pytest_cache
+	rm -rf $(VENV) $(VENV_EDGE) .pytest_cache $(WEB_VENDOR)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,7 @@ examples (DATA: a prepared data folder, see docs/data.md):
       --data data/kaggle-nerve/train --split runs/a/split.json --pipeline \\
       --out benchmarks/results/compare.json      # also writes compare.md and compare.png
   edge-bench macs --models runs/a/model_int8.tflite runs/a/model.onnx
+  edge-bench soak --minutes 20 --source phantom --threads 1 --out results/soak.json
 """
 
 
@@ -137,9 +139,41 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES, formatter_class=fmt)
     _add_models(p)
     _add_out(p, "MACs")
+
+    p = sub.add_parser("soak", help="run edge-run for minutes: RSS slope (MB/h) and FPS",
+                       epilog=EXAMPLES, formatter_class=fmt)
+    _add_soak(p)
+    _add_out(p, "soak")
     for p in sub.choices.values():  # after the subcommand: edge-bench latency --debug
         clikit.add_common_flags(p, verbose=True)
     return parser
+
+
+def _add_soak(p: argparse.ArgumentParser) -> None:
+    from benchmarks.soak import BLOCK_S, SAMPLE_S
+
+    p.add_argument("--minutes", type=float, required=True, help="how long edge-run runs")
+    p.add_argument("--model", type=str, default=None, help="model file (default: packaged)")
+    p.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--source", type=str, choices=["phantom"], default=None,
+                     help="built-in phantom (the default source)")
+    src.add_argument("--video", type=str, default=None, help="video file or stream URL")
+    src.add_argument("--images", type=str, default=None, help="image folder")
+    src.add_argument("--camera", type=str, default=None, help="camera index or device")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=True,
+                   help="restart video files / image folders (default on)")
+    p.add_argument("--extra", type=shlex.split, default=[],
+                   help='more edge-run flags, one string, e.g. "--serve 8080 --record x.mkv"')
+    p.add_argument("--child", type=shlex.split, default=None,
+                   help="soak this command instead of edge-run (it must print edge-run's "
+                        "status lines to stderr for FPS)")
+    p.add_argument("--sample-s", type=float, default=SAMPLE_S,
+                   help=f"RSS sampling period, s (default {SAMPLE_S:g})")
+    p.add_argument("--block-s", type=float, default=BLOCK_S,
+                   help=f"FPS block length, s (default {BLOCK_S:g})")
+    p.add_argument("--warmup-s", type=float, default=None,
+                   help="left out of the slope, s (default: 2 min or a quarter of the run)")
 
 
 def _accuracy_config(args, threads: int):
@@ -232,8 +266,39 @@ def _macs_text(row: dict) -> str:
 
 
 GIGA = 1e9
+
+
+def cmd_soak(args) -> dict:
+    from pathlib import Path
+
+    from benchmarks.soak import SoakConfig, build_edge_run_command, run_soak, temp_report_path
+
+    report = None
+    if args.child:
+        command = tuple(args.child)
+    else:
+        flags = (["--video", args.video] if args.video else ["--images", args.images]
+                 if args.images else ["--camera", args.camera] if args.camera
+                 else ["--source", "phantom"])
+        report = temp_report_path()
+        command = build_edge_run_command(flags + (["--loop"] if args.loop else []), args.model,
+                                         args.threads, args.extra, report)
+    cfg = SoakConfig(minutes=args.minutes, command=command, sample_s=args.sample_s,
+                     block_s=args.block_s, warmup_s=args.warmup_s, report=report)
+    try:
+        doc = run_soak(cfg)
+    finally:
+        if report:
+            Path(report).unlink(missing_ok=True)
+    if doc["stopped_by"] == "exited by itself" and doc["exit_code"] not in (0, None):
+        tail = (doc["stderr_tail"] or ["no output"])[-1]
+        raise RuntimeError(f"the child failed with exit {doc['exit_code']}: {tail}")
+    return doc
+
+
 COMMANDS = {"latency": cmd_latency, "ceiling": cmd_ceiling, "accuracy": cmd_accuracy,
-            "pipeline": cmd_pipeline, "compare": cmd_compare, "macs": cmd_macs}
+            "pipeline": cmd_pipeline, "compare": cmd_compare, "macs": cmd_macs,
+            "soak": cmd_soak}
 
 
 def _write(args, doc: dict) -> None:

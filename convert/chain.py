@@ -5,7 +5,6 @@ gate passes. A failed gate, a bad input or a crash leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convert import onnx_export, quantize
+from convert import onnx_export, quantize, web
 from convert.common import (
     GateFailed,
     converter_versions,
@@ -30,7 +29,7 @@ from convert.report import REPORT_JSON, quick_latency_ms, write_report
 from convert.targets import onnx_ops, target_report
 from convert.validate import GateConfig, GateResult, results_table, validate
 from edge.errors import OutputError, UserInputError
-from edge.fsutil import atomic_write_bytes, write_json_atomic
+from edge.fsutil import atomic_write_bytes
 from edge.metadata import ModelMeta, sha256_file, write_meta
 from edge.postprocess import PostprocessConfig
 
@@ -54,6 +53,7 @@ FORMATS: dict[str, Format] = {
     "fp16": Format(".tflite", quantize.to_fp16),
     "fp32": Format(".tflite", quantize.to_fp32),
     "onnx": Format(".onnx", onnx_export.to_onnx),
+    "web": Format(".tflite", web.to_web, calibrated=True),  # LiteRT.js: float I/O, batch 1
 }
 DEFAULT_FORMATS = tuple(FORMATS)
 
@@ -218,7 +218,7 @@ def _convert_all(source, src: Source, stage: Path, name: str, cfg: ChainConfig, 
         row["latency_ms"], row["latency"] = lat["median_ms"], lat
         if path.suffix == ".tflite":
             base["targets"].append(target_report(path))
-        write_sidecar(path, _meta(name, src, cfg, post, base, row), src.classes)
+        write_meta(path, _meta(name, src, cfg, post, base, row))
         base["variants"].append(row)
     base["references"] = [{"variant": k, **v} for k, v in result.rows.items()
                           if v["role"] == "reference"]
@@ -251,18 +251,6 @@ def source_provenance(src: Source) -> dict:
             "sha256": sha256_file(src.model_path)}
 
 
-def write_sidecar(path: Path, meta: ModelMeta, classes) -> Path:
-    """write_meta, plus the class list of a multi-class model as the sidecar's top-level
-    ``"classes"`` (CLASSES.md) where ModelMeta does not carry it itself."""
-    side = write_meta(path, meta)
-    if classes:
-        d = json.loads(side.read_text(encoding="utf-8"))
-        if not d.get("classes"):
-            d["classes"] = [dict(c) for c in classes]
-            write_json_atomic(side, d)
-    return side
-
-
 def _meta(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig, base: dict,
           row: dict) -> ModelMeta:
     """The sidecar edge-run reads, with provenance in ``extra``."""
@@ -273,6 +261,7 @@ def _meta(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig, bas
         name=name, version=cfg.version, input_hw=src.pre.input_hw, scale=src.pre.scale,
         offset=src.pre.offset, threshold=post.threshold, min_area=post.min_area,
         presence_threshold=post.presence_threshold,
+        classes=src.classes,  # the run's class list (CLASSES.md); None = nerve-only
         extra={
             "format": row["format"], "roi": src.pre.roi, "source_model": base["source"],
             "training_data":

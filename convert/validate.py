@@ -24,7 +24,7 @@ from edge.preprocess import PreprocessConfig
 
 DEFAULT_MAX_DICE_DROP = 0.01  # per-image Dice, absolute
 DEFAULT_MAX_DRIFT = 0.05  # mean |p_variant - p_keras| over all pixels; int8 is ~0.005
-INT8_VARIANTS = ("int8", "int8-float-io")  # the Dice gate applies to these
+INT8_VARIANTS = ("int8", "int8-float-io", "web")  # the Dice gate applies to these
 
 
 @dataclass(frozen=True)

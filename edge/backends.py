@@ -14,18 +14,15 @@ Output order is stable: outputs sorted by tensor name (TFLite: "StatefulPartitio
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from edge.clikit import require
+from edge.clikit import native_stderr_without, require
 from edge.errors import ModelError
+from edge.fsutil import MODEL_FORMATS
 from edge.metadata import load_meta
 from edge.preprocess import DEFAULT_INPUT_HW
 
@@ -63,21 +60,25 @@ def check_input_shape(path: Path, shape, dtype_name: str) -> tuple[tuple[int, in
 
 
 def _is_mask_shape(shape) -> bool:
-    """(1, H, W, C), dynamic dims (None, -1, symbolic) allowed except that it has 4 of them;
-    C = 1 for a nerve-only model, one channel per class otherwise (CLASSES.md)."""
+    """(1, H, W, C): 4 dims; dynamic dims (None, -1, symbolic) allowed. C = 1 for a
+    nerve-only model, the number of sidecar classes for a multi-class one (edge.loop checks)."""
     dims = list(shape)
-    return len(dims) == 4 and (not isinstance(dims[3], int) or dims[3] == -1 or dims[3] >= 1)
+    return len(dims) == 4 and (not isinstance(dims[3], int) or dims[3] >= 1 or dims[3] == -1)
 
 
-def check_mask_output(path: Path, shapes: list) -> None:
-    """A segmentation model has a (1, H, W, 1) mask output; refuse others at open, not at
-    the first frame (a classifier exported by mistake, a wrong output picked at export)."""
-    if not any(_is_mask_shape(s) for s in shapes):
+def check_mask_output(path: Path, shapes: list) -> int | None:
+    """A segmentation model has a (1, H, W, C) mask output; refuse others at open, not at
+    the first frame (a classifier exported by mistake, a wrong output picked at export).
+    Returns C, the mask's channel count (None when the model leaves it dynamic)."""
+    masks = [list(s) for s in shapes if _is_mask_shape(s)]
+    if not masks:
         got = ", ".join(_shape_text(s) for s in shapes) or "none"
         raise ModelError(
             f"{path.name} has no 1xHxWx1 mask output (outputs: {got}): export the "
             f"segmentation model's mask output (edge-convert does), or pick another model"
         )
+    channels = masks[0][3]
+    return int(channels) if isinstance(channels, int) and channels > 0 else None
 
 
 def _static_hw(path: Path, hw) -> tuple[int, int]:
@@ -124,7 +125,8 @@ class TFLiteBackend:
         )
         self._in_scale, self._in_zp = _quant_params(self._inp)
         self._outs = sorted(self._interp.get_output_details(), key=lambda d: d["name"])
-        check_mask_output(self.model_path, [[int(n) for n in d["shape"]] for d in self._outs])
+        self.mask_channels = check_mask_output(
+            self.model_path, [[int(n) for n in d["shape"]] for d in self._outs])
         self._out_quant = [_quant_params(d) for d in self._outs]
         # Preallocated buffers: no per-frame allocation on the input side.
         self._qbuf = np.empty(tuple(self._inp["shape"]), dtype=self.input_dtype)
@@ -214,30 +216,11 @@ def _import_tflite():
     )
 
 
-@contextlib.contextmanager
-def _without_native_info() -> Iterator[None]:
-    """Drop the C++ "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." line that
-    LiteRT writes straight to fd 2 with no switch to turn it off; anything else written
-    meanwhile is passed on. Keeps user-facing errors to one line."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode("utf-8", errors="replace")
-            kept = [ln for ln in text.splitlines() if not ln.startswith(NATIVE_INFO_PREFIX)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
-
-
 def _make_interpreter(module, path: Path, threads: int | None):
     try:
-        with _without_native_info():
+        # LiteRT writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." straight to
+        # fd 2 with no switch; drop it so user-facing errors stay one line.
+        with native_stderr_without((NATIVE_INFO_PREFIX,)):
             interp = module.Interpreter(model_path=str(path), num_threads=threads)
             interp.allocate_tensors()
     except (ValueError, RuntimeError) as e:
@@ -283,7 +266,7 @@ class OnnxBackend:
         hw, self.input_channels = check_input_shape(self.model_path, inp.shape, "float32")
         self.input_hw = _static_hw(self.model_path, hw)
         outputs = sorted(self._sess.get_outputs(), key=lambda o: o.name)
-        check_mask_output(self.model_path, [o.shape for o in outputs])
+        self.mask_channels = check_mask_output(self.model_path, [o.shape for o in outputs])
         self._output_names = [o.name for o in outputs]
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
@@ -319,7 +302,6 @@ def _make_session(ort, path: Path, threads: int | None, providers: list[str]):
 
 
 BACKENDS = {"tflite": TFLiteBackend, "onnx": OnnxBackend}
-SUFFIXES = {".tflite": "tflite", ".onnx": "onnx"}
 
 
 def backend_kind(model_path: str | os.PathLike, backend: str | None = None) -> str:
@@ -329,12 +311,13 @@ def backend_kind(model_path: str | os.PathLike, backend: str | None = None) -> s
             raise ModelError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         return backend
     suffix = Path(model_path).suffix.lower()
-    if suffix not in SUFFIXES:
+    kind = MODEL_FORMATS.get(suffix)  # the one suffix table (keras files have no device backend)
+    if kind not in BACKENDS:
         raise ModelError(
             f"cannot tell the model format of {model_path} from its suffix {suffix!r}: "
             f"use .tflite or .onnx, or pass --backend {'|'.join(BACKENDS)}"
         )
-    return SUFFIXES[suffix]
+    return kind
 
 
 def open_backend(

@@ -27,6 +27,7 @@ examples:
   edge-run --images scans/ --headless --save-masks masks/    one 0/255 PNG per image
   edge-run --picamera --threads 4 --smooth 0.5               Raspberry Pi camera
   edge-run --dicom cine.dcm --headless --dicom-out out/ --pacs 10.0.0.9:4242:PACS
+  edge-run --export-web site/                                 the tablet runner, for any host
   edge-run --model nerve.onnx --onnx-providers TensorrtExecutionProvider,CPUExecutionProvider
 
 exit status: 0 ok; 2 bad input (flag, path, model, sidecar, source, output, missing extra);
@@ -134,8 +135,9 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
                    help=f"overlay fill opacity (default {DEFAULT_ALPHA})")
     g.add_argument("--headless", action="store_true",
                    help="no window; a status line on stderr every 2 s (default: a window)")
-    g.add_argument("--record", type=str, metavar="OUT.mp4",
-                   help="record the overlay video (default: none)")
+    g.add_argument("--record", type=str, metavar="OUT.mkv",
+                   help="record the overlay video: .mkv or .avi play up to a power cut; .mp4 "
+                        "is written as .mkv for that reason (default: none)")
     g.add_argument("--save-masks", type=str, metavar="DIR",
                    help="one 0/255 mask PNG per frame (default: none)")
     g.add_argument("--report", type=str, metavar="RUN.json",
@@ -154,6 +156,10 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
                    help="no FPS/latency text on the overlay (default: shown)")
     g.add_argument("--quiet", action="store_true",
                    help="print only warnings and errors (default: config, status, summary)")
+    g.add_argument("--export-web", type=str, metavar="DIR",
+                   help="copy the in-browser runner (page, runtime, web model: --model or the "
+                        "packaged one) to DIR for any HTTPS host, then exit (default: none; "
+                        "docs/tablet.md)")
     clikit.add_common_flags(g)
 
 
@@ -216,6 +222,11 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)  # usage errors: argparse prints and exits 2
     if args.pacs_flush:  # only the DICOM outbox: no model, no frames
         return flush_outbox(args.dicom_out, args.pacs)
+    if args.export_web:  # no frames: copy the /app/ site and stop
+        from edge.web.site import export_web
+
+        print(f"{PROG}: in-browser runner written to {export_web(args.export_web, args.model)}")
+        return clikit.EXIT_OK
     from edge.loop import run
 
     run(config_from_args(args))

@@ -70,24 +70,28 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def _probe(folder: Path, what: str, shown: Path) -> None:
+    """Create and remove a real temp file in ``folder``: the only test that also holds for
+    root, /proc and read-only mounts (``os.access`` says yes to root everywhere)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{TMP_PREFIX}write-probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputError(f"{what} {shown}: folder {folder} is not writable "
+                          f"({e.strerror or e}); choose another path") from e
+
+
 def check_writable_file(path: str | os.PathLike, what: str = "output") -> Path:
-    """Prove ``path`` can be written *now*, before any work: create and remove a real temp file
-    in its folder (``os.access`` is not enough: /proc, read-only mounts, root). Raises
-    OutputError naming the flag/input and the fix."""
+    """Prove ``path`` can be written *now*, before any work. Raises OutputError naming the
+    flag/input and the fix."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder; give a file name inside it")
     folder = path.parent
     if not folder.is_dir():
         raise OutputError(f"{what} {path}: folder {folder} does not exist; create it first")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{TMP_PREFIX}{path.name}.probe-")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as e:
-        raise OutputError(
-            f"{what} {path}: cannot write in {folder} ({e.strerror or e}); choose another path"
-        ) from e
+    _probe(folder, what, path)
     return path
 
 
@@ -101,11 +105,11 @@ def check_writable_dir(path: str | os.PathLike, what: str = "output folder",
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise OutputError(f"{what} {path}: cannot create it ({e.strerror or e}); "
+            raise OutputError(f"{what} {path}: cannot create the folder ({e.strerror or e}); "
                               f"choose a writable path") from e
     elif not path.is_dir():
         raise OutputError(f"{what} {path} does not exist; create it first")
-    check_writable_file(path / "probe", what)
+    _probe(path, what, path)
     return path
 
 

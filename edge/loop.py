@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from edge.backends import open_backend
+from edge.classes import ClassTally, class_lines, status_suffix
 from edge.clikit import stop_reason
 from edge.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputError
@@ -32,7 +33,7 @@ from edge.fsutil import check_writable_file, write_json_atomic
 from edge.metadata import ModelMeta, check_sha256, load_meta
 from edge.meter import StageMeter, format_summary
 from edge.overlay import draw_overlay
-from edge.postprocess import PostprocessConfig, Postprocessor
+from edge.postprocess import PostprocessConfig, Postprocessor, class_configs
 from edge.preprocess import (
     DEFAULT_OFFSET,
     DEFAULT_SCALE,
@@ -200,6 +201,7 @@ def open_model(cfg: RunConfig, path: Path) -> Model:
             f"{path.name}: sidecar input_hw {meta.input_hw} does not match the model input "
             f"{backend.input_hw}: fix or delete {path.with_suffix('.json').name}"
         )
+    check_class_count(path, backend, meta)
     sha256, sha256_check = check_sha256(path, meta, cfg.allow_sha256_mismatch)
     post_cfg = PostprocessConfig(
         threshold=meta.threshold if cfg.threshold is None else cfg.threshold,
@@ -208,13 +210,32 @@ def open_model(cfg: RunConfig, path: Path) -> Model:
         smooth=0.0 if cfg.source.kind == "images" else cfg.smooth,
         presence_threshold=meta.presence_threshold,
     )
-    return Model(path, backend, meta, sha256, sha256_check, post_cfg, Postprocessor(post_cfg),
+    classes = meta.classes  # None: nerve-only, exactly as before classes existed
+    post = Postprocessor(post_cfg, classes, classes and class_configs(
+        classes, post_cfg, cfg.threshold, cfg.min_area))
+    return Model(path, backend, meta, sha256, sha256_check, post_cfg, post,
                  _use_gray8_fast_path(backend, meta))
 
 
+def check_class_count(path: Path, backend, meta: ModelMeta) -> None:
+    """The mask output has one channel per sidecar class (ModelError naming both, and the fix)."""
+    channels, classes = getattr(backend, "mask_channels", None), meta.class_list
+    if channels is None or channels == len(classes):
+        return
+    listed = (f"lists {len(classes)} class(es) ({', '.join(c.name for c in classes)})"
+              if meta.classes else 'has no "classes" list (nerve-only: 1 channel)')
+    raise ModelError(
+        f"{path.name} has a 1xHxWx{channels} mask output but its sidecar "
+        f"{path.with_suffix('.json').name} {listed}: list one class per output channel under "
+        f'"classes" (see docs/edge.md), or use the sidecar written with this model'
+    )
+
+
 # ------------------------------------------------------------------------------- outputs
-def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -> list:
-    """Every requested output, opened (and so validated) now; closed by ``stack``."""
+def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
+               model: dict[str, str] | None = None) -> list:
+    """Every requested output, opened (and so validated) now; closed by ``stack``.
+    ``model``: the model's labels for the web view's /metrics (see model_labels)."""
     makers: list[Callable[[], object]] = []
     if not cfg.headless:
         makers.append(lambda: WindowSink(WINDOW_TITLE))
@@ -228,7 +249,7 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None) -
         log = None if cfg.quiet else _say
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,
                                                   max_viewers=cfg.serve_max_viewers,
-                                                  alpha=cfg.alpha, log=log))
+                                                  alpha=cfg.alpha, log=log, model=model))
     sinks = []
     for make in makers:
         sink = make()
@@ -245,6 +266,12 @@ def open_dicom_sink(cfg: RunConfig, stack: contextlib.ExitStack, source, model_v
                               None if cfg.quiet else _say)
     stack.callback(sink.close)
     return sink
+
+
+def model_labels(model: Model) -> dict[str, str]:
+    """Which model runs, for a fleet's monitoring (the web view's /metrics model_info)."""
+    return {"sha256": model.sha256, "name": str(model.meta.name),
+            "version": str(model.meta.version), "backend": str(model.backend.name)}
 
 
 def _say(text: str) -> None:
@@ -268,15 +295,18 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
 
 def stats_lines(meter: StageMeter, post, show_fps: bool,
                 area: NerveArea | None = None) -> list[str]:
-    nerve = (area or NerveArea()).text(post.area_px, post.detected)
+    area = area or NerveArea()
+    # multi-class: one line per structure; nerve-only: the nerve line as before
+    found = (class_lines(post.classes, area) if post.class_map is not None
+             else [area.text(post.area_px, post.detected)])
     if not show_fps:
-        return [nerve]
+        return found
     ms = meter.last_ms
     stages = " ".join(
         f"{name[:4]} {ms[name]:.1f}" for name in ("preprocess", "inference", "postprocess")
         if name in ms
     )
-    return [f"{meter.fps:.1f} FPS", f"{stages} ms", nerve]
+    return [f"{meter.fps:.1f} FPS", f"{stages} ms", *found]
 
 
 def render(cfg: RunConfig, frame: Frame, post, meter: StageMeter, overlay: bool,
@@ -286,12 +316,14 @@ def render(cfg: RunConfig, frame: Frame, post, meter: StageMeter, overlay: bool,
     drawn = None
     if overlay:
         drawn = draw_overlay(bgr, post.mask, cfg.alpha,
-                             stats_lines(meter, post, cfg.show_fps, area))
+                             stats_lines(meter, post, cfg.show_fps, area),
+                             post.classes, post.class_map, post.safety_warning)
     return FrameResult(
         frame_index=frame.index, name=frame.name, frame=bgr, mask=post.mask, prob=post.prob,
         overlay=drawn, detected=post.detected, area_px=post.area_px,
         area_mm2=area.mm2(post.area_px), presence=post.presence,
-        fps=meter.fps, stage_ms=dict(meter.last_ms),
+        fps=meter.fps, stage_ms=dict(meter.last_ms), classes=post.classes,
+        class_map=post.class_map, safety_warning=post.safety_warning,
     )
 
 
@@ -311,7 +343,7 @@ class StatusLine:
         nerve = f"nerve yes ({area.label(post.area_px)})" if post.detected else "nerve no"
         inference = meter.last_ms.get("inference", 0.0)
         _stderr(f"edge-run: frame {meter.frames}, {meter.fps:.1f} FPS, "
-                f"inference {inference:.1f} ms, {nerve}")
+                f"inference {inference:.1f} ms, {nerve}{status_suffix(post.classes, area)}")
 
 
 # ------------------------------------------------------------------------------- frames
@@ -347,7 +379,7 @@ def first_frame(source, bad: BadFrames, cfg: RunConfig) -> Frame:
 # ------------------------------------------------------------------------------- the loop
 def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: list,
          meter: StageMeter, first: Frame, bad: BadFrames,
-         area: NerveArea) -> tuple[str, BaseException | None]:
+         area: NerveArea, tally: ClassTally) -> tuple[str, BaseException | None]:
     """Run until something stops it; returns (stop_reason, exception to raise after the
     summary or None)."""
     overlay = any(s.needs_overlay for s in sinks)
@@ -369,6 +401,7 @@ def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: lis
             with meter.stage("postprocess"):
                 post = model.post(outputs, frame.image.shape[:2], pre.roi)
                 area.add(post.area_px, post.detected)  # px, or mm2 when the source knows
+                tally.add(post.classes, post.safety_warning)
             with meter.stage("render"):
                 result = render(cfg, frame, post, meter, overlay, area)
                 for sink in sinks:
@@ -417,15 +450,17 @@ def run(cfg: RunConfig) -> dict:
         check_roi(roi, first.image.shape[:2])
         if hasattr(source, "pace"):  # a recorded DICOM cine plays at its own rate when watched
             source.pace(not cfg.headless or bool(cfg.serve))
-        sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps)
+        sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps,
+                           model_labels(model) if cfg.serve else None)
         if cfg.dicom_out:
             sinks.append(open_dicom_sink(cfg, stack, source, model.meta.version))
         area = NerveArea(getattr(source, "pixel_area_mm2", None))
+        tally = ClassTally(NerveArea(area.pixel_area_mm2))
         reason, stopped_by = loop(cfg, model, model.preprocess_config(roi), source, sinks,
-                                  meter, first, bad, area)
+                                  meter, first, bad, area, tally)
     # The outputs are closed here (the recording is playable) before the summary is written.
     summary = {**meter.summary(), "bad_frames": bad.count, "stop_reason": reason,
-               "nerve_area": area.summary()}
+               "nerve_area": area.summary(), **tally.summary()}
     if not cfg.quiet:
         skipped = f" ({bad.count} bad frame(s) skipped)" if bad.count else ""
         _say(f"edge-run: stopped: {reason}{skipped}\n{format_summary(summary)}")
@@ -457,7 +492,19 @@ def describe(cfg: RunConfig, model: Model) -> str:
         f"          post    threshold {qc.threshold}, min area {qc.min_area} px, "
         f"smooth {qc.smooth}, bad frames: {cfg.on_bad_frame}",
         f"          outputs {', '.join(outputs)}",
+        *([f"          classes {describe_classes(model.meta)}"] if model.meta.classes else []),
     ])
+
+
+def describe_classes(meta: ModelMeta) -> str:
+    """"nerve #ffd400, vessel #ff3030 (safety, threshold 0.4)": the sidecar's classes."""
+    def one(c) -> str:
+        notes = [n for n, on in (("safety", c.safety), (f"threshold {c.threshold}",
+                 c.threshold is not None), (f"min area {c.min_area}", c.min_area is not None))
+                 if on]
+        return f"{c.name} {c.color}" + (f" ({', '.join(notes)})" if notes else "")
+
+    return ", ".join(one(c) for c in meta.class_list)
 
 
 def report(cfg: RunConfig, model: Model, summary: dict, roi=None) -> dict:

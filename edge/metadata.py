@@ -27,6 +27,43 @@ DEFAULT_MIN_AREA = 0  # connected components smaller than this (model-input pixe
 SIDECAR_SUFFIX = ".json"
 MAX_INPUT_SIDE = 8192  # px; a larger model input is a typo, not a model for a board
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+COLOR_RE = re.compile(r"#[0-9a-fA-F]{6}")  # "#rrggbb", RGB as in CSS
+MIN_CLASS_ID, MAX_CLASS_ID = 1, 255  # 0 is the background in class-id masks (uint8 PNG)
+CLASS_KEYS = ("id", "name", "color", "safety", "threshold", "min_area")
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One structure the model outlines (the sidecar's ``classes`` list, in channel order).
+
+    id: 1..255, the pixel value in class-id masks (0 = background).
+    color: "#rrggbb" (RGB) for the overlay, the legend and the clinic view.
+    safety: a structure the needle must avoid: drawn over the others, drives the centre-line
+            warning (edge.postprocess.near_centre_line).
+    threshold, min_area: this class's own values; None = the sidecar's ``threshold`` /
+            ``min_area``.
+    """
+
+    id: int
+    name: str
+    color: str
+    safety: bool = False
+    threshold: float | None = None
+    min_area: int | None = None
+
+    @property
+    def bgr(self) -> tuple[int, int, int]:
+        return color_bgr(self.color)
+
+
+def color_bgr(color: str) -> tuple[int, int, int]:
+    """"#rrggbb" -> an OpenCV (B, G, R) triple."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return b, g, r
+
+
+# No "classes" in the sidecar: one nerve class (today's single-output models).
+DEFAULT_CLASSES = (ClassSpec(id=1, name="nerve", color="#00ff00", safety=False),)
 
 
 @dataclass(frozen=True)
@@ -38,6 +75,8 @@ class ModelMeta:
     threshold: mask probability threshold.
     min_area: minimum connected-component area in model-input pixels (resolution independent).
     presence_threshold: when the model has a presence output, masks are emptied below it.
+    classes: the structures of a multi-class model, in output-channel order (ClassSpec, or
+             sidecar dicts, validated); None = the nerve-only default (DEFAULT_CLASSES).
     extra: everything else in the sidecar (training summary, metrics, versions), kept as-is.
     """
 
@@ -50,7 +89,18 @@ class ModelMeta:
     min_area: int = DEFAULT_MIN_AREA
     presence_threshold: float = 0.5
     sha256: str | None = None
+    classes: tuple[ClassSpec, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.classes is not None:  # sidecar dicts (or ClassSpecs) -> validated ClassSpecs
+            object.__setattr__(self, "classes", parse_classes(
+                [c if isinstance(c, dict) else asdict(c) for c in self.classes]))
+
+    @property
+    def class_list(self) -> tuple[ClassSpec, ...]:
+        """The classes in channel order; the nerve-only default when the sidecar has none."""
+        return self.classes or DEFAULT_CLASSES
 
 
 def sidecar_path(model_path: str | os.PathLike) -> Path:
@@ -92,7 +142,28 @@ FIELD_RULES = {
     "sha256": (lambda v: isinstance(v, str) and SHA256_RE.fullmatch(v) is not None,
                "64 lowercase hex digits (sha256sum of the model file)"),
     "extra": (lambda v: isinstance(v, dict), "a JSON object"),
+    "classes": (lambda v: isinstance(v, list) and 0 < len(v) <= MAX_CLASS_ID,
+                f"a list of 1 to {MAX_CLASS_ID} class objects "
+                '[{"id": 1, "name": "nerve", "color": "#ffd400", "safety": false}, ...]'),
 }
+# classes[i].<key> -> (is the value valid, what a valid value looks like); None = absent.
+CLASS_RULES = {
+    "id": (lambda v: _is_int(v) and MIN_CLASS_ID <= v <= MAX_CLASS_ID,
+           f"a whole number from {MIN_CLASS_ID} to {MAX_CLASS_ID} (0 is the background)"),
+    "name": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string"),
+    "color": (lambda v: isinstance(v, str) and COLOR_RE.fullmatch(v) is not None,
+              'a colour "#rrggbb", e.g. "#ff3030"'),
+    "safety": (lambda v: isinstance(v, bool), "true or false"),
+    "threshold": FIELD_RULES["threshold"],
+    "min_area": FIELD_RULES["min_area"],
+}
+REQUIRED_CLASS_KEYS = ("id", "name", "color")
+
+
+def _bad_field(where: str, name: str, value: Any, expected: str) -> ModelError:
+    fix = "fix it, or delete it to run with the documented defaults"
+    return ModelError(f"{where}: field {name!r} is {json.dumps(value)[:60]}; expected "
+                      f"{expected}; {fix}")
 
 
 def validate_meta_dict(d: Any, where: str = "sidecar") -> dict[str, Any]:
@@ -103,9 +174,43 @@ def validate_meta_dict(d: Any, where: str = "sidecar") -> dict[str, Any]:
     for name, (ok, expected) in FIELD_RULES.items():
         value = d.get(name)
         if value is not None and not ok(value):
-            raise ModelError(f"{where}: field {name!r} is {json.dumps(value)[:60]}; expected "
-                             f"{expected}; {fix}")
+            raise _bad_field(where, name, value, expected)
+    if d.get("classes") is not None:
+        parse_classes(d["classes"], where)
     return d
+
+
+def _check_class(i: int, c: Any, where: str) -> None:
+    if not isinstance(c, dict):
+        raise _bad_field(where, f"classes[{i}]", c, 'an object {"id": .., "name": .., '
+                         '"color": "#rrggbb", "safety": false}')
+    for key in c:
+        if key not in CLASS_RULES:
+            raise _bad_field(where, f"classes[{i}].{key}", c[key],
+                             f"no such key (known: {', '.join(CLASS_KEYS)})")
+    for key, (ok, expected) in CLASS_RULES.items():
+        value = c.get(key)
+        if value is None and key in REQUIRED_CLASS_KEYS:
+            raise _bad_field(where, f"classes[{i}].{key}", value, expected)
+        if value is not None and not ok(value):
+            raise _bad_field(where, f"classes[{i}].{key}", value, expected)
+
+
+def parse_classes(value: Any, where: str = "sidecar") -> tuple[ClassSpec, ...]:
+    """The sidecar's ``classes`` list as ClassSpecs, in channel order; ModelError naming
+    ``where`` and the field (``classes[1].color``) for a bad entry or a repeated id/name."""
+    ok, expected = FIELD_RULES["classes"]
+    if not ok(value):
+        raise _bad_field(where, "classes", value, expected)
+    seen: dict[str, set] = {"id": set(), "name": set()}
+    for i, c in enumerate(value):
+        _check_class(i, c, where)
+        for key in seen:
+            if c[key] in seen[key]:
+                raise _bad_field(where, f"classes[{i}].{key}", c[key],
+                                 f"a {key} of its own (an earlier class has this one)")
+            seen[key].add(c[key])
+    return tuple(ClassSpec(**{k: v for k, v in c.items() if v is not None}) for c in value)
 
 
 def meta_from_dict(d: dict[str, Any], where: str = "sidecar") -> ModelMeta:
@@ -126,6 +231,10 @@ def meta_to_dict(meta: ModelMeta) -> dict[str, Any]:
     d = asdict(meta)
     if d["input_hw"] is not None:
         d["input_hw"] = list(d["input_hw"])
+    if d["classes"] is None:
+        del d["classes"]  # a nerve-only sidecar stays as it was
+    else:
+        d["classes"] = [{k: v for k, v in c.items() if v is not None} for c in d["classes"]]
     return d
 
 

@@ -1,4 +1,4 @@
-"""Model outputs -> a nerve mask at the frame's size.
+"""Model outputs -> a nerve mask (or one mask per structure) at the frame's size.
 
     probability map (model size) -> [EMA over frames] -> threshold -> drop small components
     -> [presence gate] -> resize to the ROI/frame -> place into the frame
@@ -7,20 +7,33 @@ Everything up to the resize runs at the model's input size (128x176 by default),
 does not grow with the camera resolution and ``min_area`` means the same at any frame size.
 The binary mask is resized with INTER_LINEAR and re-thresholded at half: smooth contours
 instead of staircase edges, at the price of one uint8 resize (cheaper than resizing floats).
+
+Multi-class models (a (1, H, W, C) output, C = the sidecar's classes) go through the same
+``decide`` once per channel, with each class's own threshold and min area; the class-id map
+writes the safety classes last, so a vessel overrides a nerve where both fire. Safety rule:
+a safety structure whose mask has a pixel within CENTRE_BAND_FRAC of the image width of the
+image's vertical centre line (the ROI's, when there is one) raises the centre-line warning.
+It is a fixed band, not needle tracking: the probe's centre is where an in-plane needle is
+usually aimed, so a vessel there is worth a look.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
-from edge.metadata import DEFAULT_MIN_AREA, DEFAULT_THRESHOLD
+from edge.metadata import DEFAULT_CLASSES, DEFAULT_MIN_AREA, DEFAULT_THRESHOLD, ClassSpec
+from edge.types import ClassResult
 
 MASK_ON = 255  # mask value for nerve pixels in frame-size masks
 HALF = 127  # re-threshold after the linear resize of a 0/255 mask
 CONNECTIVITY = 8  # pixels touching at a corner belong to the same component
+# Safety rule: a safety structure within this fraction of the image width (either side) of the
+# image's vertical centre line raises the warning. 0.10 -> a band 20% of the width wide.
+CENTRE_BAND_FRAC = 0.10
+NERVE_NAME = "nerve"  # the class that fills the nerve-only fields (mask, detected, area_px)
 
 
 @dataclass(frozen=True)
@@ -51,13 +64,19 @@ class PostprocessConfig:
 class PostResult:
     """mask: uint8 0/255 at frame size; prob: float32 map at model size (after smoothing);
     detected: any nerve pixel left; area_px: nerve pixels in the frame-size mask;
-    presence: the presence score when the model has one."""
+    presence: the presence score when the model has one.
+    classes: one ClassResult per class (a nerve-only model: one, sharing ``mask``);
+    class_map: uint8 class ids at frame size, multi-class models only (else None);
+    safety_warning: a safety class is near the centre line (see the module doc)."""
 
     mask: np.ndarray
     prob: np.ndarray
     detected: bool
     area_px: int
     presence: float | None
+    classes: list[ClassResult] | None = None
+    class_map: np.ndarray | None = None
+    safety_warning: bool = False
 
 
 def split_outputs(outputs: list[np.ndarray]) -> tuple[np.ndarray, float | None]:
@@ -77,6 +96,55 @@ def split_outputs(outputs: list[np.ndarray]) -> tuple[np.ndarray, float | None]:
         shapes = ", ".join(str(np.shape(o)) for o in outputs)
         raise ValueError(f"no (1, H, W, 1) mask among the model outputs: {shapes}")
     return prob.astype(np.float32, copy=False), presence
+
+
+def split_class_outputs(outputs: list[np.ndarray], n_classes: int
+                        ) -> tuple[np.ndarray, list[float | None]]:
+    """Backend outputs -> (probabilities H x W x C float32, one presence score or None per
+    class). A (1, C) presence head gates every class; a (1, 1) one only the first (nerve)."""
+    probs, scores = None, None
+    for out in outputs:
+        arr = np.asarray(out)
+        if arr.ndim == 4 and probs is None:
+            probs = arr[0]
+        elif arr.ndim == 2 and arr.shape[0] == 1 and arr.size in (1, n_classes) and scores is None:
+            scores = [float(v) for v in arr.reshape(-1)]
+    if probs is None or probs.shape[-1] != n_classes:
+        shapes = ", ".join(str(np.shape(o)) for o in outputs)
+        raise ValueError(f"no (1, H, W, {n_classes}) mask among the model outputs: {shapes}")
+    presence = [None] * n_classes
+    presence[: len(scores or [])] = scores or []
+    return probs.astype(np.float32, copy=False), presence
+
+
+def class_configs(classes: tuple[ClassSpec, ...], cfg: PostprocessConfig,
+                  threshold: float | None = None, min_area: int | None = None
+                  ) -> tuple[PostprocessConfig, ...]:
+    """Each class's config: ``threshold``/``min_area`` given here (the --threshold and
+    --min-area flags) win, then the class's own sidecar values, then ``cfg``'s."""
+    def pick(flag, own, default):
+        return flag if flag is not None else own if own is not None else default
+
+    return tuple(replace(cfg, threshold=pick(threshold, c.threshold, cfg.threshold),
+                         min_area=pick(min_area, c.min_area, cfg.min_area)) for c in classes)
+
+
+def near_centre_line(mask: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> bool:
+    """Any mask pixel within CENTRE_BAND_FRAC of the image width of the image's vertical
+    centre line; the image is the ROI when given, else the whole frame."""
+    x, w = (roi[0], roi[2]) if roi is not None else (0, mask.shape[1])
+    centre, band = x + w / 2.0, CENTRE_BAND_FRAC * w
+    lo, hi = max(int(np.floor(centre - band)), 0), int(np.ceil(centre + band))
+    return bool(mask[:, lo:hi].any())
+
+
+def class_id_map(classes: list[ClassResult]) -> np.ndarray:
+    """uint8 class ids (0 = background): classes in order, safety classes written last, so a
+    safety structure overrides a nerve where both fire."""
+    out = np.zeros(classes[0].mask.shape, np.uint8)
+    for c in sorted(classes, key=lambda c: c.safety):  # stable: class order within each group
+        out[c.mask > 0] = c.id
+    return out
 
 
 def binarize(prob: np.ndarray, cfg: PostprocessConfig) -> np.ndarray:
@@ -131,8 +199,16 @@ class Postprocessor:
     Call ``reset()`` when the stream jumps (a new video, a new patient).
     """
 
-    def __init__(self, cfg: PostprocessConfig | None = None):
+    def __init__(self, cfg: PostprocessConfig | None = None,
+                 classes: tuple[ClassSpec, ...] | None = None,
+                 class_cfgs: tuple[PostprocessConfig, ...] | None = None):
+        """``classes`` (None = nerve-only): the sidecar's class list, channel order;
+        ``class_cfgs``: their configs (default: class_configs(classes, cfg))."""
         self.cfg = cfg or PostprocessConfig()
+        self.classes = tuple(classes) if classes else None
+        if self.classes and class_cfgs is None:
+            class_cfgs = class_configs(self.classes, self.cfg)
+        self.class_cfgs = class_cfgs
         self._ema: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -156,9 +232,33 @@ class Postprocessor:
         frame_hw: tuple[int, int],
         roi: tuple[int, int, int, int] | None = None,
     ) -> PostResult:
+        if self.classes is not None and len(self.classes) > 1:
+            return self._multi(outputs, frame_hw, roi)
         prob, presence = split_outputs(outputs)
         prob = self._smooth(prob)
-        mask01 = decide(prob, presence, self.cfg)
+        mask01 = decide(prob, presence, self.cfg if self.classes is None else self.class_cfgs[0])
         mask = to_frame(mask01, frame_hw, roi)
         area = int(cv2.countNonZero(mask))
-        return PostResult(mask=mask, prob=prob, detected=area > 0, area_px=area, presence=presence)
+        spec = (self.classes or DEFAULT_CLASSES)[0]
+        one = ClassResult(spec.id, spec.name, spec.color, spec.safety, mask, area > 0, area,
+                          spec.safety and near_centre_line(mask, roi))
+        return PostResult(mask=mask, prob=prob, detected=area > 0, area_px=area, presence=presence,
+                          classes=[one], safety_warning=one.near_centre)
+
+    def _multi(self, outputs, frame_hw, roi) -> PostResult:
+        """One decide() per channel, then the class-id map; nerve fields from "nerve"."""
+        probs, presence = split_class_outputs(outputs, len(self.classes))
+        probs = self._smooth(probs)
+        results = []
+        for k, (spec, cfg) in enumerate(zip(self.classes, self.class_cfgs, strict=True)):
+            mask = to_frame(decide(probs[..., k], presence[k], cfg), frame_hw, roi)
+            area = int(cv2.countNonZero(mask))
+            results.append(ClassResult(spec.id, spec.name, spec.color, spec.safety, mask,
+                                       area > 0, area, spec.safety and near_centre_line(mask, roi)))
+        names = [c.name for c in self.classes]
+        k = names.index(NERVE_NAME) if NERVE_NAME in names else 0
+        nerve = results[k]
+        return PostResult(mask=nerve.mask, prob=probs[..., k], detected=nerve.detected,
+                          area_px=nerve.area_px, presence=presence[k], classes=results,
+                          class_map=class_id_map(results),
+                          safety_warning=any(c.near_centre for c in results))

@@ -14,12 +14,16 @@ How it stays off the device's back:
   * At most ``max_viewers`` streams at once (503 past it).
 
 Access: 127.0.0.1:8080 by default; other interfaces only when named. Beyond loopback every
-request needs a token (query ``?token=`` or ``Authorization: Bearer``); only the fixed routes
-below exist and nothing is ever read from disk on request. See docs/serve.md.
+request needs a token of at least MIN_TOKEN_CHARS (query ``?token=`` or ``Authorization:
+Bearer``, exactly one per request), checked before routing: without it every path, known or
+not, is 401, except the routes listed in PUBLIC_ROUTES. Only the fixed routes below exist and
+nothing is ever read from disk on request. ``/healthz`` and ``/metrics`` (edge/serve_metrics.py)
+let a fleet's Prometheus watch the board. See docs/serve.md.
 """
 
 from __future__ import annotations
 
+import copy
 import errno
 import hmac
 import ipaddress
@@ -40,9 +44,12 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
+from edge import serve_metrics
+from edge.classes import class_status
 from edge.errors import UserInputError
 from edge.overlay import draw_overlay
 from edge.types import FrameResult
+from edge.web import server as web_app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -63,6 +70,9 @@ SHUTDOWN_JOIN_S = 2.0  # how long close() waits for the server thread
 ACCEPT_POLL_S = 0.1  # the accept loop checks for shutdown this often (close() latency)
 JPEG_QUALITY = 80  # 580x420 frames: ~30-40 kB each
 TOKEN_BYTES = 16  # secrets.token_urlsafe(16): 22 characters, 128 bits
+# A token chosen by hand beyond loopback must have at least this many characters: 16 random
+# URL-safe ones are ~96 bits; "a" or "1234" falls to the first guesses of anyone on the Wi-Fi.
+MIN_TOKEN_CHARS = 16
 BOUNDARY = "nerveframe"
 PAGE_RESOURCE = "static/index.html"
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -116,7 +126,9 @@ def alpha_key(alpha: float) -> int:
 
 def render(result: FrameResult, key: int) -> np.ndarray:
     """The overlaid frame at opacity step ``key`` (drawn here, never in the loop thread)."""
-    return draw_overlay(result.frame, result.mask, alpha=key * ALPHA_STEP)
+    return draw_overlay(result.frame, result.mask, alpha=key * ALPHA_STEP,
+                        classes=result.classes, class_map=result.class_map,
+                        warning=result.safety_warning)
 
 
 def status_of(result: FrameResult | None) -> dict:
@@ -124,7 +136,7 @@ def status_of(result: FrameResult | None) -> dict:
     if result is None:
         return {"frame_index": None, "name": None, "fps": None, "stage_ms": {},
                 "detected": None, "area_px": None, "area_mm2": None, "presence": None,
-                "width": None, "height": None}
+                "width": None, "height": None, "classes": {}, "safety_warning": None}
     height, width = result.frame.shape[:2]
     presence = None if result.presence is None else float(result.presence)
     return {"frame_index": int(result.frame_index), "name": str(result.name),
@@ -132,7 +144,9 @@ def status_of(result: FrameResult | None) -> dict:
             "stage_ms": {str(k): float(v) for k, v in result.stage_ms.items()},
             "detected": bool(result.detected), "area_px": int(result.area_px),
             "area_mm2": None if result.area_mm2 is None else float(result.area_mm2),
-            "presence": presence, "width": int(width), "height": int(height)}
+            "presence": presence, "width": int(width), "height": int(height),
+            "classes": class_status(result.classes),
+            "safety_warning": bool(result.safety_warning)}
 
 
 @dataclass
@@ -144,11 +158,15 @@ class _Encoded:
 class FrameHub:
     """The latest result (handed over by the loop) and its encodings (made by viewers)."""
 
-    def __init__(self, max_viewers: int) -> None:
+    def __init__(self, max_viewers: int,
+                 stall_after_s: float = serve_metrics.STALL_AFTER_S) -> None:
         self.max_viewers = max_viewers
+        self.stall_after_s = stall_after_s
         self.started = time.monotonic()
         self.closed = False
-        self._cond = threading.Condition()  # guards _latest, _seq, _written, _viewers
+        self.model: dict[str, str] = {}  # labels of the model_info metric
+        self._cond = threading.Condition()  # guards the fields below
+        self._counters = serve_metrics.RunCounters()
         self._latest: FrameResult | None = None
         self._seq = 0  # 0 = nothing yet; +1 per write
         self._written = 0.0
@@ -158,8 +176,9 @@ class FrameHub:
         self._rest_until = 0.0  # time.monotonic() before which the encoder rests
 
     def put(self, result: FrameResult) -> None:
-        """Called by the loop thread: a reference swap and a wake-up, nothing else."""
+        """Called by the loop thread: a reference swap, a few counters and a wake-up."""
         with self._cond:
+            self._counters.record(result.detected, result.stage_ms)
             self._latest = result
             self._seq += 1
             self._written = time.monotonic()
@@ -226,6 +245,23 @@ class FrameHub:
             ok, buf = cv2.imencode(".png", render(result, key))
             return buf.tobytes() if ok else None
 
+    def frame_age_s(self) -> float | None:
+        """Seconds since the loop last handed over a frame (None before the first)."""
+        with self._cond:
+            return None if self._seq == 0 else time.monotonic() - self._written
+
+    def health(self) -> tuple[int, dict]:
+        return serve_metrics.health(self.frame_age_s(), self.closed, self.stall_after_s)
+
+    def metrics(self) -> str:
+        with self._cond:  # a consistent copy; rendering happens outside the lock
+            counters = copy.deepcopy(self._counters)
+            result, viewers = self._latest, self._viewers
+        age = self.frame_age_s()
+        return serve_metrics.render_metrics(
+            counters, status_of(result), self.model, time.monotonic() - self.started, age,
+            self.health()[0] == 200, viewers)
+
     def status(self, alpha: float) -> dict:
         seq, result = self.latest()
         with self._cond:
@@ -280,15 +316,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
+        if web_app.serves(url.path):  # the in-browser runner: public files, see docs/tablet.md
+            return web_app.handle(self, url.path)
         query = parse_qs(url.query, keep_blank_values=True)
-        route = _ROUTES.get(url.path)
         try:
-            if route is None:
-                self._send(404, b"not found\n", "text/plain; charset=utf-8")
-            elif not self._authorized(query):
+            # Auth before routing: without the token, a known and an unknown path look alike.
+            if not (is_public(url.path) or self._authorized(query)):
                 self._send(401, b"token required: open the URL printed by edge-run "
                                 b"(http://HOST:PORT/?token=...)\n", "text/plain; charset=utf-8",
                            {"WWW-Authenticate": "Bearer"})
+                return
+            route = find_route(url.path)
+            if route is None:
+                self._send(404, b"not found\n", "text/plain; charset=utf-8")
             else:
                 route(self, query)
         except _BadRequest as err:
@@ -297,14 +337,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client left or stalled: drop it, nothing else
 
     def _authorized(self, query: dict[str, list[str]]) -> bool:
+        """Exactly one token (query or Bearer header), equal to the server's. Several are a
+        bad request, not several guesses."""
         token = self.server.token
-        if token is None:
-            return True
         given = [*query.get("token", [])]
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
             given.append(auth[len("Bearer "):].strip())
-        return any(hmac.compare_digest(g.encode(), token.encode()) for g in given)
+        if len(given) > 1:
+            raise _BadRequest("give the token once per request (?token= or a Bearer header)")
+        if token is None:
+            return True
+        return bool(given) and hmac.compare_digest(given[0].encode(), token.encode())
 
     def _alpha_key(self, query: dict[str, list[str]]) -> int:
         raw = query.get("alpha", [None])[-1]
@@ -333,6 +377,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def healthz(self, query) -> None:
+        code, body = self.server.hub.health()
+        self._send(code, json.dumps(body).encode(), "application/json")
+
+    def metrics(self, query) -> None:
+        self._send(200, self.server.hub.metrics().encode(), serve_metrics.CONTENT_TYPE)
 
     def _no_frame(self) -> None:
         self._send(503, b"no frame yet: the pipeline has not produced one\n",
@@ -393,13 +444,56 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(head + data + b"\r\n")
 
 
-_ROUTES: dict[str, Callable[[_Handler, dict], None]] = {
+Route = Callable[[_Handler, dict], None]
+
+# Exact paths; a key ending in "/" also serves every path below it (a folder of page assets).
+_ROUTES: dict[str, Route] = {
     "/": _Handler.page,
     "/stream.mjpg": _Handler.stream,
     "/frame.jpg": _Handler.frame,
     "/snapshot.png": _Handler.snapshot,
     "/status.json": _Handler.status,
+    "/healthz": _Handler.healthz,
+    "/metrics": _Handler.metrics,
 }
+# Routes (keys of _ROUTES) served without a token: only static page assets that carry no
+# patient data and no device state (scripts, styles, a service worker). Never frames or status.
+PUBLIC_ROUTES: set[str] = set()
+
+
+def _matching_key(path: str, keys) -> str | None:
+    """``path`` itself, or the longest folder key ("/x/") that ``path`` lies under."""
+    if path in keys:
+        return path
+    folders = [k for k in keys if k.endswith("/") and k != "/" and path.startswith(k)]
+    return max(folders, key=len, default=None)
+
+
+def find_route(path: str) -> Route | None:
+    if ".." in path.split("/"):
+        return None  # no route is ever reached by climbing out of a folder
+    key = _matching_key(path, _ROUTES)
+    return None if key is None else _ROUTES[key]
+
+
+def is_public(path: str) -> bool:
+    """True when ``path`` is a public page asset (no token needed, see PUBLIC_ROUTES)."""
+    if ".." in path.split("/"):
+        return False
+    return _matching_key(path, PUBLIC_ROUTES) is not None
+
+
+def check_token(token: str | None, host: str) -> None:
+    """A given token: not empty; beyond loopback at least MIN_TOKEN_CHARS characters."""
+    if token is None:
+        return
+    if not token.strip():
+        raise UserInputError("--serve-token is empty: give a non-empty token or omit it")
+    if len(token) < MIN_TOKEN_CHARS and not is_loopback(host):
+        raise UserInputError(
+            f"--serve-token is shorter than {MIN_TOKEN_CHARS} characters, the least beyond "
+            f"this device: omit it to get a generated one, or make one with "
+            f"python3 -c 'import secrets; print(secrets.token_urlsafe({TOKEN_BYTES}))'")
 
 
 def _load_page() -> bytes:
@@ -434,19 +528,23 @@ class ServeSink:
     @classmethod
     def from_spec(cls, spec: str, token: str | None = None, alpha: float = DEFAULT_ALPHA,
                   max_viewers: int = DEFAULT_MAX_VIEWERS,
-                  log: Callable[[str], None] | None = print) -> ServeSink:
+                  log: Callable[[str], None] | None = print,
+                  model: dict[str, str] | None = None,
+                  stall_after_s: float = serve_metrics.STALL_AFTER_S) -> ServeSink:
         """Listen now (so a busy port fails before the first frame) and start serving.
 
         A token is generated when listening beyond loopback and none is given; a given
-        token is enforced on any address. ``log`` gets the URL to open (None: silent).
+        token is enforced on any address (beyond loopback it needs MIN_TOKEN_CHARS).
+        ``log`` gets the URL to open (None: silent). ``model``: labels of /metrics'
+        model_info (sha256, name, version, backend). ``stall_after_s``: /healthz answers
+        503 when no frame came for longer than this.
         """
         host, port = parse_host_port(spec)
         if max_viewers < 1:
             raise UserInputError(f"--serve-max-viewers {max_viewers}: must be at least 1")
         if not 0.0 <= alpha <= 1.0:
             raise UserInputError(f"overlay alpha {alpha}: must be from 0 to 1")
-        if token is not None and not token.strip():
-            raise UserInputError("--serve-token is empty: give a non-empty token or omit it")
+        check_token(token, host)
         if token is None and not is_loopback(host):
             token = secrets.token_urlsafe(TOKEN_BYTES)
         server_cls = _Server6 if ":" in host else _Server
@@ -454,7 +552,8 @@ class ServeSink:
             server = server_cls((host, port), _Handler)
         except OSError as err:
             raise UserInputError(bind_error_message(spec, host, port, err)) from None
-        server.hub, server.token, server.alpha = FrameHub(max_viewers), token, alpha
+        server.hub, server.token, server.alpha = FrameHub(max_viewers, stall_after_s), token, alpha
+        server.hub.model = dict(model or {})
         server.page = _load_page()
         sink = cls(server, host, token)
         if log is not None:

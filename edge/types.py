@@ -76,6 +76,26 @@ class Backend(Protocol):
 
 
 @dataclass
+class ClassResult:
+    """One structure of a frame (multi-class models; a nerve-only model has one, "nerve").
+
+    id, name, color ("#rrggbb"), safety: from the sidecar's class list (edge.metadata).
+    mask: uint8 0/255 at the frame's size, this class alone (classes may overlap).
+    detected / area_px: any pixel left after this class's threshold and min area; its pixels.
+    near_centre: a safety structure within the centre-line band (edge.postprocess).
+    """
+
+    id: int
+    name: str
+    color: str
+    safety: bool
+    mask: np.ndarray
+    detected: bool
+    area_px: int
+    near_centre: bool = False
+
+
+@dataclass
 class FrameResult:
     """Everything a sink may want about one processed frame.
 
@@ -90,6 +110,10 @@ class FrameResult:
     presence: presence-head probability when the model has one, else None.
     fps:     rolling FPS at this frame.
     stage_ms: the last per-stage timings in milliseconds (capture, preprocess, ...).
+    classes: per-structure results in the sidecar's class order (None: not computed).
+    class_map: uint8 HxW class ids (0 = background, safety classes drawn last) for
+             multi-class models; None for a nerve-only model (``mask`` is the whole story).
+    safety_warning: a safety structure is near the image's vertical centre line.
     """
 
     frame_index: int
@@ -104,6 +128,9 @@ class FrameResult:
     presence: float | None = None
     fps: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)
+    classes: list[ClassResult] | None = None
+    class_map: np.ndarray | None = None
+    safety_warning: bool = False
 
 
 @runtime_checkable

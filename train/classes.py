@@ -81,16 +81,16 @@ def nerve_channel(classes, nerve_class: int = 1) -> int | None:
 def classes_of(model_path) -> tuple[dict[str, Any], ...] | None:
     """The class list of a model file: its sidecar's ``"classes"`` (.tflite/.onnx), else its
     run folder's config (.keras); None = a nerve-only model."""
+    from dataclasses import asdict
     from pathlib import Path
 
     from edge.metadata import load_meta, sidecar_path
 
     path = Path(model_path)
     if sidecar_path(path).is_file():
-        meta = load_meta(path)
-        found = getattr(meta, "classes", None) or meta.extra.get("classes")
+        found = load_meta(path).classes  # validated edge.metadata.ClassSpecs
         if found:
-            return tuple(dict(c) for c in found)
+            return tuple({k: v for k, v in asdict(c).items() if v is not None} for c in found)
     from train.config import run_of
 
     run = run_of(path) if path.suffix in (".keras", ".h5") or path.is_dir() else None

@@ -10,6 +10,7 @@ last epoch's checkpoint is kept, continue with --resume).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from edge import clikit
@@ -252,7 +253,16 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return clikit.run_cli("edge-train", _main, argv)
+    code = clikit.run_cli("edge-train", _main, argv)
+    if argv is None and code == clikit.EXIT_INTERRUPTED:
+        # Run as a program and stopped mid-epoch: tf.data's worker threads may still call into
+        # Python while the interpreter finalizes, which aborts the process (a fatal
+        # "PyThreadState_Get" error, exit -6, seen under load). The checkpoint is on disk and
+        # the message printed, so leave without finalizing, with the documented exit code.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

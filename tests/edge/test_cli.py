@@ -80,7 +80,8 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "record folder missing": (["--record", str(tmp / "no" / "o.mp4")], "o.mp4"),
         "masks under a file": (["--save-masks", str(tmp / "a_file" / "m")], "--save-masks"),
         "report folder missing": (["--report", str(tmp / "no" / "r.json")], "does not exist"),
-        "report in /proc": (["--report", "/proc/x.json"], "--report /proc/x.json: cannot write"),
+        "report in /proc": (["--report", "/proc/x.json"],
+                            "--report /proc/x.json: folder /proc is not writable"),
         "no mask output": (["--model", str(NO_MASK)], "has no 1xHxWx1 mask output (outputs: 1x10)"),
         "images is a file": (["--images", str(tmp / "a_file")], "is not an image folder"),
     }

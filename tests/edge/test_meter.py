@@ -1,10 +1,22 @@
-"""edge.meter with a fake clock: percentiles, FPS, non-model share, the table."""
+"""edge.meter with a fake clock: percentiles, FPS, non-model share, the table, and bounded
+memory over long runs (streaming statistics)."""
 
 from __future__ import annotations
 
+import tracemalloc
+
+import numpy as np
 import pytest
 
-from edge.meter import StageMeter, format_summary
+from edge.meter import (
+    EXACT_SAMPLES,
+    HIST_BINS,
+    PERCENTILE_REL_ERROR,
+    PERCENTILES,
+    StageMeter,
+    StageStats,
+    format_summary,
+)
 
 
 class FakeClock:
@@ -82,3 +94,70 @@ def test_summary_lists_stages_in_the_given_order_total_last():
     with meter.stage("capture"):  # first seen after the others
         clock.advance(1.0)
     assert list(meter.summary()["stages"]) == ["capture", "preprocess", "inference", "total"]
+
+
+# --------------------------------------------------------------------------- bounded memory
+LONG_RUN_FRAMES = 200_000  # ~3 min at 1000 FPS, ~2 h at 30 FPS
+# Python heap the meter may gain between frame 20k and 200k: a few buckets' worth of noise.
+# The old per-stage lists grew ~200 bytes a frame here (36 MB over these 180k frames).
+ALLOWED_GROWTH_BYTES = 64 * 1024
+
+
+def test_memory_stays_bounded_over_a_long_run():
+    clock = FakeClock()
+    meter = StageMeter(clock=clock)
+    tracemalloc.start()
+    try:
+        for i in range(LONG_RUN_FRAMES):
+            if i == LONG_RUN_FRAMES // 10:
+                before = tracemalloc.get_traced_memory()[0]
+            meter.begin_frame()
+            meter.start("inference")
+            clock.advance(1.0 + (i % 97) / 10.0)
+            meter.stop("inference")
+            meter.end_frame()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < ALLOWED_GROWTH_BYTES, f"meter grew {grown} bytes over the run"
+    for stats in meter.stage_stats().values():
+        assert stats.count == LONG_RUN_FRAMES
+        assert stats.buffer_len() <= max(EXACT_SAMPLES, HIST_BINS)
+    assert meter.summary()["stages"]["inference"]["count"] == LONG_RUN_FRAMES
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_long_run_percentiles_agree_with_exact_ones(seed: int):
+    rng = np.random.default_rng(seed)
+    # A latency-like distribution: log-normal around 5 ms with a heavy right tail.
+    values = rng.lognormal(mean=np.log(5.0), sigma=0.6, size=LONG_RUN_FRAMES)
+    stats = StageStats()
+    for v in values.tolist():
+        stats.add(v)
+    assert not stats.exact  # past EXACT_SAMPLES: the histogram answers
+    s = stats.summary()
+    assert s["count"] == LONG_RUN_FRAMES
+    assert s["mean_ms"] == pytest.approx(values.mean(), abs=1e-4)  # exact (4 decimals)
+    for p in PERCENTILES:
+        exact = float(np.percentile(values, p))
+        assert s[f"p{p}_ms"] == pytest.approx(exact, rel=PERCENTILE_REL_ERROR), p
+    assert PERCENTILE_REL_ERROR < 0.011  # the documented "within 1 %"
+
+
+def test_histogram_percentiles_stay_within_observed_range():
+    stats = StageStats()
+    for _ in range(EXACT_SAMPLES + 5):
+        stats.add(0.0)  # e.g. "render" with no sink: 0 ms, below the first bucket
+    stats.add(2e6)  # a 33-minute stall: beyond the last bucket
+    s = stats.summary()
+    assert s["p50_ms"] == 0.0 and s["p99_ms"] == 0.0
+    assert stats.percentile(100) == pytest.approx(2e6)
+
+
+def test_short_runs_keep_exact_percentiles():
+    stats = StageStats()
+    values = [float(v) for v in range(EXACT_SAMPLES)]
+    for v in values:
+        stats.add(v)
+    assert stats.exact
+    assert stats.percentile(99) == pytest.approx(np.percentile(values, 99))

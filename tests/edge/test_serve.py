@@ -288,6 +288,71 @@ def test_loopback_needs_no_token_but_a_given_one_is_enforced():
         locked.close()
 
 
+GOOD_TOKEN = "s3cret-long-enough-1234"
+
+
+@pytest.fixture
+def guarded():
+    """A server beyond loopback with a fixed token, and frames flowing."""
+    sink = ServeSink.from_spec("0.0.0.0:0", token=GOOD_TOKEN, log=None)
+    feeder = Feeder(sink)
+    yield sink
+    feeder.close()
+    sink.close()
+
+
+@pytest.mark.parametrize("token", ["a", "1234", "x" * (serve.MIN_TOKEN_CHARS - 1)])
+def test_short_token_refused_beyond_loopback(token):
+    with pytest.raises(UserInputError, match=f"shorter than {serve.MIN_TOKEN_CHARS}") as info:
+        ServeSink.from_spec("0.0.0.0:0", token=token, log=None)
+    assert "\n" not in str(info.value)
+
+
+def test_token_of_minimum_length_accepted_beyond_loopback():
+    sink = ServeSink.from_spec("0.0.0.0:0", token="x" * serve.MIN_TOKEN_CHARS, log=None)
+    sink.close()
+
+
+def test_edge_run_refuses_a_short_token_with_exit_2_and_one_line():
+    cmd = [sys.executable, "-m", "edge.cli", "--source", "phantom", "--headless",
+           "--max-frames", "2", "--serve", "0.0.0.0:0", "--serve-token", "a"]
+    got = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert got.returncode == 2, got.stderr
+    errors = [line for line in got.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "--serve-token" in errors[0] and "Traceback" not in got.stderr
+
+
+@pytest.mark.parametrize("path, headers", [
+    (f"/status.json?token=bad&token={GOOD_TOKEN}", {}),
+    (f"/status.json?token={GOOD_TOKEN}&token=bad", {}),
+    (f"/status.json?token={GOOD_TOKEN}&token={GOOD_TOKEN}", {}),
+    ("/status.json?token=bad", {"Authorization": f"Bearer {GOOD_TOKEN}"}),
+])
+def test_one_token_per_request(guarded, path, headers):
+    status, _, body = request(guarded.port, path, headers)
+    assert status == 400 and b"once" in body
+
+
+@pytest.mark.parametrize("path", ["/nope", "/index.html", "/../etc/passwd", "/stream.mjpg/",
+                                  "/metrics/x", "/favicon.ico"])
+def test_unknown_routes_are_401_without_a_token_and_404_with_it(guarded, path):
+    assert request(guarded.port, path)[0] == 401
+    assert request(guarded.port, f"{path}?token={GOOD_TOKEN}")[0] == 404
+
+
+def test_public_page_assets_need_no_token_but_nothing_else_does(guarded, monkeypatch):
+    def asset(handler, query):
+        handler._send(200, b"console.log(1)", "text/javascript")
+
+    monkeypatch.setitem(serve._ROUTES, "/assets/", asset)
+    monkeypatch.setattr(serve, "PUBLIC_ROUTES", {"/assets/"})
+    assert request(guarded.port, "/assets/app.js")[0] == 200
+    assert request(guarded.port, "/assets/")[0] == 200
+    for path in ["/status.json", "/", "/assets/../status.json", "/assetsx", "/frame.jpg"]:
+        assert request(guarded.port, path)[0] == 401, path
+    assert request(guarded.port, f"/assets/../x.js?token={GOOD_TOKEN}")[0] == 404
+
+
 def test_viewers_are_bounded():
     sink = ServeSink.from_spec("127.0.0.1:0", max_viewers=1, log=None)
     feeder = Feeder(sink)
@@ -376,12 +441,13 @@ def cli_supports_serve() -> bool:
 
 
 @pytest.mark.skipif(not cli_supports_serve(), reason="edge.cli has no --serve flag yet")
-def test_edge_run_serves_the_phantom():
+def test_edge_run_serves_the_phantom(tmp_path):
     with socket.socket() as probe:  # a free loopback port for the child to listen on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     cmd = [sys.executable, "-m", "edge.cli", "--source", "phantom", "--headless",
-           "--serve", f"127.0.0.1:{port}", "--max-frames", "400"]
+           "--serve", f"127.0.0.1:{port}", "--max-frames", "400",
+           "--report", str(tmp_path / "run.json")]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     try:
@@ -397,6 +463,8 @@ def test_edge_run_serves_the_phantom():
         assert {"inference", "postprocess"} <= set(status["stage_ms"])
         code, _, body = request(port, "/frame.jpg")
         assert code == 200 and decode(body).shape[:2] == (status["height"], status["width"])
+        assert request(port, "/healthz")[0] == 200
+        metrics = request(port, "/metrics")[2].decode()
         output = proc.communicate(timeout=120)[0]
     finally:
         if proc.poll() is None:
@@ -404,3 +472,5 @@ def test_edge_run_serves_the_phantom():
             proc.communicate()
     assert proc.returncode == 0 and "Traceback" not in output, output
     assert f"http://127.0.0.1:{port}/" in output, "the URL to open should be printed"
+    sha = json.loads((tmp_path / "run.json").read_text())["model_sha256"]
+    assert f'sha256="{sha}"' in metrics, "/metrics' model_info should name the running model"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -132,7 +133,7 @@ def test_video_sink_writes_a_playable_file_with_every_frame(tmp_path: Path, suff
     sink.write(result(6, hw=(30, 40)))  # a different size is resized, not dropped
     sink.close()
     sink.close()  # idempotent (the loop's finally after Ctrl-C)
-    capture = cv2.VideoCapture(str(path))
+    capture = cv2.VideoCapture(str(sink.path))  # .mp4 is recorded as .mkv (crash-safe)
     frames = []
     while (got := capture.read())[0]:
         frames.append(got[1])
@@ -156,7 +157,7 @@ def test_video_sink_writes_gray_frames_as_color(tmp_path: Path) -> None:
 def test_video_sink_refuses_bad_paths(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=r"--record .*out.gif: unknown video type.*\.mp4"):
         VideoFileSink(tmp_path / "out.gif")
-    with pytest.raises(OutputError, match="not an existing folder"):
+    with pytest.raises(OutputError, match="does not exist"):
         VideoFileSink(tmp_path / "no" / "such" / "out.mp4")
     (tmp_path / "dir.mp4").mkdir()
     with pytest.raises(OutputError, match="is a folder"):
@@ -213,3 +214,83 @@ def test_mask_sink_in_unwritable_places(tmp_path: Path) -> None:
         MaskDirSink(UNWRITABLE / "nerve-masks")
     with pytest.raises(OutputError, match="not writable"):
         MaskDirSink(UNWRITABLE)
+
+
+# --------------------------------------------------------------------------- crash safety
+def test_mp4_is_recorded_as_matroska_and_the_user_is_told(tmp_path: Path) -> None:
+    told: list[str] = []
+    sink = VideoFileSink(tmp_path / "out.mp4", fps=15, log=told.append)
+    assert sink.path == tmp_path / "out.mkv" and sink.requested == tmp_path / "out.mp4"
+    assert len(told) == 1 and "out.mkv" in told[0] and "power cut" in told[0]
+    for i in range(3):
+        sink.write(result(i))
+    sink.close()
+    assert not (tmp_path / "out.mp4").exists()
+    assert int(cv2.VideoCapture(str(sink.path)).get(cv2.CAP_PROP_FOURCC)) != 0
+
+
+def test_mp4_can_still_be_asked_for_explicitly(tmp_path: Path) -> None:
+    told: list[str] = []
+    sink = VideoFileSink(tmp_path / "out.mp4", fps=15, crash_safe=False, log=told.append)
+    sink.write(result(0))
+    sink.close()
+    assert sink.path == tmp_path / "out.mp4" and sink.path.stat().st_size > 0 and not told
+
+
+def test_recording_is_flushed_to_disk_periodically_and_at_close(tmp_path, monkeypatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(sinks.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    monkeypatch.setattr(sinks, "FSYNC_EVERY_S", 0.01)
+    sink = VideoFileSink(tmp_path / "out.avi", fps=15)
+    sink.write(result(0))
+    deadline = 200
+    while len(synced) < 2 and deadline:  # the background thread syncs on its own
+        deadline -= 1
+        threading.Event().wait(0.01)
+    assert len(synced) >= 2
+    before = len(synced)
+    sink.close()
+    # One last flush after the trailer (the thread may have synced once more meanwhile) ...
+    assert len(synced) >= before + 1
+    after = len(synced)
+    threading.Event().wait(0.1)
+    assert len(synced) == after  # ... and the background thread has stopped
+    assert [t.name for t in threading.enumerate() if t.name == "record-fsync"] == []
+
+
+class BrokenWriter:
+    def __init__(self) -> None:
+        self.released = 0
+
+    def write(self, image) -> None:
+        pass
+
+    def release(self) -> None:
+        self.released += 1
+        raise cv2.error("disk full")
+
+
+def test_close_never_raises_and_says_what_failed(tmp_path: Path) -> None:
+    told: list[str] = []
+    sink = VideoFileSink(tmp_path / "out.avi", fps=15, log=told.append)
+    sink.write(result(0))
+    broken = BrokenWriter()
+    sink._writer.release()
+    sink._writer = broken
+    sink.close()  # a failing trailer must not cost the run its summary and report
+    sink.close()
+    assert broken.released == 1
+    assert len(told) == 1 and "finishing" in told[0] and "out.avi" in told[0]
+
+
+def test_mask_files_get_the_users_umask_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        sink = MaskDirSink(tmp_path / "masks")
+        sink.write(result(0))
+        sink.close()
+    finally:
+        os.umask(old)
+    (png,) = (tmp_path / "masks").glob("*.png")
+    assert png.stat().st_mode & 0o777 == 0o644  # readable by the clinic's other tools

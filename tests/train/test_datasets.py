@@ -19,8 +19,8 @@ REAL_RLE_IDS = ("1_2", "10_1", "25_107", "41_12")  # a few real frames with nerv
 N_FRAMES = 24  # conftest: 6 subjects x 4 frames
 
 
-def test_train_datasets_and_metrics_import_without_tensorflow():
-    code = ("import sys, train.datasets, train.metrics; "
+def test_train_datasets_and_evaluator_import_without_tensorflow():
+    code = ("import sys, train.datasets, edge.evaluate; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 

@@ -24,7 +24,8 @@ from train.cli import eval_parser, main, train_parser
 TINY = ["--input-size", "32x48", "--base-filters", "4", "--depth", "2", "--batch", "4",
         "--max-steps-per-epoch", "2", "--val-fraction", "0.34", "--progress", "0",
         "--threads", "1"]
-DEVICE_PYTHON = Path("/work/main/.venv-edge/bin/python")  # the device install: no TensorFlow
+# The device install (make venv-edge): no TensorFlow.
+DEVICE_PYTHON = Path(__file__).resolve().parents[2] / ".venv-edge" / "bin" / "python"
 INSTALL = "pip install -e '.[train]'"
 
 

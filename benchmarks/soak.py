@@ -1,0 +1,333 @@
+"""edge-bench soak: run edge-run for minutes and watch its memory and speed.
+
+A clinic board runs for weeks; a leak of a few hundred bytes per frame fills a Pi's memory
+within days. This runs ``edge-run ... --headless`` (or any command) as a child process,
+samples its resident memory (RSS) every SAMPLE_S seconds from /proc/PID/status (psutil
+elsewhere), reads the frame counter and FPS from edge-run's periodic stderr line
+``edge-run: frame N, X FPS, ...``, stops it with SIGINT (a normal stop: summary + report) and
+reports:
+
+  * rss slope_mb_per_h: least-squares slope of RSS over time AFTER the warm-up (allocator
+    arenas, caches and the meter's exact-sample buffers fill during the first minutes), and
+    the same in bytes_per_frame (a leak grows per frame: MB/h scales with the FPS);
+  * RSS at start, after the warm-up, at the end, and its maximum;
+  * frames and FPS per block (BLOCK_S seconds), from the frame counter (exact) and the
+    reported rolling FPS (mean of the lines in the block);
+  * the machine (benchmarks.machine) and edge-run's own summary (its --report).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edge.errors import UserInputError
+
+SAMPLE_S = 2.0  # RSS sampling period
+BLOCK_S = 60.0  # FPS is reported per block of this length
+WARMUP_MAX_S = 120.0  # the warm-up is this long at most ...
+WARMUP_SHARE = 0.25  # ... and at most this share of the run
+STOP_GRACE_S = 30.0  # after SIGINT, how long the child may take to write its summary
+KILL_GRACE_S = 5.0  # after SIGTERM, before SIGKILL
+MB = 1e6  # decimal megabytes, like the issue's figures
+S_PER_H = 3600.0
+KB = 1024  # /proc/PID/status reports kB (KiB)
+PROC_SELF_STATUS = Path("/proc/self/status")
+STATUS_RE = re.compile(r"edge-run: frame (\d+), ([0-9.]+) FPS")
+TARGET_SLOPE_MB_PER_H = 1.0  # issue 11: flat means below this after the warm-up
+
+
+@dataclass(frozen=True)
+class SoakConfig:
+    """One soak run.
+
+    minutes: how long the child runs before it is stopped with SIGINT.
+    command: the child's argv (build_edge_run_command for edge-run).
+    sample_s, block_s: RSS sampling period and FPS block length (s).
+    warmup_s: samples before this are left out of the slope; None = min(WARMUP_MAX_S,
+              WARMUP_SHARE of the run).
+    report: edge-run's --report path inside the command, read back at the end (or None).
+    """
+
+    minutes: float
+    command: tuple[str, ...]
+    sample_s: float = SAMPLE_S
+    block_s: float = BLOCK_S
+    warmup_s: float | None = None
+    report: str | None = None
+
+    def __post_init__(self):
+        if not self.minutes > 0:
+            raise UserInputError(f"--minutes {self.minutes}: use a positive number, e.g. 20")
+        if not self.command:
+            raise UserInputError("soak: empty child command")
+        if not self.sample_s > 0 or not self.block_s > 0:
+            raise UserInputError("--sample-s and --block-s must be positive (seconds)")
+        if self.warmup_s is not None and self.warmup_s < 0:
+            raise UserInputError(f"--warmup-s {self.warmup_s}: use 0 or more seconds")
+
+    @property
+    def duration_s(self) -> float:
+        return self.minutes * 60.0
+
+    @property
+    def effective_warmup_s(self) -> float:
+        if self.warmup_s is not None:
+            return self.warmup_s
+        return min(WARMUP_MAX_S, WARMUP_SHARE * self.duration_s)
+
+
+def edge_root() -> str:
+    """The folder holding the ``edge`` package this process imported."""
+    import edge
+
+    return str(Path(edge.__file__).resolve().parent.parent)
+
+
+# `python -m edge.cli` would import edge from the current folder first (sys.path[0]), which
+# in a checkout may be another version than the one this soak reports on; pin it instead.
+CHILD_BOOTSTRAP = ("import runpy, sys; sys.path[0] = {root!r}; "
+                   "runpy.run_module('edge.cli', run_name='__main__', alter_sys=True)")
+
+
+def build_edge_run_command(source_flags: list[str], model: str | None, threads: int,
+                           extra: list[str], report: str | None) -> tuple[str, ...]:
+    """edge-run in this interpreter, importing the same edge package as this process."""
+    cmd = [sys.executable, "-c", CHILD_BOOTSTRAP.format(root=edge_root()), *source_flags,
+           "--headless", "--threads", str(threads)]
+    if model:
+        cmd += ["--model", model]
+    cmd += extra
+    if report:
+        cmd += ["--report", report]
+    return tuple(cmd)
+
+
+def read_rss_bytes(pid: int) -> int | None:
+    """Resident memory of ``pid`` in bytes, or None once it has gone."""
+    if not PROC_SELF_STATUS.exists():
+        import psutil  # not Linux: the [train] extra has it
+
+        try:
+            return int(psutil.Process(pid).memory_info().rss)
+        except psutil.Error:
+            return None
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * KB
+    return None  # a zombie has no VmRSS line
+
+
+def parse_status(line: str) -> tuple[int, float] | None:
+    """``edge-run: frame N, X FPS, ...`` -> (N, X); None for any other line."""
+    match = STATUS_RE.search(line)
+    return (int(match[1]), float(match[2])) if match else None
+
+
+def fit_slope(times_s: list[float], values: list[float]) -> float | None:
+    """Least-squares slope (values per second); None with fewer than 2 distinct times."""
+    n = len(times_s)
+    if n < 2:
+        return None
+    mean_t, mean_v = sum(times_s) / n, sum(values) / n
+    var = sum((t - mean_t) ** 2 for t in times_s)
+    if var == 0:
+        return None
+    return sum((t - mean_t) * (v - mean_v) for t, v in zip(times_s, values, strict=True)) / var
+
+
+@dataclass
+class _Watch:
+    """What the sampler and the stderr reader collect while the child runs."""
+
+    rss: list[tuple[float, int]] = field(default_factory=list)  # (t_s, bytes)
+    status: list[tuple[float, int, float]] = field(default_factory=list)  # (t_s, frame, fps)
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+STDERR_TAIL_LINES = 20  # kept for the result when the child fails
+
+
+def _read_stderr(stream, watch: _Watch, t0: float) -> None:
+    for raw in stream:
+        line = raw.decode(errors="replace").rstrip()
+        got = parse_status(line)
+        if got is not None:
+            watch.status.append((time.monotonic() - t0, *got))
+        else:
+            watch.stderr_tail = (watch.stderr_tail + [line])[-STDERR_TAIL_LINES:]
+
+
+def _default_sigint() -> None:
+    """In the child before exec: a soak started in the background (``cmd &``, nohup) inherits
+    SIGINT ignored, and Python then never turns SIGINT into KeyboardInterrupt; the normal
+    stop (summary, report, finished recording) needs it back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    """SIGINT (edge-run's normal stop), then SIGTERM, then SIGKILL; returns how it ended."""
+    for sig, grace, how in ((signal.SIGINT, STOP_GRACE_S, "SIGINT"),
+                            (signal.SIGTERM, KILL_GRACE_S, "SIGTERM"),
+                            (signal.SIGKILL, None, "SIGKILL")):
+        if proc.poll() is not None:
+            return how
+        proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+            return how
+        except subprocess.TimeoutExpired:
+            continue
+    return "SIGKILL"
+
+
+def _watch_child(cfg: SoakConfig, log) -> tuple[_Watch, int, str, float]:
+    """Run the child for cfg.minutes, sampling; returns (watch, exit code, stop, wall s)."""
+    watch = _Watch()
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cfg.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_default_sigint)
+    reader = threading.Thread(target=_read_stderr, args=(proc.stderr, watch, t0), daemon=True)
+    reader.start()
+    stopped_by = "exited by itself"
+    next_log = t0 + cfg.block_s
+    try:
+        while (now := time.monotonic()) - t0 < cfg.duration_s:
+            rss = read_rss_bytes(proc.pid) if proc.poll() is None else None
+            if rss is None:
+                break
+            watch.rss.append((now - t0, rss))
+            if now >= next_log:
+                next_log += cfg.block_s
+                frames = watch.status[-1][1] if watch.status else 0
+                log(f"soak: {now - t0:6.0f} s  RSS {rss / MB:7.1f} MB  frame {frames}")
+            time.sleep(min(cfg.sample_s, max(0.0, cfg.duration_s - (now - t0))))
+        else:
+            stopped_by = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            stopped_by = _stop(proc)
+    reader.join(KILL_GRACE_S)
+    return watch, proc.returncode, stopped_by, time.monotonic() - t0
+
+
+def rss_figures(rss: list[tuple[float, int]], warmup_s: float,
+                first_frame_s: float | None = None) -> dict:
+    """RSS at start (the first sample once frames flow: before that the child is still
+    importing) / after warm-up / end / max (MB), and the slope after the warm-up."""
+    if not rss:
+        return {"samples": 0}
+    running = [(t, b) for t, b in rss if first_frame_s is None or t >= first_frame_s] or rss
+    after = [(t, b) for t, b in rss if t >= warmup_s]
+    slope = fit_slope([t for t, _ in after], [b / MB for _, b in after]) if after else None
+    return {
+        "samples": len(rss),
+        "start_mb": round(running[0][1] / MB, 2),
+        "start_s": round(running[0][0], 1),
+        "after_warmup_mb": round(after[0][1] / MB, 2) if after else None,
+        "end_mb": round(rss[-1][1] / MB, 2),
+        "max_mb": round(max(b for _, b in rss) / MB, 2),
+        "slope_mb_per_h": None if slope is None else round(slope * S_PER_H, 3),
+        "slope_samples": len(after),
+        "series_s_mb": [[round(t, 1), round(b / MB, 2)] for t, b in rss],
+    }
+
+
+def fps_blocks(status: list[tuple[float, int, float]], block_s: float) -> list[dict]:
+    """Per block: frames counted (first to last status line in it) and FPS from them, plus
+    the mean of the rolling FPS that edge-run reported."""
+    blocks: dict[int, list[tuple[float, int, float]]] = {}
+    for row in status:
+        blocks.setdefault(int(row[0] // block_s), []).append(row)
+    out, prev = [], None
+    for index in sorted(blocks):
+        rows = blocks[index]
+        first = prev if prev is not None else rows[0]
+        last = rows[-1]
+        span = last[0] - first[0]
+        frames = last[1] - first[1]
+        out.append({
+            "block": index, "start_s": round(index * block_s, 1),
+            "end_s": round((index + 1) * block_s, 1), "frames": frames,
+            "fps": round(frames / span, 1) if span > 0 else None,
+            "reported_fps_mean": round(sum(r[2] for r in rows) / len(rows), 1),
+        })
+        prev = last
+    return out
+
+
+def growth_per_frame(slope_mb_per_h: float | None, blocks: list[dict],
+                     warmup_s: float) -> dict:
+    """The slope in bytes per frame, comparable across machines and loads (a leak grows per
+    frame, so MB/h scales with FPS), from the FPS of the blocks after the warm-up."""
+    after = [b for b in blocks if b["start_s"] >= warmup_s and b["fps"]]
+    frames = sum(b["frames"] for b in after)
+    span = sum(b["frames"] / b["fps"] for b in after)
+    fps = frames / span if span > 0 else None
+    per_frame = None if slope_mb_per_h is None or not fps else \
+        slope_mb_per_h * MB / S_PER_H / fps
+    return {"fps_after_warmup": None if fps is None else round(fps, 1),
+            "bytes_per_frame": None if per_frame is None else round(per_frame, 2)}
+
+
+def _edge_run_summary(report: str | None) -> dict | None:
+    if not report or not Path(report).is_file():
+        return None
+    doc = json.loads(Path(report).read_text())
+    keep = ("frames", "wall_s", "fps", "stop_reason", "stages", "non_model_share")
+    return {k: doc[k] for k in keep if k in doc}
+
+
+def run_soak(cfg: SoakConfig, log=None) -> dict:
+    """Run the soak; returns the result document (see the module doc)."""
+    from benchmarks.machine import describe_machine
+
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    log(f"soak: {cfg.minutes:g} min of: {shlex.join(cfg.command)}")
+    watch, code, stopped_by, wall = _watch_child(cfg, log)
+    first_frame_s = watch.status[0][0] if watch.status else None
+    rss = rss_figures(watch.rss, cfg.effective_warmup_s, first_frame_s)
+    slope = rss.get("slope_mb_per_h")
+    blocks = fps_blocks(watch.status, cfg.block_s)
+    rss.update(growth_per_frame(slope, blocks, cfg.effective_warmup_s))
+    doc = {
+        "kind": "soak",
+        "config": {**asdict(cfg), "command": shlex.join(cfg.command),
+                   "warmup_s": cfg.effective_warmup_s},
+        "machine": describe_machine(),
+        "wall_s": round(wall, 1),
+        "exit_code": code,
+        "stopped_by": stopped_by,
+        "rss": rss,
+        "flat": None if slope is None else abs(slope) < TARGET_SLOPE_MB_PER_H,
+        "target_slope_mb_per_h": TARGET_SLOPE_MB_PER_H,
+        "frames": watch.status[-1][1] if watch.status else None,
+        "fps_blocks": blocks,
+        "edge_run_summary": _edge_run_summary(cfg.report),
+        "stderr_tail": watch.stderr_tail,
+    }
+    log(f"soak: RSS {rss.get('start_mb')} -> {rss.get('end_mb')} MB, slope after "
+        f"{cfg.effective_warmup_s:.0f} s warm-up: {slope} MB/h; exit {code} ({stopped_by})")
+    return doc
+
+
+def temp_report_path() -> str:
+    """Where edge-run writes its summary for the soak to read back (removed afterwards)."""
+    fd, path = tempfile.mkstemp(prefix="soak-report-", suffix=".json")
+    os.close(fd)
+    os.unlink(path)
+    return path

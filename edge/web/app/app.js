@@ -1,0 +1,291 @@
+// The page: frames from a camera (getUserMedia, with a device picker) or a video file, through
+// the engine, drawn with the mask, per-stage ms and FPS. Exposes window.nerveEdge (see
+// docs/tablet.md): ready, segment(imageData), stats(). A multi-class model is drawn one
+// colour per class (the sidecar's), safety classes on top, with the centre-line warning.
+//
+// URL options: ?backend=webgpu|wasm-threads|wasm (default: the best available),
+// ?threads=N (threaded WASM), ?roi=x,y,w,h (crop, as edge-run --roi).
+import {Engine} from './nerve.js';
+import {drawMask} from './imgproc.js';
+
+const WINDOW = 30; // frames in the rolling FPS and stage averages
+const HUD_PERIOD_MS = 250; // the text overlay is refreshed at most this often
+const FILL_ALPHA = 0.4; // as edge-run --alpha
+const FILL_COLOR = [60, 230, 90];
+const STAGES = ['grab', 'preprocess', 'inference', 'postprocess', 'draw'];
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const video = $('source');
+const view = $('view');
+const ctx = view.getContext('2d', {willReadFrequently: true});
+
+/** Rolling FPS (frames finished per second) and mean per-stage milliseconds. */
+class Meter {
+  constructor() { this.reset(); }
+  reset() { this.ends = []; this.stages = []; this.frames = 0; }
+  add(stageMs) {
+    this.ends.push(performance.now());
+    this.stages.push(stageMs);
+    this.frames++;
+    if (this.ends.length > WINDOW) { this.ends.shift(); this.stages.shift(); }
+  }
+  fps() {
+    const n = this.ends.length;
+    return n < 2 ? 0 : (n - 1) * 1000 / (this.ends[n - 1] - this.ends[0]);
+  }
+  stageMs() {
+    const out = {};
+    for (const s of this.stages) for (const [k, v] of Object.entries(s)) out[k] = (out[k] || 0) + v;
+    for (const k of Object.keys(out)) out[k] /= this.stages.length;
+    return out;
+  }
+}
+
+const meter = new Meter();
+let engine = null;
+let running = false;
+let lastTime = -1; // currentTime of the last processed video frame
+let lastHud = 0;
+let mask = new Uint8Array(0);
+
+function message(text) { $('message').textContent = text || ''; }
+
+function options() {
+  const roi = params.get('roi');
+  return {backend: params.get('backend') || 'auto', threads: Number(params.get('threads')) || 0,
+          roi: roi ? roi.split(',').map(Number) : null};
+}
+
+// One frame: grab -> segment (pre, inference, post) -> draw, once per NEW video frame
+// (requestVideoFrameCallback; a camera's currentTime moves even without one). Frames that
+// arrive while one is being processed are skipped: the newest one is taken next.
+async function step() {
+  if (!running) return;
+  if (video.readyState >= 2 && video.videoWidth && video.currentTime !== lastTime) {
+    lastTime = video.requestVideoFrameCallback ? -1 : video.currentTime;
+    try {
+      await processFrame(video, video.videoWidth, video.videoHeight);
+    } catch (err) {
+      message(`frame failed: ${err.message || err}`);
+    }
+  }
+  schedule();
+}
+
+function schedule() {
+  if (!running) return;
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(step);
+  else requestAnimationFrame(step);
+}
+
+/** The per-frame work, from any drawable source (video element, ImageBitmap). */
+async function processFrame(source, w, h) {
+  const t0 = performance.now();
+  if (view.width !== w || view.height !== h) { view.width = w; view.height = h; }
+  ctx.drawImage(source, 0, 0, w, h);
+  const frame = ctx.getImageData(0, 0, w, h);
+  const t1 = performance.now();
+  if (mask.length !== w * h) mask = new Uint8Array(w * h);
+  const result = await engine.segment(frame, mask);
+  const t2 = performance.now();
+  if (result.classes) drawClasses(frame.data, result, w, h);
+  else drawMask(frame.data, result.mask, w, h, FILL_ALPHA, FILL_COLOR, result.box);
+  ctx.putImageData(frame, 0, 0);
+  const t3 = performance.now();
+  const stages = {grab: t1 - t0, ...result.stageMs, draw: t3 - t2, total: t3 - t0};
+  meter.add(stages);
+  if (t3 - lastHud > HUD_PERIOD_MS) { lastHud = t3; hud(result); }
+  return stages;
+}
+
+/** "#rrggbb" -> [r, g, b]. */
+function rgb(color) {
+  return [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
+}
+
+let shown = new Uint8Array(0); // one class's pixels in the class-id map (zero between uses)
+
+/** Each detected class in its colour where the class-id map shows it (safety classes win
+ *  where structures overlap, as in edge-run's overlay): every pixel is blended once. */
+function drawClasses(rgba, result, w, h) {
+  if (shown.length !== w * h) shown = new Uint8Array(w * h);
+  for (const c of result.classes) {
+    if (!c.detected) continue;
+    const [x0, y0, x1, y1] = c.box;
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0; x <= x1; x++) shown[y * w + x] = result.classMap[y * w + x] === c.id;
+    }
+    drawMask(rgba, shown, w, h, FILL_ALPHA, rgb(c.color), c.box);
+    for (let y = y0; y <= y1; y++) shown.fill(0, y * w + x0, y * w + x1 + 1);
+  }
+}
+
+function median(values) {
+  const v = [...values].sort((a, b) => a - b);
+  return v.length ? (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2 : 0;
+}
+
+function hud(result) {
+  const d = $('detect');
+  d.textContent = result.detected ? `NERVE ${result.areaPx} px` : 'no nerve';
+  d.className = result.detected ? 'yes' : 'no';
+  if (result.classes) {
+    d.textContent = result.classes.map((c) => `${c.name}${c.safety ? ' (avoid)' : ''}: ` +
+      (c.detected ? `${c.areaPx} px` : 'no')).join('\n');
+  }
+  const near = (result.classes || []).filter((c) => c.nearCentre).map((c) => c.name);
+  $('safety').textContent = near.length ? `${near.join(', ').toUpperCase()} NEAR CENTRE LINE` : '';
+  const ms = meter.stageMs();
+  $('fps').textContent = `FPS ${meter.fps().toFixed(1)}  frame ${ms.total.toFixed(1)} ms`;
+  $('stages').textContent = STAGES.map((s) => `${s.padEnd(11)} ${ms[s].toFixed(2)} ms`).join('\n');
+}
+
+function start() {
+  meter.reset();
+  lastTime = -1;
+  running = true;
+  $('stop').disabled = false;
+  schedule();
+}
+
+function stop() {
+  running = false;
+  const stream = video.srcObject;
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  video.srcObject = null;
+  if (video.src) { URL.revokeObjectURL(video.src); video.removeAttribute('src'); video.load(); }
+  $('stop').disabled = true;
+}
+
+async function listCameras() {
+  const select = $('devices');
+  const chosen = select.value;
+  const cams = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'videoinput');
+  select.replaceChildren(...cams.map((d, i) => new Option(d.label || `camera ${i + 1}`, d.deviceId)));
+  if (chosen) select.value = chosen;
+  select.disabled = cams.length === 0;
+}
+
+async function startCamera() {
+  stop();
+  const deviceId = $('devices').value;
+  try {
+    video.srcObject = await navigator.mediaDevices.getUserMedia(
+      {video: deviceId ? {deviceId: {exact: deviceId}} : true, audio: false});
+  } catch (err) {
+    return message(`camera: ${err.name}: ${err.message} (allow the camera for this site)`);
+  }
+  await video.play();
+  message('');
+  await listCameras();
+  start();
+}
+
+async function openVideo(file) {
+  stop();
+  video.src = URL.createObjectURL(file);
+  video.loop = true;
+  try {
+    await video.play();
+  } catch (err) {
+    return message(`${file.name}: cannot play this video here (${err.message})`);
+  }
+  message('');
+  start();
+}
+
+function wireUi() {
+  const cameraOk = !!navigator.mediaDevices?.getUserMedia;
+  $('camera').disabled = !cameraOk;
+  if (!cameraOk) {
+    message('The camera needs a secure page (https:// or localhost); a video file still works. ' +
+            'See docs/tablet.md.');
+  } else {
+    listCameras().catch(() => {});
+  }
+  $('camera').addEventListener('click', startCamera);
+  $('devices').addEventListener('change', () => { if (video.srcObject) startCamera(); });
+  $('file').addEventListener('change', (e) => { if (e.target.files[0]) openVideo(e.target.files[0]); });
+  $('stop').addEventListener('click', stop);
+}
+
+// Offline: the service worker caches the page, runtime and model. On a host that cannot send
+// the isolation headers, the worker adds them; reload once so threads become available.
+async function registerWorker() {
+  if (!('serviceWorker' in navigator) || !self.isSecureContext) return;
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    if (!self.crossOriginIsolated && !sessionStorage.getItem('nerve-coi-reload')) {
+      sessionStorage.setItem('nerve-coi-reload', '1');
+      location.reload();
+    }
+  });
+  await navigator.serviceWorker.register('sw.js', {scope: './'});
+}
+
+/** Ask the service worker to keep every file this page loaded (runtime wasm included). */
+async function cacheLoadedFiles() {
+  if (!('serviceWorker' in navigator) || !self.isSecureContext) return;
+  const reg = await navigator.serviceWorker.ready;
+  const here = new URL('./', location.href).href;
+  const urls = performance.getEntriesByType('resource').map((e) => e.name.split('#')[0])
+    .filter((u) => u.startsWith(here));
+  reg.active?.postMessage({type: 'cache', urls: [...new Set([location.href.split('?')[0], ...urls])]});
+}
+
+const ready = Engine.create(options()).then((e) => {
+  engine = e;
+  $('backend').textContent = e.backendLabel;
+  $('backend').title = `available here: ${e.available.join(', ')}; model ${e.cfg.name} ` +
+    `${e.cfg.version}`;
+  cacheLoadedFiles().catch(() => {});
+  return {backend: e.backendLabel, backendId: e.backend, available: e.available, model: e.meta};
+}, (err) => {
+  $('backend').textContent = 'no backend';
+  message(`cannot start: ${err.message || err}`);
+  throw err;
+});
+
+window.nerveEdge = {
+  ready,
+  /** One frame (ImageData, any size) -> {mask 0/255 at its size, width, height, detected,
+   *  areaPx, ms, stageMs, presence}; a multi-class model adds classes: [{id, name, color,
+   *  safety, detected, areaPx, nearCentre, mask, box}], classMap (ids, 0 = background,
+   *  safety last) and safetyWarning. The nerve fields come from the class named "nerve". */
+  async segment(imageData) {
+    await ready;
+    return engine.segment(imageData);
+  },
+  /** Measurement: the live per-frame work (grab, segment, draw) back to back on in-memory
+   *  frames (ImageData list): `count` timed frames after `warmup`. Returns {fps, frames,
+   *  backend, stageMs (mean), stageMsMedian}. */
+  async benchmark(images, count, warmup = 10) {
+    await ready;
+    const bitmaps = await Promise.all(images.map((im) => createImageBitmap(im)));
+    stop();
+    const runs = [];
+    let start = 0;
+    for (let k = 0; k < warmup + count; k++) {
+      if (k === warmup) start = performance.now();
+      const b = bitmaps[k % bitmaps.length];
+      const stages = await processFrame(b, b.width, b.height);
+      if (k >= warmup) runs.push(stages);
+    }
+    const wall = performance.now() - start;
+    const mean = {}, med = {};
+    for (const key of Object.keys(runs[0])) {
+      const v = runs.map((r) => r[key]);
+      mean[key] = v.reduce((a, b) => a + b, 0) / v.length;
+      med[key] = median(v);
+    }
+    return {fps: count * 1000 / wall, frames: count, backend: engine.backendLabel,
+            backendId: engine.backend, stageMs: mean, stageMsMedian: med};
+  },
+  stats() {
+    return {fps: meter.fps(), stageMs: meter.stageMs(), backend: engine ? engine.backendLabel : null,
+            backendId: engine ? engine.backend : null, frames: meter.frames};
+  },
+};
+
+wireUi();
+registerWorker().catch((err) => console.warn('service worker:', err));

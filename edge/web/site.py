@@ -1,0 +1,107 @@
+"""The /app/ site: which URL serves which file, and its export as a static folder.
+
+The page's own files live here (edge/web/app/); the runtime (LiteRT.js JS + wasm) comes from
+the npm registry at set-up time (`make web-runtime` -> edge/web/vendor/, gitignored); the
+model is the packaged web variant and its sidecar. The map is built once, from this fixed
+list: a request can only ever name one of these files.
+
+    python -m edge.web.site DIR      (same as edge-run --export-web DIR)
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from edge.errors import OutputError, UserInputError
+from edge.metadata import load_meta
+
+HERE = Path(__file__).resolve().parent
+APP_DIR = HERE / "app"
+VENDOR_DIR = HERE / "vendor" / "node_modules" / "@litertjs"
+MODELS_DIR = HERE.parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "nerve_default_web.tflite"
+# LiteRT.js picks one of these by browser features (relaxed SIMD, threads); JSPI is not used.
+WASM_VARIANTS = ("litert_wasm_internal", "litert_wasm_compat_internal",
+                 "litert_wasm_threaded_internal")
+RUNTIME_MISSING = ("the in-browser runtime is not installed: run `make web-runtime` "
+                   "(needs npm; fetches @litertjs/core from the npm registry)")
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".json": "application/json", ".webmanifest": "application/manifest+json",
+         ".wasm": "application/wasm", ".tflite": "application/octet-stream",
+         ".png": "image/png", ".css": "text/css; charset=utf-8"}
+
+
+def runtime_files() -> dict[str, Path]:
+    """Site path -> vendored runtime file ({} when `make web-runtime` has not run)."""
+    core, utils = VENDOR_DIR / "core", VENDOR_DIR / "wasm-utils"
+    files = {"runtime/litert.js": core / "dist" / "index.js",
+             "runtime/wasm-utils.js": utils / "dist" / "index.js"}
+    # Their package.json files name the licence (Apache-2.0) and source of what is redistributed.
+    files["runtime/litertjs-core.package.json"] = core / "package.json"
+    files["runtime/litertjs-wasm-utils.package.json"] = utils / "package.json"
+    for name in WASM_VARIANTS:
+        for suffix in (".js", ".wasm"):
+            files[f"runtime/wasm/{name}{suffix}"] = core / "wasm" / f"{name}{suffix}"
+    return files if all(p.is_file() for p in files.values()) else {}
+
+
+def site_files(model: str | Path | None = None) -> dict[str, Path]:
+    """Site path (relative to /app/) -> file on disk: page, icons, runtime, model, sidecar."""
+    model = Path(model) if model else DEFAULT_MODEL
+    if model.suffix != ".tflite" or not model.is_file():
+        raise UserInputError(f"web model {model}: not a .tflite file; pass the web variant "
+                             "(edge-convert --formats web)")
+    sidecar = model.with_suffix(".json")
+    if not sidecar.is_file():
+        raise UserInputError(f"web model {model}: its sidecar {sidecar.name} is missing; "
+                             "copy it from the edge-convert output")
+    fmt = load_meta(model).extra.get("format")
+    if fmt not in (None, "web"):
+        raise UserInputError(f"web model {model}: a {fmt!r} model; the browser runs the web "
+                             "variant only (edge-convert --formats web)")
+    files = {p.name: p for p in sorted(APP_DIR.iterdir()) if p.suffix in TYPES}
+    files.update(runtime_files())
+    files["model/nerve.tflite"] = model
+    files["model/nerve.json"] = sidecar
+    return files
+
+
+def content_type(site_path: str) -> str:
+    return TYPES.get(Path(site_path).suffix, "application/octet-stream")
+
+
+def export_web(out_dir: str | Path, model: str | Path | None = None) -> Path:
+    """Copy the whole /app/ site into out_dir (created; must be empty or absent)."""
+    files = site_files(model)
+    if not runtime_files():
+        raise UserInputError(f"--export-web: {RUNTIME_MISSING}")
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"--export-web {out}: exists and is not an empty folder; "
+                          "choose a new folder")
+    for rel, src in files.items():
+        dst = out / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (1, 2):
+        print("usage: python -m edge.web.site DIR [MODEL.tflite]", file=sys.stderr)
+        return 2
+    try:
+        out = export_web(*args)
+    except (UserInputError, OutputError) as err:
+        print(f"export-web: error: {err}", file=sys.stderr)
+        return 2
+    print(f"export-web: wrote {out} (serve it over HTTPS with COOP/COEP headers; "
+          "see docs/tablet.md)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Mask agreement between the arm64 and the x86 runs of `make check-arm64` (numpy + OpenCV).
+
+Dice of two 0/255 masks, per model: mean, min, how many masks are bit-identical, and where the
+differing pixels lie (on the x86 mask's outline or not): numeric differences between CPU
+kernels move a threshold crossing by a pixel at the outline; a real bug moves whole blobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+AGREEMENT_MIN_DICE = 0.99  # mean Dice arm64 vs x86 every shipped model must reach
+OUTLINE_PX = 2  # a differing pixel this close to the x86 mask's outline counts as "outline"
+
+# What is known about the kernels, quoted next to the measured figures (see ``explain``).
+KERNEL_NOTES = {
+    "tflite": "edge-run runs int8 TFLite models through XNNPACK (NEON on arm64, AVX2/AVX-512 "
+              "on x86); TFLite's own optimized kernels (ruy/gemmlowp) are used without it",
+    "onnx": "ONNX Runtime's float32 MLAS kernels (NEON vs AVX2/FMA) sum in a different order, "
+            "so float outputs differ in the last bits",
+    "opencv": "OpenCV's uint8 cv2.INTER_LINEAR resize has per-ISA SIMD code that rounds "
+              "differently; cv2.INTER_LINEAR_EXACT is bit-exact by design",
+}
+
+
+def _stage_line(name: str, entry: dict | None) -> str:
+    if entry is None:
+        return f"{name}: not measured"
+    return (f"{name}: {entry['bit_identical']}/{entry['outputs']} bit-identical, max gap "
+            f"{entry['max_abs_diff']:g}")
+
+
+DEFAULT_KERNELS = {"tflite": "AUTO", "onnx": "CPU"}  # what edge-run uses
+
+
+def _identical(entry: dict | None) -> bool | None:
+    return None if entry is None else entry["bit_identical"] == entry["outputs"]
+
+
+def conclusion(model: str, raw: dict) -> str:
+    """One sentence: where, by the probe, the arm64 and x86 masks part ways."""
+    kernels = DEFAULT_KERNELS[model_kind(model)]
+    interp = raw.get(model, {}).get(kernels)
+    cv = raw.get("opencv", {})
+    same_model = _identical(interp)
+    same_cv = all(_identical(cv.get(k)) for k in ("resize", "upscale"))
+    if same_model is None or not cv:
+        return "not probed"
+    if same_model and not same_cv:
+        return (f"the model's kernels ({kernels}) give bit-identical outputs on identical "
+                "inputs; the masks differ through edge's OpenCV cv2.INTER_LINEAR resizes "
+                "(frame -> model input, mask -> frame), which round differently on aarch64 "
+                "and x86, moving outline pixels")
+    if not same_model and not same_cv:
+        return (f"both differ: the model's kernels ({kernels}, max gap "
+                f"{interp['max_abs_diff']:g}) and edge's OpenCV cv2.INTER_LINEAR resizes")
+    if not same_model:
+        return (f"the model's kernels ({kernels}) differ (max gap {interp['max_abs_diff']:g}); "
+                "edge's OpenCV steps are bit-identical")
+    return "kernels and OpenCV steps are bit-identical on the probe frames"
+
+
+def explain(model: str, raw: dict) -> list[str]:
+    """Measured lines saying where arm64 and x86 part ways for ``model``: its interpreter's
+    raw outputs on identical inputs, and edge's OpenCV steps around it."""
+    kind, mine, cv = model_kind(model), raw.get(model, {}), raw.get("opencv", {})
+    lines = [f"conclusion: {conclusion(model, raw)}.", KERNEL_NOTES[kind] + "."]
+    for kernels, entry in sorted(mine.items()):
+        lines.append(_stage_line(f"raw model outputs on identical inputs, {kernels}", entry))
+    lines.append(KERNEL_NOTES["opencv"] + ".")
+    for stage in ("resize", "upscale", "cv2_linear", "cv2_linear_exact"):
+        lines.append(_stage_line(f"OpenCV {stage}", cv.get(stage)))
+    return lines
+
+
+def read_mask(path: Path) -> np.ndarray:
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise ValueError(f"{path}: not a readable mask PNG")
+    return mask > 127
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """2|A and B| / (|A| + |B|); two empty masks agree fully (1.0)."""
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def outline(mask: np.ndarray, px: int = OUTLINE_PX) -> np.ndarray:
+    """Pixels within ``px`` of the mask's outline (a morphological gradient)."""
+    kernel = np.ones((2 * px + 1, 2 * px + 1), np.uint8)
+    grad = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_GRADIENT, kernel)
+    return grad > 0
+
+
+def compare_dirs(x86_dir: Path, arm_dir: Path) -> dict:
+    """Per-model agreement over the masks x86 wrote (a mask arm64 lacks counts as Dice 0)."""
+    names = sorted(p.name for p in x86_dir.glob("*.png"))
+    scores, identical, diff_px, outline_px, missing = [], 0, 0, 0, []
+    for name in names:
+        ref = read_mask(x86_dir / name)
+        if not (arm_dir / name).is_file():
+            missing.append(name)
+            scores.append(0.0)
+            continue
+        got = read_mask(arm_dir / name)
+        scores.append(dice(ref, got))
+        identical += int(np.array_equal(ref, got))
+        differ = ref != got
+        diff_px += int(differ.sum())
+        outline_px += int((differ & outline(ref)).sum())
+    return {
+        "frames": len(names),
+        "mean_dice": round(float(np.mean(scores)), 5) if scores else None,
+        "min_dice": round(float(np.min(scores)), 5) if scores else None,
+        "bit_identical": identical,
+        "differing_pixels": diff_px,
+        "differing_pixels_on_outline": outline_px,
+        "missing_on_arm64": missing,
+    }
+
+
+def model_kind(model_name: str) -> str:
+    return "onnx" if model_name.endswith(".onnx") else "tflite"
+
+
+def verdict(agreement: dict) -> tuple[bool, str]:
+    """(passed, one line) for one model's agreement."""
+    mean = agreement["mean_dice"]
+    if not agreement["frames"]:
+        return False, "no masks were written on x86"
+    if mean is None or mean < AGREEMENT_MIN_DICE:
+        return False, f"mean Dice {mean} < {AGREEMENT_MIN_DICE}"
+    return True, (f"mean Dice {mean:.4f}, min {agreement['min_dice']:.4f}, "
+                  f"{agreement['bit_identical']}/{agreement['frames']} bit-identical")
+
+
+def compare_outputs(x86_npz: Path, arm_npz: Path) -> dict:
+    """Raw outputs on identical inputs, per kernel set ("AUTO/frame" keys -> "AUTO"): how many
+    output tensors are bit-identical, the share of elements that differ, the largest gap (in
+    int8 steps for a quantized output)."""
+    ref, got = np.load(x86_npz), np.load(arm_npz)
+    by_kernels: dict[str, dict] = {}
+    for key in sorted(ref.files):
+        kernels = key.split("/", 1)[0]
+        entry = by_kernels.setdefault(kernels, {"outputs": 0, "bit_identical": 0,
+                                                "elements": 0, "elements_differing": 0,
+                                                "max_abs_diff": 0.0})
+        a = ref[key].astype(np.float64)
+        b = got[key].astype(np.float64) if key in got.files else np.full_like(a, np.nan)
+        differ = ~(a == b)
+        entry["outputs"] += 1
+        entry["bit_identical"] += int(not differ.any())
+        entry["elements"] += int(a.size)
+        entry["elements_differing"] += int(differ.sum())
+        gap = float(np.nanmax(np.abs(a - b))) if np.isfinite(b).any() else float("inf")
+        entry["max_abs_diff"] = max(entry["max_abs_diff"], gap)
+    for entry in by_kernels.values():
+        entry["elements_differing_fraction"] = round(
+            entry["elements_differing"] / max(entry["elements"], 1), 6)
+    return by_kernels

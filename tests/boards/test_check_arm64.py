@@ -1,0 +1,184 @@
+"""scripts/check_arm64*.py without a root: Dice and agreement on hand-made masks, the verdict
+that makes `make check-arm64` fail, skip reasons, and the host-settings parsing. The real
+emulated run is `make check-arm64` (part of `make test`); its report is
+benchmarks/results/arm64.json."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+check = importlib.import_module("check_arm64")
+cmp = importlib.import_module("check_arm64_compare")
+board = importlib.import_module("check_arm64_root")
+
+HW = (60, 80)
+
+
+def disc(cx: int, r: int = 15) -> np.ndarray:
+    mask = np.zeros(HW, np.uint8)
+    cv2.circle(mask, (cx, 30), r, 255, -1)
+    return mask
+
+
+def write_masks(folder: Path, masks: dict[str, np.ndarray]) -> Path:
+    folder.mkdir(parents=True)
+    for name, mask in masks.items():
+        cv2.imwrite(str(folder / name), mask)
+    return folder
+
+
+def test_dice_on_hand_made_masks():
+    a = np.zeros((4, 4), bool)
+    a[:2] = True  # 8 px
+    b = np.zeros((4, 4), bool)
+    b[1:3] = True  # 8 px, 4 shared
+    assert cmp.dice(a, b) == pytest.approx(0.5)
+    assert cmp.dice(a, a) == 1.0
+    assert cmp.dice(np.zeros_like(a), np.zeros_like(a)) == 1.0  # both empty: agree
+    assert cmp.dice(a, np.zeros_like(a)) == 0.0
+
+
+def test_compare_dirs_counts_identical_outline_and_missing(tmp_path):
+    x86 = write_masks(tmp_path / "x86", {"a.png": disc(40), "b.png": disc(40),
+                                         "c.png": disc(40)})
+    shifted = disc(40)
+    shifted[30, 40 + 15] = 0  # one outline pixel lost: a kernel-rounding-sized difference
+    arm = write_masks(tmp_path / "arm", {"a.png": disc(40), "b.png": shifted})
+    got = cmp.compare_dirs(x86, arm)
+    assert got["frames"] == 3 and got["bit_identical"] == 1
+    assert got["missing_on_arm64"] == ["c.png"]  # counted as Dice 0
+    assert got["min_dice"] == 0.0 and got["mean_dice"] < 0.7
+    assert got["differing_pixels"] == 1 and got["differing_pixels_on_outline"] == 1
+
+
+def test_verdict_threshold():
+    ok = {"frames": 30, "mean_dice": 0.995, "min_dice": 0.98, "bit_identical": 0}
+    assert cmp.verdict(ok)[0]
+    assert not cmp.verdict({**ok, "mean_dice": 0.989})[0]
+    assert not cmp.verdict({**ok, "frames": 0})[0]
+
+
+def report_with(exit_code: int, mean: float) -> dict:
+    agree = {"frames": 30, "mean_dice": mean, "min_dice": mean, "bit_identical": 0}
+    agree["passed"] = cmp.verdict(agree)[0]
+    return {"arm64": {"exit_codes": {"phantom": exit_code}},
+            "x86": {"exit_codes": {"phantom": 0}},
+            "agreement": {"nerve_default_int8.tflite": agree}, "timings_s": {}}
+
+
+@pytest.mark.parametrize("exit_code, mean, expected", [
+    (0, 0.995, check.EXIT_PASS), (1, 0.995, check.EXIT_FAIL), (0, 0.98, check.EXIT_FAIL)])
+def test_main_fails_on_a_wrong_exit_code_or_low_agreement(monkeypatch, tmp_path, exit_code,
+                                                          mean, expected):
+    monkeypatch.setattr(board, "preflight", lambda: None)
+    monkeypatch.setattr(check, "check", lambda args: report_with(exit_code, mean))
+    (tmp_path / "kaggle-nerve" / "train").mkdir(parents=True)
+    out = tmp_path / "r.json"
+    assert check.main(["--report", str(out), "--data", str(tmp_path)]) == expected
+    assert json.loads(out.read_text())["agreement"]
+
+
+def test_main_skips_with_one_line_where_arm64_cannot_run(monkeypatch, capsys):
+    monkeypatch.setattr(board.os, "geteuid", lambda: 1000)
+    assert check.main(["--report", "/nonexistent/r.json"]) == check.EXIT_PASS
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "skipped" in out[0] and "root" in out[0]
+
+
+def test_binfmt_line_keeps_the_fix_binary_flag():
+    line = board.binfmt_line()
+    assert line.startswith(":qemu-aarch64:M:") and "F" in line.rsplit(":", 1)[-1]
+    assert board.entry_flags("enabled\ninterpreter /x\nflags: POF\noffset 0\n") == "POF"
+    assert board.entry_flags("enabled\n") == ""
+
+
+def test_apt_mirror_from_both_source_formats(tmp_path):
+    deb822 = tmp_path / "debian.sources"
+    deb822.write_text("Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n\n"
+                      "Types: deb\nURIs: http://deb.debian.org/debian-security\n")
+    oneline = tmp_path / "sources.list"
+    oneline.write_text("deb [arch=amd64] http://ftp.example.org/debian/ bookworm main\n")
+    other = tmp_path / "other.list"
+    other.write_text("deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n")
+    assert board.apt_mirror([other, deb822]) == "http://mirror.example/debian"
+    assert board.apt_mirror([oneline]) == "http://ftp.example.org/debian"
+    assert board.apt_mirror([other]) == board.DEFAULT_MIRROR
+
+
+def test_local_paths_in_pip_settings():
+    value = "file:///opt/pypi/simple https://pypi.org/simple /opt/wheels"
+    assert board.local_paths(value) == ["/opt/pypi/simple", "/opt/wheels"]
+
+
+def test_pick_frames_skips_masks_and_spreads_over_names(tmp_path):
+    for i in range(10):
+        (tmp_path / f"1_{i}.png").touch()
+        (tmp_path / f"1_{i}_mask.png").touch()
+    picked = check.pick_frames(tmp_path, 5)
+    assert len(picked) == 5 and not any(p.stem.endswith("_mask") for p in picked)
+    assert picked[0].name == "1_0.png" and picked[1].name == "1_2.png"
+    with pytest.raises(FileNotFoundError):
+        check.pick_frames(tmp_path, 11)
+
+
+def test_shipped_models_include_other_default_tflite_variants(tmp_path):
+    models = tmp_path / "edge" / "models"
+    models.mkdir(parents=True)
+    for name in ("nerve_default_int8.tflite", "nerve_default.onnx", "nerve_default_web.tflite",
+                 "nerve_fixture_int8.tflite"):
+        (models / name).touch()
+    assert check.shipped_models(tmp_path) == ["nerve_default_int8.tflite", "nerve_default.onnx",
+                                              "nerve_default_web.tflite"]
+
+
+def test_compare_outputs_per_kernel_set(tmp_path):
+    same = np.zeros((1, 4, 4, 1), np.int8)
+    off_by_one = same.copy()
+    off_by_one[0, 0, 0, 0] = 1
+    np.savez(tmp_path / "x86.npz", **{"AUTO/a": same, "AUTO/b": same, "BUILTIN_REF/a": same})
+    np.savez(tmp_path / "arm.npz", **{"AUTO/a": same, "AUTO/b": off_by_one,
+                                      "BUILTIN_REF/a": same})
+    got = cmp.compare_outputs(tmp_path / "x86.npz", tmp_path / "arm.npz")
+    assert got["AUTO"]["outputs"] == 2 and got["AUTO"]["bit_identical"] == 1
+    assert got["AUTO"]["elements_differing"] == 1 and got["AUTO"]["max_abs_diff"] == 1.0
+    assert got["BUILTIN_REF"]["bit_identical"] == 1 and got["BUILTIN_REF"]["max_abs_diff"] == 0
+
+
+@pytest.mark.parametrize("cpu, part", [("cortex-a72", "0xd08"), ("cortex-a76", "0xd0b")])
+def test_fake_cpuinfo_names_the_boards_arm_core(cpu, part):
+    text = board.fake_cpuinfo(cpu, 3)
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    assert len(blocks) == 3 and all(f"CPU part\t: {part}" in b for b in blocks)
+    assert all("CPU implementer\t: 0x41" in b for b in blocks)  # Arm Ltd.
+
+
+def test_explain_quotes_the_measured_stages():
+    entry = {"outputs": 5, "bit_identical": 5, "max_abs_diff": 0.0}
+    off = {"outputs": 5, "bit_identical": 0, "max_abs_diff": 2.0}
+    raw = {"m.tflite": {"AUTO": entry}, "opencv": {"resize": off, "upscale": off}}
+    lines = cmp.explain("m.tflite", raw)
+    assert any("AUTO: 5/5 bit-identical" in line for line in lines)
+    assert any("OpenCV resize: 0/5 bit-identical, max gap 2" in line for line in lines)
+    assert any("cv2_linear_exact: not measured" in line for line in lines)
+
+
+def test_conclusion_names_the_stage_that_differs():
+    same = {"outputs": 5, "bit_identical": 5, "max_abs_diff": 0.0}
+    off = {"outputs": 5, "bit_identical": 0, "max_abs_diff": 2.0}
+    cv_off = {"opencv": {"resize": off, "upscale": off}}
+    cv_same = {"opencv": {"resize": same, "upscale": same}}
+    assert "through edge's OpenCV" in cmp.conclusion("m.tflite", {"m.tflite": {"AUTO": same},
+                                                                  **cv_off})
+    assert cmp.conclusion("m.onnx", {"m.onnx": {"CPU": off}, **cv_same}).startswith(
+        "the model's kernels (CPU) differ")
+    assert cmp.conclusion("m.onnx", {"m.onnx": {"CPU": off}, **cv_off}).startswith("both")
+    assert cmp.conclusion("m.onnx", {}) == "not probed"

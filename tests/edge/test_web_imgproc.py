@@ -1,0 +1,128 @@
+"""The page's pre/post-processing (edge/web/app/imgproc.js, run in headless Chromium) against
+edge's own (edge/preprocess.py, edge/postprocess.py) on the same arrays: ROI crop, gray,
+resize, component filtering by min area, and the resize back into the ROI. All bit for bit
+(the page emulates OpenCV's fixed-point INTER_LINEAR kernel)."""
+
+from __future__ import annotations
+
+import base64
+
+import cv2
+import numpy as np
+import pytest
+from web_support import needs_browser, start_browser, wait_ready
+
+from edge.postprocess import PostprocessConfig, binarize, to_frame
+from edge.preprocess import PreprocessConfig, frame_to_gray_input
+from edge.serve import ServeSink
+
+pytestmark = needs_browser
+FRAME_HW = (420, 580)
+ROI = (40, 30, 500, 360)  # x, y, w, h
+MODEL_HW = (128, 176)
+MIN_AREA = 20
+
+RUN_JS = """
+const [name, args, done] = arguments;
+const dec = (b64, T) => { const b = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                          return new T(b.buffer); };
+const enc = (a) => { const b = new Uint8Array(a.buffer, a.byteOffset, a.byteLength); let s = '';
+  for (let i = 0; i < b.length; i += 0x8000) {
+    s += String.fromCharCode.apply(null, b.subarray(i, i + 0x8000));
+  }
+  return btoa(s); };
+import('./imgproc.js').then((ip) => {
+  const [fh, fw] = args.frame_hw, [mh, mw] = args.model_hw, roi = args.roi;
+  if (name === 'pre') {
+    const rgba = dec(args.rgba, Uint8ClampedArray);
+    const g = new Uint8Array(roi[2] * roi[3]), out = new Uint8Array(mh * mw);
+    ip.grayROI(rgba, fw, roi, g);
+    ip.resizeGray(g, roi[2], roi[3], mw, mh, new Uint8Array(4 * mh * mw), out);
+    done(enc(out));
+  } else {
+    const m01 = ip.binarize(dec(args.prob, Float32Array), mw, mh, 0.5, args.min_area,
+                            new Uint8Array(mh * mw), new Int32Array(mh * mw));
+    const out = new Uint8Array(fh * fw);
+    ip.toFrame(m01, mw, mh, fw, fh, roi, out);
+    done([enc(m01), enc(out)]);
+  }
+}, (e) => done({error: String(e)}));
+"""
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    sink = ServeSink.from_spec("127.0.0.1:0", log=None)
+    driver = start_browser(tmp_path_factory.mktemp("profile"))
+    try:
+        driver.get(f"http://127.0.0.1:{sink.port}/app/")
+        wait_ready(driver)
+        yield driver
+    finally:
+        driver.quit()
+        sink.close()
+
+
+def run_js(page, name: str, **args):
+    got = page.execute_async_script(RUN_JS, name, {"frame_hw": FRAME_HW, "model_hw": MODEL_HW,
+                                                   "roi": list(ROI), **args})
+    assert not isinstance(got, dict), got
+    return got
+
+
+def unpack(b64: str, shape) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(b64), np.uint8).reshape(shape)
+
+
+def color_frame() -> np.ndarray:
+    """A BGR frame with texture in every channel (so the gray weights matter)."""
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (*FRAME_HW, 3), dtype=np.uint8), (0, 0), 3)
+    yy, xx = np.mgrid[: FRAME_HW[0], : FRAME_HW[1]]
+    base[..., 1] = np.clip(base[..., 1].astype(int) + (xx // 3) % 120, 0, 255)
+    return base
+
+
+def page_gray_input(page, bgr: np.ndarray) -> np.ndarray:
+    rgba = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
+    return unpack(run_js(page, "pre", rgba=base64.b64encode(rgba.tobytes()).decode()), MODEL_HW)
+
+
+def test_roi_and_resize_match_edge_bit_for_bit(page):
+    gray = cv2.cvtColor(color_frame(), cv2.COLOR_BGR2GRAY)
+    bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)  # R = G = B: gray weights play no part
+    want = frame_to_gray_input(bgr, PreprocessConfig(input_hw=MODEL_HW, roi=ROI))
+    np.testing.assert_array_equal(page_gray_input(page, bgr), want)
+
+
+def test_color_to_gray_matches_edge(page):
+    """OpenCV 5's 15-bit weights: exact here; an older OpenCV rounds a level differently."""
+    bgr = color_frame()
+    want = frame_to_gray_input(bgr, PreprocessConfig(input_hw=MODEL_HW, roi=ROI))
+    diff = np.abs(page_gray_input(page, bgr).astype(int) - want)
+    assert diff.max() <= 1 and (diff == 0).mean() >= 0.99
+
+
+def prob_map() -> np.ndarray:
+    """Components of 1, 12, 19, 20 and ~300 pixels (min area 20 keeps the last two)."""
+    prob = np.zeros(MODEL_HW, np.float32)
+    prob[5, 5] = 0.9
+    prob[10:13, 10:14] = 0.8
+    prob[30:49, 30] = 0.7
+    prob[30:50, 60] = 0.7
+    cv2.ellipse(prob, (120, 80), (14, 7), 20, 0, 360, 0.95, -1)
+    prob[80:82, 120:122] = 0.5  # at the threshold: off (edge uses p > threshold)
+    return prob
+
+
+@pytest.mark.parametrize("min_area", [0, MIN_AREA])
+def test_min_area_and_resize_into_roi_match_edge(page, min_area):
+    prob = prob_map()
+    m01, frame = run_js(page, "post", prob=base64.b64encode(prob.tobytes()).decode(),
+                        min_area=min_area)
+    want01 = binarize(prob, PostprocessConfig(min_area=min_area))
+    np.testing.assert_array_equal(unpack(m01, MODEL_HW), want01)
+    got = unpack(frame, FRAME_HW)
+    want = to_frame(want01, FRAME_HW, ROI)
+    assert not got[: ROI[1]].any() and not got[:, : ROI[0]].any(), "mask outside the ROI"
+    np.testing.assert_array_equal(got, want)
