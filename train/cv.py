@@ -136,7 +136,10 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
     out = _out_of(train_args)
     fold_metrics = [_run_fold(train_args, out, folds, k) for k in range(folds)]
     keep = ("classes", "epochs_run", "wall_s", "n_images", "threshold", "min_area")
-    result = {"label": label, "folds": folds, "train_args": train_args,
+    from train.datasets import portable_path
+
+    shown = [portable_path(v) if Path(v).is_absolute() else v for v in train_args]
+    result = {"label": label, "folds": folds, "train_args": shown,  # no build-machine paths
               "per_fold": [{k: m.get(k) for k in keep} for m in fold_metrics],
               "summary": summarize_folds(fold_metrics)}
     if min_areas:
