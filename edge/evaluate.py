@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edge.postprocess import PostprocessConfig, decide, split_outputs
+from edge.postprocess import PostprocessConfig, decide, split_class_outputs, split_outputs
 from edge.preprocess import PreprocessConfig, normalize
 
 METRIC_KEYS = (
@@ -215,16 +215,6 @@ def class_metrics(truth, pred) -> dict:
     }
 
 
-def class_probs(outputs: list[np.ndarray]) -> np.ndarray:
-    """(H, W, C) probabilities from one frame's outputs: the 4-D (1, H, W, C) mask output."""
-    for out in outputs:
-        arr = np.asarray(out)
-        if arr.ndim == 4:
-            return arr[0].astype(np.float32, copy=False)
-    shapes = ", ".join(str(np.shape(o)) for o in outputs)
-    raise ValueError(f"no (1, H, W, C) mask among the model outputs: {shapes}")
-
-
 @dataclass
 class ClassEvaluation:
     """metrics: class name -> class_metrics(). masks: (N, H, W, C) uint8 0/1 decisions.
@@ -251,9 +241,7 @@ def score_classes(backend, frames: LabelledFrames, pre: PreprocessConfig, classe
     for lo, hi in _batches(backend, n):
         x = np.concatenate([normalize(g, pre) for g in frames.images[lo:hi]], axis=0)
         for j, outs in enumerate(_per_frame(backend.run(x), hi - lo)):
-            prob = class_probs(outs)
-            if prob.shape[-1] != c:
-                raise ValueError(f"the model gives {prob.shape[-1]} channels for {c} classes")
+            prob, _ = split_class_outputs(outs, c)  # no presence gate per class here
             for k in range(c):
                 masks[lo + j, ..., k] = decide(prob[..., k], None, posts[k])
             if prob_all is not None:
