@@ -42,7 +42,9 @@ PROBE_FRAMES = 5  # raw-output probe: TFLite's reference kernels are slow under 
 PROBE = "scripts/check_arm64_probe.py"
 RUN_TIMEOUT_S = 1800  # one emulated edge-run; far above what it needs, below "hung"
 MODELS_DIR = "edge/models"
-SHIPPED = ("nerve_default_int8.tflite", "nerve_default.onnx")  # plus nerve_default*.tflite
+SHIPPED = ("nerve_default_int8.tflite", "nerve_default.onnx")  # first; then every other model
+MODEL_SUFFIXES = (".tflite", ".onnx")
+FIXTURE_PREFIX = "nerve_fixture"  # test fixtures, not shipped defaults
 EXIT_PASS, EXIT_FAIL = 0, 1
 
 
@@ -88,9 +90,11 @@ def pick_frames(train_dir: Path, count: int) -> list[Path]:
 
 
 def shipped_models(repo: Path) -> list[str]:
-    """The int8 TFLite, the ONNX model and any other nerve_default*.tflite (a web variant)."""
-    extra = sorted(p.name for p in (repo / MODELS_DIR).glob("nerve_default*.tflite"))
-    names = [*SHIPPED, *(n for n in extra if n not in SHIPPED)]
+    """Every shipped model in edge/models (TFLite and ONNX; not the test fixtures), the int8
+    TFLite and the ONNX model first."""
+    found = sorted(p.name for p in (repo / MODELS_DIR).iterdir()
+                   if p.suffix in MODEL_SUFFIXES and not p.name.startswith(FIXTURE_PREFIX))
+    names = [*SHIPPED, *(n for n in found if n not in SHIPPED)]
     return [n for n in names if (repo / MODELS_DIR / n).is_file()]
 
 

@@ -130,14 +130,15 @@ def test_pick_frames_skips_masks_and_spreads_over_names(tmp_path):
         check.pick_frames(tmp_path, 11)
 
 
-def test_shipped_models_include_other_default_tflite_variants(tmp_path):
+def test_shipped_models_are_every_model_but_the_fixtures(tmp_path):
     models = tmp_path / "edge" / "models"
     models.mkdir(parents=True)
     for name in ("nerve_default_int8.tflite", "nerve_default.onnx", "nerve_default_web.tflite",
-                 "nerve_fixture_int8.tflite"):
+                 "nerve_vessel_int8.tflite", "nerve_fixture_int8.tflite", "nerve_default.json"):
         (models / name).touch()
     assert check.shipped_models(tmp_path) == ["nerve_default_int8.tflite", "nerve_default.onnx",
-                                              "nerve_default_web.tflite"]
+                                              "nerve_default_web.tflite",
+                                              "nerve_vessel_int8.tflite"]
 
 
 def test_compare_outputs_per_kernel_set(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 
 from convert import quantize, web
 from convert.chain import FORMATS
-from convert.common import atomic_write_bytes
 from convert.validate import INT8_VARIANTS
+from edge.fsutil import atomic_write_bytes
 
 MAX_MEAN_DIFF_TO_INT8 = 0.01  # same weights, same calibration: only rounding differs
 
