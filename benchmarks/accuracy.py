@@ -10,6 +10,11 @@ same crop and resize as the frames.
 Metrics (edge.evaluate.summarize): mean per-image Dice (an image with no nerve in truth and
 prediction scores 1), pooled Dice over all pixels, IoU, precision, recall, pixel accuracy and
 detection rate (share of frames with a nerve whose prediction overlaps it).
+
+A multi-class model (a ``"classes"`` list in its sidecar or run config, CLASSES.md) is scored
+per class with edge.evaluate.score_classes: the row's ``classes`` holds each class's
+per-image Dice, pooled Dice and per-frame detection (TP/FN/FP/TN, detection and
+false-positive rates); its per_image_dice / pooled_dice are the means over classes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from benchmarks.machine import describe_machine
 from benchmarks.runtime import open_model
 from edge.clikit import MissingExtra
 from edge.errors import UserInputError
-from edge.evaluate import score
+from edge.evaluate import class_posts, score, score_classes
 from edge.metadata import sha256_file
 
 
@@ -77,14 +82,26 @@ class FrameCache:
         self.samples, self.nerve_class, self._frames = samples, nerve_class, {}
         self.resize_masks = resize_masks
 
-    def get(self, pre_cfg):
+    def get(self, pre_cfg, class_ids: tuple[int, ...] | None = None):
         from train.datasets import load_labelled
 
-        key = (pre_cfg.input_hw, pre_cfg.roi)
+        key = (pre_cfg.input_hw, pre_cfg.roi, class_ids)
         if key not in self._frames:
             self._frames[key] = load_labelled(self.samples, pre_cfg, self.nerve_class,
-                                              resize_masks=self.resize_masks)
+                                              resize_masks=self.resize_masks,
+                                              class_ids=class_ids)
         return self._frames[key]
+
+
+def class_figures(model, cache: FrameCache, settings, classes) -> dict:
+    """A multi-class model's accuracy fields: per class, and the means over classes."""
+    ids = tuple(int(c["id"]) for c in classes)
+    ev = score_classes(model, cache.get(settings.pre, ids), settings.pre, classes,
+                       class_posts(classes, settings.post))
+    dices = [m["per_image_dice"] for m in ev.metrics.values() if m["per_image_dice"] is not None]
+    return {"classes": ev.metrics, "per_image_dice": sum(dices) / len(dices) if dices else None,
+            "pooled_dice": sum(m["pooled_dice"] for m in ev.metrics.values()) / len(classes),
+            "n_images": len(cache.samples)}
 
 
 def evaluate_model(path: str | Path, cache: FrameCache, cfg: AccuracyConfig,
@@ -95,16 +112,21 @@ def evaluate_model(path: str | Path, cache: FrameCache, cfg: AccuracyConfig,
     path = Path(path)
     t0 = time.perf_counter()
     model = open_model(path, cfg.backend, cfg.threads)
+    from train.classes import classes_of
+
     settings = settings_for(path, model, cfg.threshold, cfg.min_area, cfg.presence_threshold)
-    frames = cache.get(settings.pre)
-    ev = score(model, frames, settings.pre, settings.post,
-               progress=lambda line: progress(f"accuracy: {path.name} {line}"))
+    classes = classes_of(path)
+    if classes:
+        figures = class_figures(model, cache, settings, classes)
+    else:
+        figures = score(model, cache.get(settings.pre), settings.pre, settings.post,
+                        progress=lambda line: progress(f"accuracy: {path.name} {line}")).metrics
     return {"model": path.name, "path": str(path), "format": path.suffix.lstrip("."),
             "sha256": sha256_file(path), "backend_name": model.name, "threads": cfg.threads,
             "input_hw": list(settings.pre.input_hw), "threshold": settings.post.threshold,
             "min_area": settings.post.min_area,
             "presence_threshold": settings.post.presence_threshold,
-            "settings_from": settings.origin, "status": "ok", **ev.metrics,
+            "settings_from": settings.origin, "status": "ok", **figures,
             "seconds": time.perf_counter() - t0}
 
 

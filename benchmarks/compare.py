@@ -28,7 +28,7 @@ from benchmarks.pipeline import PipelineConfig, check_source, run_pipeline
 from benchmarks.report import compare_markdown, plot_latency_vs_dice, write_json, write_text_atomic
 
 ACCURACY_KEYS = ("per_image_dice", "pooled_dice", "iou", "precision", "recall",
-                 "detection_rate", "n_images")
+                 "detection_rate", "n_images", "classes")
 STATIC_KEYS = ("model", "path", "format", "dtype", "macs", "size_bytes", "sha256")
 
 

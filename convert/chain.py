@@ -143,6 +143,9 @@ def _prune_step(model, src: Source, stage: Path, name: str, cfg: ChainConfig, lo
     if cfg.prune <= 0:
         rep = sparsity_report(model)
         return model, {**rep, "target": 0.0, "table": sparsity_table(rep), "file": None}
+    if src.classes:
+        raise UserInputError(f"--prune {cfg.prune}: pruning fine-tunes on nerve masks only; "
+                             "pass --prune 0 for a multi-class model")
     x, y = load_frames(src.train, src.pre, src.nerve_class)
     log(f"prune: to {cfg.prune:.2f} sparsity, {cfg.prune_epochs} epochs on {len(x)} frames")
     pruned = prune_model(model, x, y, PruneConfig(target_sparsity=cfg.prune,
@@ -186,10 +189,11 @@ def _val_x(src: Source) -> np.ndarray:
 
 def _gate_step(source, converted, paths, src: Source, cfg: ChainConfig, log) -> GateResult:
     """source/converted: KerasBackends of the trained and the (pruned) converted model."""
-    frames = labelled_frames(src.val, src.pre, src.nerve_class)
+    frames = labelled_frames(src.val, src.pre, src.nerve_class, src.class_ids)
     log(f"validate: {len(frames)} frames of {len(src.summary()['val_subjects'])} validation "
         "subjects")
-    result = validate(source, converted, paths, frames, src.pre, src.post, cfg.gate)
+    result = validate(source, converted, paths, frames, src.pre, src.post, cfg.gate,
+                      classes=src.classes)
     log(results_table(result.rows))
     if not result.passed:
         raise GateFailed("gate failed, nothing written: " + "; ".join(result.failures))
@@ -252,11 +256,12 @@ def _meta(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig, bas
     """The sidecar edge-run reads, with provenance in ``extra``."""
     metrics = {k: row[k] for k in ("per_image_dice", "pooled_dice", "iou", "precision",
                                    "recall", "detection_rate", "dice_drop", "drift_mean",
-                                   "drift_max") if k in row}
+                                   "drift_max", "classes") if k in row}
     return ModelMeta(
         name=name, version=cfg.version, input_hw=src.pre.input_hw, scale=src.pre.scale,
         offset=src.pre.offset, threshold=post.threshold, min_area=post.min_area,
         presence_threshold=post.presence_threshold,
+        classes=src.classes,  # the run's class list (CLASSES.md); None = nerve-only
         extra={
             "format": row["format"], "roi": src.pre.roi, "source_model": base["source"],
             "training_data":

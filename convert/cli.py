@@ -198,13 +198,14 @@ def _run_validate(args) -> int:
 
     source, src = open_source(args.model, args.data, args.val_fraction, args.seed,
                               post_overrides=_overrides(args))
-    frames = labelled_frames(src.val, src.pre, src.nerve_class)
+    frames = labelled_frames(src.val, src.pre, src.nerve_class, src.class_ids)
     exports = {p.name: p for p in args.exports}
     export_post = {name: settings_for(p, open_backend(p), **_overrides(args)).post
                    for name, p in exports.items()}
     int8_files = tuple(n for n in exports if "int8" in n)  # file names carry the variant
     gate = GateConfig(args.max_dice_drop, args.max_drift, dice_gated=int8_files)
-    result = validate(source, source, exports, frames, src.pre, src.post, gate, export_post)
+    result = validate(source, source, exports, frames, src.pre, src.post, gate, export_post,
+                      classes=src.classes)
     print(results_table(result.rows))
     if args.json:
         write_json_atomic(args.json, {"rows": result.rows, "failures": result.failures,

@@ -34,6 +34,7 @@ class Source:
     pre/post: its pre- and post-processing (train.modelio.settings_for: flags, else the run's
     config, else defaults; input size from the model itself). train/val:
     train.datasets.Sample lists split by subject. layout/nerve_class: how the data was read.
+    classes: the run's class list (CLASSES.md) of a multi-class model; None = nerve-only.
     """
 
     model_path: Path
@@ -45,6 +46,11 @@ class Source:
     val: list = field(default_factory=list)
     layout: str | None = None
     nerve_class: int = 1
+    classes: tuple | None = None
+
+    @property
+    def class_ids(self) -> tuple[int, ...] | None:
+        return tuple(int(c["id"]) for c in self.classes) if self.classes else None
 
     def summary(self) -> dict:
         """Training-data summary for the sidecar and the report (no absolute paths)."""
@@ -117,16 +123,18 @@ def open_source(
         train, val = _split_from_run(samples, run, data)
     else:
         train, val = split_by_subject(samples, val_fraction, seed)
+    classes = run.config.classes if run else None
     return backend, Source(model_path, data, settings.pre, settings.post, run, list(train),
-                           list(val), layout, nerve_class)
+                           list(val), layout, nerve_class, classes)
 
 
-def labelled_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1
-                    ) -> LabelledFrames:
-    """The evaluator's frames (uint8 at the model input size + labels) of these samples."""
+def labelled_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1,
+                    class_ids: tuple[int, ...] | None = None) -> LabelledFrames:
+    """The evaluator's frames (uint8 at the model input size + labels) of these samples;
+    with class_ids the labels are (N, H, W, C), one channel per class."""
     from train.datasets import load_labelled
 
-    return load_labelled(samples, pre, nerve_class)
+    return load_labelled(samples, pre, nerve_class, class_ids=class_ids)
 
 
 def load_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1

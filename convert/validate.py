@@ -4,7 +4,8 @@ the float Keras model through the same post-processing.
 
 Two checks, either one fails the gate:
   * accuracy: per-image Dice of each int8 variant may drop at most ``max_dice_drop`` below
-    the SOURCE float model (the model the user trained, before pruning);
+    the SOURCE float model (the model the user trained, before pruning); for a multi-class
+    model (CLASSES.md), the drop of EACH class's per-image Dice (edge.evaluate.score_classes);
   * fidelity: the mean absolute probability difference of any variant against the Keras
     model it was converted from must stay under ``max_drift`` (catches a broken
     conversion even where Dice happens to survive).
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.evaluate import Evaluation, LabelledFrames, score
+from edge.evaluate import Evaluation, LabelledFrames, class_posts, score, score_classes
 from edge.postprocess import PostprocessConfig
 from edge.preprocess import PreprocessConfig
 
@@ -60,13 +61,20 @@ def gate_rules(rows: dict[str, dict], gate: GateConfig) -> list[str]:
     for name, row in rows.items():
         if row.get("role") != "export":
             continue
-        if name in gate.dice_gated and row["dice_drop"] > gate.max_dice_drop:
-            failures.append(f"{name}: per-image Dice drop {row['dice_drop']:.4f} > "
-                            f"--max-dice-drop {gate.max_dice_drop}")
+        if name in gate.dice_gated:
+            failures += _dice_failures(name, row, gate.max_dice_drop)
         if row["drift_mean"] > gate.max_drift:
             failures.append(f"{name}: mean prob drift {row['drift_mean']:.4f} > "
                             f"--max-drift {gate.max_drift}")
     return failures
+
+
+def _dice_failures(name: str, row: dict, max_drop: float) -> list[str]:
+    """The whole model's drop, or each class's drop for a multi-class row."""
+    drops = {f"{c} ": m["dice_drop"] for c, m in row.get("classes", {}).items()
+             if m.get("dice_drop") is not None} or {"": row["dice_drop"]}
+    return [f"{name}: {c}per-image Dice drop {d:.4f} > --max-dice-drop {max_drop}"
+            for c, d in drops.items() if d > max_drop]
 
 
 def _row(metrics: dict, ref_dice: float, role: str, post: PostprocessConfig, **more) -> dict:
@@ -76,19 +84,24 @@ def _row(metrics: dict, ref_dice: float, role: str, post: PostprocessConfig, **m
 
 def validate(source, converted, exports: dict[str, Path], frames: LabelledFrames,
              pre: PreprocessConfig, post: PostprocessConfig, gate: GateConfig = GateConfig(),
-             export_post: dict[str, PostprocessConfig] | None = None) -> GateResult:
+             export_post: dict[str, PostprocessConfig] | None = None,
+             classes=None) -> GateResult:
     """Score the source float model, the converted float model (pruned, when pruning ran)
     and every exported file on ``frames`` with edge.evaluate.score; apply the gate rules.
 
     source: the model the user trained, as a Backend (train.modelio.KerasBackend): the Dice
     reference. converted: the Backend the exports came from (the drift reference); may be
     ``source`` itself. export_post: per-export post-processing (their sidecars) where it
-    differs from ``post``.
+    differs from ``post``. classes: the class list of a multi-class model (frames.labels
+    (N, H, W, C)): scored per class, gated per class.
     """
     from edge.backends import open_backend
 
     if len(frames) == 0:
         raise ValueError("no validation frames; pass --data with the validation subjects")
+    if classes:
+        return _validate_classes(source, converted, exports, frames, pre, post, gate,
+                                 export_post, classes)
     ref = score(source, frames, pre, post, keep_prob=True)
     ref_dice = ref.metrics["per_image_dice"]
     rows = {"keras-float": _row(ref.metrics, ref_dice, "reference", post, drift_mean=0.0,
@@ -107,10 +120,56 @@ def validate(source, converted, exports: dict[str, Path], frames: LabelledFrames
     return GateResult(rows, gate_rules(rows, gate))
 
 
+# ---------------------------------------------------------------- per class (CLASSES.md)
+
+
+def _class_row(ev, ref, role: str, post: PostprocessConfig, **more) -> dict:
+    """A variant's row: per class its figures and Dice drop vs the reference; the headline
+    per_image_dice / pooled_dice are the means over classes, dice_drop the largest drop."""
+    classes = {}
+    for name, m in ev.metrics.items():
+        r, d = ref.metrics[name]["per_image_dice"], m["per_image_dice"]
+        classes[name] = {**m, "dice_drop": None if r is None or d is None else r - d}
+    dices = [m["per_image_dice"] for m in classes.values() if m["per_image_dice"] is not None]
+    drops = [m["dice_drop"] for m in classes.values() if m["dice_drop"] is not None]
+    return {"role": role, "classes": classes,
+            "per_image_dice": float(np.mean(dices)) if dices else 1.0,
+            "pooled_dice": float(np.mean([m["pooled_dice"] for m in classes.values()])),
+            "dice_drop": max(drops) if drops else 0.0, "threshold": post.threshold,
+            "min_area": post.min_area, **more}
+
+
+def _validate_classes(source, converted, exports, frames, pre, post, gate, export_post,
+                      classes) -> GateResult:
+    from edge.backends import open_backend
+
+    def run(backend, p):
+        return score_classes(backend, frames, pre, classes, class_posts(classes, p),
+                             keep_prob=True)
+
+    ref = run(source, post)
+    rows = {"keras-float": _class_row(ref, ref, "reference", post, drift_mean=0.0,
+                                      drift_max=0.0)}
+    conv = ref
+    if converted is not source:
+        conv = run(converted, post)
+        rows["keras-pruned"] = _class_row(conv, ref, "reference", post, **drift(conv, ref))
+    for name, path in exports.items():
+        p = (export_post or {}).get(name, post)
+        ev = run(open_backend(path), p)
+        rows[name] = _class_row(ev, ref, "export", p, **drift(ev, conv))
+    return GateResult(rows, gate_rules(rows, gate))
+
+
 def results_table(rows: dict[str, dict]) -> str:
     """Fixed-width text table of the gate's figures."""
     lines = [f"{'variant':16s} {'dice/img':>9s} {'pooled':>8s} {'drop':>8s} {'drift':>8s}"]
     for name, r in rows.items():
         lines.append(f"{name:16s} {r['per_image_dice']:9.4f} {r['pooled_dice']:8.4f} "
                      f"{r['dice_drop']:8.4f} {r['drift_mean']:8.4f}")
+        for c, m in r.get("classes", {}).items():
+            d, drop = m["per_image_dice"], m["dice_drop"]
+            lines.append(f"  {c:14s} {d if d is not None else float('nan'):9.4f} "
+                         f"{m['pooled_dice']:8.4f} "
+                         f"{drop if drop is not None else float('nan'):8.4f}")
     return "\n".join(lines)

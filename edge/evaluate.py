@@ -26,11 +26,11 @@ Metric conventions (train/losses.py has TF versions, checked against these in te
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edge.postprocess import PostprocessConfig, decide, split_outputs
+from edge.postprocess import PostprocessConfig, decide, split_class_outputs, split_outputs
 from edge.preprocess import PreprocessConfig, normalize
 
 METRIC_KEYS = (
@@ -114,16 +114,18 @@ class LabelledFrames:
     """Frames at the model input geometry (the crop + resize of edge.preprocess done once:
     train.datasets.load_labelled reads a data folder into this).
 
-    images: (N, H, W) uint8 gray. labels: (N, H, W) uint8 0/1. names: one per frame."""
+    images: (N, H, W) uint8 gray. labels: (N, H, W) uint8 0/1, or (N, H, W, C) for a
+    multi-class model (channel k = classes[k]; score_classes). names: one per frame."""
 
     images: np.ndarray
     labels: np.ndarray
     names: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.images.shape != self.labels.shape or self.images.ndim != 3:
+        if self.images.shape != self.labels.shape[:3] or self.images.ndim != 3 or \
+                self.labels.ndim not in (3, 4):
             raise ValueError(f"images {self.images.shape} and labels {self.labels.shape} must "
-                             "both be (N, H, W)")
+                             "be (N, H, W) and (N, H, W) or (N, H, W, C)")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -162,6 +164,9 @@ def score(backend, frames: LabelledFrames, pre: PreprocessConfig, post: Postproc
           keep_prob: bool = False, progress: Callable[[str], None] | None = None
           ) -> Evaluation:
     """Run ``backend`` on every frame and score the decided masks against the labels."""
+    if frames.labels.ndim != 3:
+        raise ValueError("score() takes (N, H, W) nerve labels; per-class labels "
+                         "(N, H, W, C) go to score_classes()")
     n = len(frames)
     masks = np.zeros(frames.labels.shape, np.uint8)
     prob_all = np.zeros(frames.labels.shape, np.float32) if keep_prob else None
@@ -180,3 +185,73 @@ def score(backend, frames: LabelledFrames, pre: PreprocessConfig, post: Postproc
     return Evaluation(metrics=summarize(frames.labels, masks),
                       dice=dice_per_image(frames.labels, masks), masks=masks, prob=prob_all,
                       presence=np.asarray(presence_all, np.float32) if has_presence else None)
+
+
+# ---------------------------------------------------------------- per class (CLASSES.md)
+
+
+def class_metrics(truth, pred) -> dict:
+    """One structure's figures from binary masks (N, H, W).
+
+    per_image_dice: mean Dice over the frames whose truth holds the structure (None when no
+    frame does); pooled_dice over all pixels. Detection per frame, as ScanNav's validation
+    counts it: TP truth present + predicted present, FN truth present + predicted absent, FP
+    truth absent + predicted present, TN neither; detection_rate = TP / (TP + FN),
+    false_positive_rate = FP / (FP + TN) (None when the denominator is 0)."""
+    t, p = _pair(truth, pred)
+    has_t, has_p = t.sum(axis=1) > 0, p.sum(axis=1) > 0
+    tp, fn = int((has_t & has_p).sum()), int((has_t & ~has_p).sum())
+    fp, tn = int((~has_t & has_p).sum()), int((~has_t & ~has_p).sum())
+    inter, total = float((t * p).sum()), float(t.sum() + p.sum())
+    dice = _dice_flat(t[has_t], p[has_t])
+    return {
+        "per_image_dice": float(dice.mean()) if dice.size else None,
+        "pooled_dice": _ratio(2 * inter, total, 1.0),
+        "tp": tp, "fn": fn, "fp": fp, "tn": tn,
+        "detection_rate": _ratio(tp, tp + fn, float("nan")) if tp + fn else None,
+        "false_positive_rate": _ratio(fp, fp + tn, float("nan")) if fp + tn else None,
+        "n_present": tp + fn,
+        "n_absent": fp + tn,
+    }
+
+
+@dataclass
+class ClassEvaluation:
+    """metrics: class name -> class_metrics(). masks: (N, H, W, C) uint8 0/1 decisions.
+    prob: (N, H, W, C) float32 probabilities (only with keep_prob)."""
+
+    metrics: dict
+    masks: np.ndarray
+    prob: np.ndarray | None = None
+
+
+def score_classes(backend, frames: LabelledFrames, pre: PreprocessConfig, classes,
+                  posts: list[PostprocessConfig], keep_prob: bool = False) -> ClassEvaluation:
+    """Score a C-channel model per class: channel k goes through edge.postprocess.decide with
+    posts[k] (the class's threshold and min area; no presence gate) and is compared with
+    labels[..., k]. classes: the sidecar's list (names key the result). A nerve-only model
+    scores as one class with (N, H, W) labels."""
+    labels = frames.labels if frames.labels.ndim == 4 else frames.labels[..., None]
+    n, c = len(frames), labels.shape[-1]
+    if not len(classes) == len(posts) == c:
+        raise ValueError(f"{len(classes)} classes, {len(posts)} post-processing settings and "
+                         f"{c} label channels must agree")
+    masks = np.zeros(labels.shape, np.uint8)
+    prob_all = np.zeros(labels.shape, np.float32) if keep_prob else None
+    for lo, hi in _batches(backend, n):
+        x = np.concatenate([normalize(g, pre) for g in frames.images[lo:hi]], axis=0)
+        for j, outs in enumerate(_per_frame(backend.run(x), hi - lo)):
+            prob, _ = split_class_outputs(outs, c)  # no presence gate per class here
+            for k in range(c):
+                masks[lo + j, ..., k] = decide(prob[..., k], None, posts[k])
+            if prob_all is not None:
+                prob_all[lo + j] = prob
+    metrics = {cls["name"]: class_metrics(labels[..., k], masks[..., k])
+               for k, cls in enumerate(classes)}
+    return ClassEvaluation(metrics, masks, prob_all)
+
+
+def class_posts(classes, post: PostprocessConfig) -> list[PostprocessConfig]:
+    """Per-class post-processing: the class's own threshold / min_area over the model's."""
+    return [replace(post, threshold=float(c.get("threshold", post.threshold)),
+                    min_area=int(c.get("min_area", post.min_area))) for c in classes]

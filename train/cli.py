@@ -21,6 +21,10 @@ TRAIN_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
   edge-train --data DATA --out runs/unet --resume                 # continue after a stop
   edge-train --data data/usgra-seg --layout folder --nerve-class 1 \\
              --init-weights runs/unet/model.keras --out runs/clinic --epochs 20 --lr 5e-4
+  edge-train --data data/usgra-seg --layout folder --classes 1,2 --class-names nerve,vessel \\
+             --init-weights runs/unet/model.keras --out runs/nerve-vessel --epochs 30
+  edge-train cv --folds 5 --data data/usgra-seg --layout folder --classes 1,2 \\
+             --class-names nerve,vessel --init-weights runs/unet/model.keras --out runs/cv
   TF_CONFIG=... edge-train --data DATA --out runs/mw --strategy multiworker
   edge-train eval --model runs/unet --out runs/unet/eval           # the run's val subjects
   edge-train prepare kaggle --src DOWNLOAD --out data/kaggle-nerve # see docs/data.md
@@ -99,6 +103,18 @@ def train_parser() -> argparse.ArgumentParser:
                    default="light", help="strength (flip = horizontal flips only)")
     o.add_argument("--vflip", action="store_true", help="also flip vertically (off: depth axis)")
     o.add_argument("--elastic", action="store_true", help="elastic deformation")
+    c = p.add_argument_group("classes (multi-structure models, CLASSES in docs/train.md)")
+    c.add_argument("--classes", type=str, default=None,
+                   help="class ids to segment, one sigmoid channel each, e.g. 1,2 (folder "
+                        "layout; None: the nerve only, --nerve-class)")
+    c.add_argument("--class-names", type=str, default=None,
+                   help="one name per --classes id, e.g. nerve,vessel (vessel, artery, vein, "
+                        "pleura, peritoneum, bone are safety structures)")
+    c.add_argument("--folds", type=int, default=0,
+                   help="K-fold cross-validation: hold out --fold of K folds by subject and "
+                        "keep the last epoch; 1 = train on every frame, keep the last epoch "
+                        "(0: the usual --val-fraction split)")
+    c.add_argument("--fold", type=clikit.non_negative_int, default=0, help="held-out fold")
     r = p.add_argument_group("run")
     r.add_argument("--resume", action="store_true", help="continue from OUT/ckpt")
     r.add_argument("--init-weights", type=str, default=None,
@@ -141,10 +157,13 @@ def _model_kwargs(a) -> dict:
 
 
 def _train_config(a):
+    from train.classes import parse_classes
     from train.config import TrainConfig
 
+    classes = parse_classes(a.classes, a.class_names) if a.classes else None
     return TrainConfig(
         data=a.data, out=a.out, layout=a.layout, nerve_class=a.nerve_class or 1,
+        classes=classes, folds=a.folds, fold=a.fold,
         subjects_csv=a.subjects_csv, resize_masks=a.resize_masks, input_hw=a.input_size,
         roi=a.roi, model=_model_kwargs(a), epochs=a.epochs, batch=a.batch, lr=a.lr,
         warmup_epochs=a.warmup_epochs, val_fraction=a.val_fraction, seed=a.seed,
@@ -217,7 +236,14 @@ def _prepare(argv: list[str]) -> int:
     return prepare_main(argv)
 
 
-SUBCOMMANDS = {"eval": _eval, "train": _train, "prepare": _prepare}
+def _cv(argv: list[str]) -> int:
+    """K-fold cross-validation: one edge-train process per fold + a results JSON."""
+    from train.cv import main as cv_main
+
+    return cv_main(argv)
+
+
+SUBCOMMANDS = {"eval": _eval, "train": _train, "prepare": _prepare, "cv": _cv}
 
 
 def _main(argv: list[str]) -> int:

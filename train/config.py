@@ -30,6 +30,13 @@ class TrainConfig:
 
     data: folder of frames (required). layout: "kaggle" | "folder" | None (detected).
     nerve_class: class id of the nerve in folder-layout masks. subjects_csv: stem,subject CSV.
+    classes: the CLASSES.md list (id, name, color, safety) of a multi-class model (one mask
+    channel per class, folder layout); None = nerve-only (one channel, nerve_class).
+    folds, fold: K-fold cross-validation (folds > 1): subjects go to ``folds`` folds by a
+    seeded shuffle, fold ``fold`` (0-based) is held out as the validation set, and the LAST
+    epoch's model is kept (no choice of epoch on the held-out frames; patience is ignored).
+    folds == 1: train on every frame, keep the last epoch (the logged "val" figures are then
+    on the training frames).
     resize_masks: resize masks whose size differs from their image (default: refuse them).
     out: run folder (model.keras, config.json, split.json, history.csv, ...).
     input_hw: model input (H, W); default keeps the Kaggle 580x420 aspect. roi: optional crop.
@@ -54,6 +61,9 @@ class TrainConfig:
     out: str = "runs/run"
     layout: str | None = None
     nerve_class: int = 1
+    classes: tuple[dict[str, Any], ...] | None = None
+    folds: int = 0
+    fold: int = 0
     subjects_csv: str | None = None
     resize_masks: bool = False
     input_hw: tuple[int, int] = DEFAULT_INPUT_HW
@@ -98,7 +108,15 @@ class TrainConfig:
         d = asdict(self)
         d["input_hw"] = list(self.input_hw)
         d["roi"] = list(self.roi) if self.roi else None
+        d["classes"] = [dict(c) for c in self.classes] if self.classes else None
         return d
+
+    @property
+    def class_list(self) -> tuple[dict[str, Any], ...]:
+        """The classes the model outputs (nerve-only: the one implicit nerve class)."""
+        from train.classes import nerve_only
+
+        return tuple(self.classes) if self.classes else nerve_only(self.nerve_class)
 
 
 # ---------------------------------------------------------------- the run folder, read back
@@ -149,6 +167,8 @@ def config_from_dict(d: Any, source: Path | str = RUN_CONFIG) -> TrainConfig:
         kw["input_hw"] = tuple(int(v) for v in kw.get("input_hw", DEFAULT_INPUT_HW))
         if kw.get("roi"):
             kw["roi"] = tuple(int(v) for v in kw["roi"])
+        if kw.get("classes"):
+            kw["classes"] = tuple(dict(c) for c in kw["classes"])
         return TrainConfig(**kw)
     except (TypeError, ValueError) as e:
         raise UserInputError(f"{source}: bad value in the run config ({e}); re-run "

@@ -42,10 +42,12 @@ def train_dataset(
     seed: int = 0,
     presence_head: bool = False,
 ) -> tf.data.Dataset:
-    """Endless augmented batches of (input, target); use steps_per_epoch with model.fit."""
+    """Endless augmented batches of (input, target); use steps_per_epoch with model.fit.
+    y: (N, H, W) nerve masks or (N, H, W, C) per-class masks."""
     if len(x) == 0:
         raise ValueError("no training frames")
-    ds = tf.data.Dataset.from_tensor_slices((x[..., None], y[..., None])).cache()
+    targets = y if y.ndim == 4 else y[..., None]  # (N, H, W, C) per-class masks as they are
+    ds = tf.data.Dataset.from_tensor_slices((x[..., None], targets)).cache()
     ds = ds.shuffle(min(len(x), SHUFFLE_BUFFER_MAX), seed=seed, reshuffle_each_iteration=True)
     ds = ds.repeat()
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)

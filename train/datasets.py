@@ -214,6 +214,24 @@ def split_by_subject(samples, val_fraction=0.2, seed=0):
     return train, val
 
 
+def split_fold(samples, folds: int, fold: int, seed=0):
+    """(train, held-out) for K-fold cross-validation by subject: subjects are shuffled with
+    ``seed`` and dealt to ``folds`` folds in turn; fold ``fold`` (0-based) is held out. Without
+    a subjects CSV every image is its own subject (folds by image). folds == 1: train on every
+    frame; the "held-out" set is then the training set itself (logged figures only)."""
+    if folds == 1:
+        return list(samples), list(samples)
+    if folds < 1 or not 0 <= fold < folds:
+        raise DataError(f"--fold {fold} must be in 0..{folds - 1} and --folds at least 1")
+    subjects = sorted({s.subject for s in samples})
+    if len(subjects) < folds:
+        raise DataError(f"{folds} folds need at least {folds} subjects, found {len(subjects)}")
+    random.Random(seed).shuffle(subjects)
+    held = set(subjects[fold::folds])
+    return ([s for s in samples if s.subject not in held],
+            [s for s in samples if s.subject in held])
+
+
 def subjects_of(samples) -> list[str]:
     """Sorted subject ids (numeric ones in numeric order)."""
     return sorted({s.subject for s in samples}, key=lambda v: (not v.isdigit(), len(v), v))
@@ -302,6 +320,17 @@ def read_mask(sample: Sample, nerve_class: int = 1) -> np.ndarray:
     return (raw > 0).astype(np.uint8)
 
 
+def read_class_masks(sample: Sample, ids: tuple[int, ...]) -> np.ndarray:
+    """(H, W, C) uint8 0/1 at frame size, channel k = pixels of class ids[k] (folder layout:
+    class-id masks). DataError on masks that are not class ids."""
+    if sample.mask_path is None or Path(sample.mask_path).stem != Path(sample.image_path).stem:
+        raise DataError(f"--classes needs folder-layout class-id masks (images/ + masks/); "
+                        f"{sample.image_path} has none")
+    mask_ids = read_class_ids(sample.mask_path)
+    _check_class_ids(mask_ids, ids[0], sample.mask_path)
+    return np.stack([(mask_ids == i) for i in ids], axis=-1).astype(np.uint8)
+
+
 def _check_binary(raw: np.ndarray, path) -> None:
     allowed = {0, 1, int(np.iinfo(raw.dtype).max) if raw.dtype.kind in "ui" else 1}
     values = set(np.unique(raw).tolist())
@@ -326,9 +355,11 @@ def _check_class_ids(ids: np.ndarray, nerve_class: int, path) -> None:
 # ---------------------------------------------------------------- arrays + cache
 
 
-def _cache_key(samples, pre_cfg: PreprocessConfig, nerve_class: int, resize: bool) -> str:
+def _cache_key(samples, pre_cfg: PreprocessConfig, nerve_class: int, resize: bool,
+               class_ids=None) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, asdict(pre_cfg), nerve_class, resize],
+    key = [CACHE_VERSION, asdict(pre_cfg), nerve_class, resize]
+    h.update(json.dumps(key + [list(class_ids)] if class_ids else key,
                         default=str).encode())
     for s in samples:
         for p in (s.image_path, s.mask_path):
@@ -359,9 +390,21 @@ def check_mask_size(mask: np.ndarray, image: np.ndarray, sample: Sample,
     return cv2.resize(mask, (iw, ih), interpolation=cv2.INTER_NEAREST)
 
 
+def _mask_input(s: Sample, image, pre_cfg, nerve_class, resize_masks, class_ids):
+    """One label at the model input: (H, W) nerve mask, or (H, W, C) with class_ids."""
+    if class_ids is None:
+        mask = check_mask_size(read_mask(s, nerve_class), image, s, resize_masks)
+        return mask_to_input(mask, pre_cfg)
+    masks = check_mask_size(read_class_masks(s, class_ids), image, s, resize_masks)
+    masks = masks.reshape(*masks.shape[:2], -1)  # cv2.resize drops a single channel axis
+    return np.stack([mask_to_input(masks[..., k], pre_cfg) for k in range(len(class_ids))],
+                    axis=-1)
+
+
 def load_arrays(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_dir=None,
-                resize_masks: bool = False):
+                resize_masks: bool = False, class_ids: tuple[int, ...] | None = None):
     """(X uint8 N,H,W; Y uint8 N,H,W 0/1) at the model input size, through edge.preprocess.
+    With class_ids (folder layout): Y is (N, H, W, C), channel k = class class_ids[k].
     Samples without masks get empty Y. A mask of another size than its image is a DataError
     unless resize_masks. With cache_dir, arrays are kept in an .npz keyed by the file list
     (paths, sizes, mtimes) and the pre-processing config."""
@@ -369,21 +412,20 @@ def load_arrays(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_
         raise DataError("no frames to load (empty sample list); check --data and --subjects")
     cache = None
     if cache_dir:
-        key = _cache_key(samples, pre_cfg, nerve_class, resize_masks)
+        key = _cache_key(samples, pre_cfg, nerve_class, resize_masks, class_ids)
         cache = Path(cache_dir) / f"arrays-{key}.npz"
         if cache.is_file():
             with np.load(cache) as z:
                 return z["x"], z["y"]
     h, w = pre_cfg.input_hw
     x = np.zeros((len(samples), h, w), np.uint8)
-    y = np.zeros((len(samples), h, w), np.uint8)
+    y = np.zeros((len(samples), h, w, *([len(class_ids)] if class_ids else [])), np.uint8)
     t0 = time.time()
     for i, s in enumerate(samples):
         image = read_image(s.image_path)
         x[i] = frame_to_gray_input(image, pre_cfg)
         if s.mask_path is not None:
-            mask = check_mask_size(read_mask(s, nerve_class), image, s, resize_masks)
-            y[i] = mask_to_input(mask, pre_cfg)
+            y[i] = _mask_input(s, image, pre_cfg, nerve_class, resize_masks, class_ids)
         _progress(i + 1, len(samples), t0)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -393,10 +435,12 @@ def load_arrays(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_
 
 
 def load_labelled(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_dir=None,
-                  resize_masks: bool = False) -> LabelledFrames:
-    """load_arrays as the evaluator's LabelledFrames (gray geometry: channels do not matter)."""
+                  resize_masks: bool = False, class_ids: tuple[int, ...] | None = None
+                  ) -> LabelledFrames:
+    """load_arrays as the evaluator's LabelledFrames (gray geometry: channels do not matter);
+    with class_ids the labels are (N, H, W, C)."""
     geometry = replace(pre_cfg, channels=1)
-    x, y = load_arrays(samples, geometry, nerve_class, cache_dir, resize_masks)
+    x, y = load_arrays(samples, geometry, nerve_class, cache_dir, resize_masks, class_ids)
     return LabelledFrames(x, y, tuple(s.stem for s in samples))
 
 

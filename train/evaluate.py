@@ -144,6 +144,8 @@ def _select(samples, subjects: str, run: RunFolder | None):
 
 def evaluate(cfg: EvalConfig) -> dict:
     """Score a model on frames; writes out/metrics.json and out/overlays.png; returns metrics."""
+    from edge.evaluate import class_posts, score_classes
+    from train.classes import classes_of
     from train.modelio import open_model, settings_for
 
     run = run_of(cfg.model)
@@ -168,6 +170,13 @@ def evaluate(cfg: EvalConfig) -> dict:
               "min_area": post.min_area, "presence_threshold": post.presence_threshold,
               "settings_from": settings.origin, "input_hw": list(settings.pre.input_hw),
               "seconds_per_frame": (time.perf_counter() - t0) / max(1, len(frames))}
+    classes = classes_of(cfg.model)
+    if classes:  # CLASSES.md: per-class figures too (the headline and overlays: channel 0)
+        ids = tuple(int(c["id"]) for c in classes)
+        class_frames = datasets.load_labelled(samples, settings.pre, nerve_class,
+                                              resize_masks=cfg.resize_masks, class_ids=ids)
+        result["classes"] = score_classes(backend, class_frames, settings.pre, classes,
+                                          class_posts(classes, post)).metrics
     write_json_atomic(out / "metrics.json", result)
     write_overlays(out / "overlays.png", frames.images, frames.labels, ev.masks, ev.dice,
                    frames.names)

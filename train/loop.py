@@ -32,17 +32,29 @@ import tf_keras as keras
 
 from edge.clikit import config_block
 from edge.errors import ModelError
-from edge.evaluate import LabelledFrames, score
+from edge.evaluate import LabelledFrames, class_posts, score, score_classes
 from edge.fsutil import atomic_path, check_writable_dir, write_json_atomic
 from edge.postprocess import PostprocessConfig
 from train import datasets, evaluate
 from train.augment import augment_config
+from train.classes import class_ids, nerve_channel
 from train.config import RUN_MODEL, STRATEGIES, Split, TrainConfig, write_run
 from train.data import steps_per_epoch, train_dataset
-from train.losses import BceDiceLoss, SoftDice, bce_dice_per_image
+from train.losses import (
+    BceDiceLoss,
+    MultiBceDiceLoss,
+    SoftDice,
+    bce_dice_per_image,
+    multi_bce_dice_per_image,
+)
 from train.model import build_unet, count_macs
 from train.modelio import KerasBackend, load_keras, settings_for
 
+# A fresh class channel starts at p = 1% everywhere (logit bias log(0.01 / 0.99)), not 50%:
+# a rare structure's channel then starts near its background rate instead of spending the
+# first epochs un-learning "everything is vessel" (the RetinaNet prior).
+FRESH_CHANNEL_PRIOR = 0.01
+FRESH_CHANNEL_BIAS = float(np.log(FRESH_CHANNEL_PRIOR / (1.0 - FRESH_CHANNEL_PRIOR)))
 ENCODER_PREFIXES = ("stem", "enc", "pool", "bottleneck")  # layer names frozen by freeze_encoder
 STATE_FILE = "state.json"
 CKPT_DIR = "ckpt"
@@ -108,11 +120,15 @@ def prepare_data(cfg: TrainConfig) -> RunData:
     """Find, check, split and decode the frames (DataError on anything wrong)."""
     layout = cfg.layout or datasets.detect_layout(cfg.data)
     samples = datasets.find_samples(cfg.data, layout, cfg.nerve_class, cfg.subjects_csv)
-    train_s, val_s = datasets.split_by_subject(samples, cfg.val_fraction, cfg.seed)
-    pre = cfg.preprocess
+    if cfg.folds >= 1:
+        train_s, val_s = datasets.split_fold(samples, cfg.folds, cfg.fold, cfg.seed)
+    else:
+        train_s, val_s = datasets.split_by_subject(samples, cfg.val_fraction, cfg.seed)
+    pre, ids = cfg.preprocess, class_ids(cfg.classes) if cfg.classes else None
     x_tr, y_tr = datasets.load_arrays(train_s, pre, cfg.nerve_class, cfg.cache_dir,
-                                      cfg.resize_masks)
-    val = datasets.load_labelled(val_s, pre, cfg.nerve_class, cfg.cache_dir, cfg.resize_masks)
+                                      cfg.resize_masks, ids)
+    val = datasets.load_labelled(val_s, pre, cfg.nerve_class, cfg.cache_dir, cfg.resize_masks,
+                                 ids)
     datasets.check_has_nerve(y_tr, "training", cfg.nerve_class)
     return RunData(layout, datasets.subjects_of(train_s), datasets.subjects_of(val_s),
                    x_tr, y_tr, val)
@@ -127,14 +143,24 @@ def build_model(cfg: TrainConfig):
     if "preset" in kwargs:
         raise ModelError(f"unknown model preset {kwargs['preset']!r}; use 'reference'")
     try:
-        return build_unet(input_hw=tuple(cfg.input_hw), **kwargs)
+        return build_unet(input_hw=tuple(cfg.input_hw), num_classes=len(cfg.class_list),
+                          **kwargs)
     except ValueError as e:  # e.g. an input size the depth cannot halve evenly
         raise ModelError(str(e)) from e
 
 
-def load_init_weights(model, path) -> None:
-    """Copy weights from a trained model of the same architecture (fine-tuning)."""
+def load_init_weights(model, path, nerve_index: int | None = None) -> None:
+    """Copy weights from a trained model of the same architecture (fine-tuning). With
+    nerve_index (a multi-class model from a nerve-only one): every layer whose weight shapes
+    match is copied, and the C-channel head takes the nerve head as channel nerve_index."""
     p = Path(path)
+    if nerve_index is not None:
+        try:
+            source = load_keras(p)
+        except (ValueError, OSError, ModelError) as e:
+            raise ModelError(f"--init-weights {p}: cannot load it ({str(e)[:120]})") from e
+        print(init_from_nerve(model, source, nerve_index))
+        return
     try:
         if p.suffix == ".h5":
             model.load_weights(str(p))
@@ -144,6 +170,41 @@ def load_init_weights(model, path) -> None:
         raise ModelError(
             f"--init-weights {p} does not match this model ({str(e)[:120]}); pass the same "
             f"model flags (--base-filters, --depth, ...) as the run that produced it") from e
+
+
+def init_from_nerve(model, source, nerve_index: int) -> str:
+    """Copy source's weights into model layer by layer (by name) where shapes match; the
+    1x1 head ``logits`` of C channels gets the source's single nerve channel at nerve_index,
+    fresh (random) weights and the FRESH_CHANNEL_PRIOR bias elsewhere. Returns the log
+    line."""
+    src = {layer.name: layer for layer in source.layers}
+    copied, fresh, head_split = 0, [], False
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        theirs = src[layer.name].get_weights() if layer.name in src else None
+        if theirs and [w.shape for w in theirs] == [w.shape for w in weights]:
+            layer.set_weights(theirs)
+            copied += 1
+        elif layer.name == "logits" and theirs and theirs[0].shape[-1] == 1:
+            kernel, bias = weights
+            kernel[..., nerve_index:nerve_index + 1] = theirs[0]
+            bias[:] = FRESH_CHANNEL_BIAS
+            bias[nerve_index] = theirs[1][0]
+            layer.set_weights([kernel, bias])
+            copied, head_split = copied + 1, True
+        else:
+            fresh.append(layer.name)
+    if fresh and fresh != ["logits"]:
+        raise ModelError(f"--init-weights: layers {fresh[:4]} do not match this model; pass "
+                         "the same model flags (--base-filters, --depth, ...) as its run")
+    c = model.get_layer("logits").get_weights()[0].shape[-1]
+    if not head_split:
+        return f"init: copied all {copied} layers (the model already has {c} channels)"
+    return (f"init: copied {copied} layers from the nerve-only model; head: channel "
+            f"{nerve_index} = its nerve channel, the other {c - 1} channel(s) fresh (bias "
+            f"p = {FRESH_CHANNEL_PRIOR})")
 
 
 def freeze_encoder(model) -> int:
@@ -168,7 +229,8 @@ def lr_schedule(cfg: TrainConfig, steps: int):
 
 def compile_model(model, cfg: TrainConfig, steps: int) -> None:
     optimizer = keras.optimizers.Adam(learning_rate=lr_schedule(cfg, steps))
-    mask_loss = BceDiceLoss(cfg.bce_weight, cfg.dice_weight)
+    loss_class = MultiBceDiceLoss if cfg.classes else BceDiceLoss
+    mask_loss = loss_class(cfg.bce_weight, cfg.dice_weight)
     if cfg.presence_head:
         model.compile(optimizer=optimizer,
                       loss={"mask": mask_loss, "presence": keras.losses.BinaryCrossentropy()},
@@ -214,6 +276,10 @@ class ValidationDice(keras.callbacks.Callback):
             logs["train_s_per_step"] = (t_val - self.t_first) / (self.steps - 1)
         if self._backend is None:  # one traced function for the whole run
             self._backend = KerasBackend(self.model)
+        if self.cfg.classes:
+            logs.update(self._classes_logs(), val_s=time.perf_counter() - t_val)
+            self._log_lr(logs)
+            return
         ev = score(self._backend, self.val, self.cfg.preprocess, self.post, keep_prob=True)
         m, prob, presence, y = ev.metrics, ev.prob, ev.presence, self.val.labels
         loss = bce_dice_per_image(y[..., None], prob[..., None], self.cfg.bce_weight,
@@ -227,6 +293,26 @@ class ValidationDice(keras.callbacks.Callback):
         logs.update(val_loss=val_loss, val_dice=m["per_image_dice"],
                     val_pooled_dice=m["pooled_dice"], val_iou=m["iou"],
                     val_s=time.perf_counter() - t_val)
+        self._log_lr(logs)
+
+    def _classes_logs(self) -> dict:
+        """Multi-class: val_dice = mean over classes of the per-image Dice (frames where the
+        class is present), val_<name>_dice each, val_loss the per-channel loss."""
+        classes = self.cfg.class_list
+        ev = score_classes(self._backend, self.val, self.cfg.preprocess, classes,
+                           [self.post] * len(classes), keep_prob=True)
+        loss = multi_bce_dice_per_image(self.val.labels, ev.prob, self.cfg.bce_weight,
+                                        self.cfg.dice_weight)
+        logs = {"val_loss": float(np.mean(loss))}
+        dices = []
+        for c in classes:
+            d = ev.metrics[c["name"]]["per_image_dice"]
+            logs[f"val_{c['name']}_dice"] = d
+            dices.append(d if d is not None else 1.0)
+        logs["val_dice"] = float(np.mean(dices))
+        return logs
+
+    def _log_lr(self, logs: dict) -> None:
         lr = self.model.optimizer.learning_rate  # tf_keras: the lr of the last step
         value = lr(self.model.optimizer.iterations) if callable(lr) else lr
         logs["lr"] = float(tf.convert_to_tensor(value))  # also a distributed variable
@@ -244,7 +330,8 @@ class BestAndResume(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         dice = float((logs or {}).get("val_dice", -1.0))
         st = self.state
-        if dice > st["best_val_dice"]:
+        keep_last = self.cfg.folds >= 1  # CV / all frames: no choice of epoch on the held-out fold
+        if dice > st["best_val_dice"] or keep_last:
             st.update(best_val_dice=dice, best_epoch=epoch + 1, wait=0)
             _atomic_save(lambda p: self.model.save(p), self.out / RUN_MODEL)
             _atomic_save(lambda p: self.model.save_weights(p), self.out / "best.weights.h5")
@@ -253,7 +340,7 @@ class BestAndResume(keras.callbacks.Callback):
         st["epoch"] = epoch + 1
         self.manager.save(checkpoint_number=epoch + 1)
         write_json_atomic(self.out / CKPT_DIR / STATE_FILE, st)
-        if self.cfg.patience and st["wait"] >= self.cfg.patience:
+        if self.cfg.patience and st["wait"] >= self.cfg.patience and not keep_last:
             print(f"early stopping: val_dice has not improved for {st['wait']} epochs "
                   f"(best {st['best_val_dice']:.4f} at epoch {st['best_epoch']})")
             self.model.stop_training = True
@@ -310,10 +397,23 @@ def _final_metrics(out: Path, model, data: RunData, cfg: TrainConfig, extra: dic
     else:  # no epoch finished (nothing saved): the model in memory, the run's settings
         backend = KerasBackend(model)
         pre, post = cfg.preprocess, PostprocessConfig(threshold=cfg.threshold)
-    result = {**score(backend, data.val, pre, post).metrics, **extra,
+    classes = cfg.class_list
+    per_class = score_classes(backend, data.val, pre, classes, class_posts(classes, post))
+    nerve = {} if cfg.classes else score(backend, data.val, pre, post).metrics
+    if cfg.classes:  # the run's headline: the mean of the classes' per-image Dice
+        nerve = {"per_image_dice": _mean_class_dice(per_class.metrics),
+                 "pooled_dice": float(np.mean([m["pooled_dice"]
+                                               for m in per_class.metrics.values()])),
+                 "iou": None}
+    result = {**nerve, "classes": per_class.metrics, **extra,
               "threshold": post.threshold, "min_area": post.min_area}
     write_json_atomic(out / "metrics.json", result)
     return result
+
+
+def _mean_class_dice(metrics: dict) -> float:
+    values = [m["per_image_dice"] for m in metrics.values() if m["per_image_dice"] is not None]
+    return float(np.mean(values)) if values else 1.0
 
 
 def remove_partial_files(out: Path) -> list[Path]:
@@ -383,7 +483,9 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
     with strategy.scope():
         model = build_model(cfg)
         if cfg.init_weights:
-            load_init_weights(model, cfg.init_weights)
+            load_init_weights(model, cfg.init_weights,
+                              nerve_channel(cfg.classes, cfg.nerve_class) if cfg.classes
+                              else None)
         if cfg.freeze_encoder:
             print(f"froze {freeze_encoder(model)} encoder layers")
         compile_model(model, cfg, steps)

@@ -51,6 +51,27 @@ def bce_dice_loss(y_true, y_pred, bce_weight=1.0, dice_weight=1.0) -> tf.Tensor:
     return tf.reduce_mean(bce_dice_per_image(y_true, y_pred, bce_weight, dice_weight))
 
 
+def channels_to_images(y) -> tf.Tensor:
+    """(N, H, W, C) -> (N * C, H, W): each channel becomes an image of its own (n-major)."""
+    y = tf.cast(y, tf.float32)
+    return tf.reshape(tf.transpose(y, (0, 3, 1, 2)), (-1, tf.shape(y)[1], tf.shape(y)[2]))
+
+
+def bce_dice_per_channel(y_true, y_pred, bce_weight=1.0, dice_weight=1.0) -> tf.Tensor:
+    """(N, C): bce_dice_per_image of each channel on its own (CLASSES.md: per-channel BCE +
+    soft Dice of independent sigmoid channels)."""
+    n, c = tf.shape(y_pred)[0], tf.shape(y_pred)[-1]
+    loss = bce_dice_per_image(channels_to_images(y_true), channels_to_images(y_pred),
+                              bce_weight, dice_weight)
+    return tf.reshape(loss, (n, c))
+
+
+def multi_bce_dice_per_image(y_true, y_pred, bce_weight=1.0, dice_weight=1.0) -> tf.Tensor:
+    """(N,): the per-channel losses averaged over channels; equals bce_dice_per_image for one
+    channel."""
+    return tf.reduce_mean(bce_dice_per_channel(y_true, y_pred, bce_weight, dice_weight), axis=1)
+
+
 class BceDiceLoss(keras.losses.Loss):
     """Keras wrapper: returns per-image losses, so Keras (and tf.distribute) averages them."""
 
@@ -65,6 +86,16 @@ class BceDiceLoss(keras.losses.Loss):
     def get_config(self):
         return {**super().get_config(), "bce_weight": self.bce_weight,
                 "dice_weight": self.dice_weight}
+
+
+class MultiBceDiceLoss(BceDiceLoss):
+    """Per-channel BCE + soft Dice, averaged over the C channels (multi-class models)."""
+
+    def __init__(self, bce_weight=1.0, dice_weight=1.0, name="multi_bce_dice", **kwargs):
+        super().__init__(bce_weight, dice_weight, name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return multi_bce_dice_per_image(y_true, y_pred, self.bce_weight, self.dice_weight)
 
 
 class SoftDice(keras.metrics.MeanMetricWrapper):

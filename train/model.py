@@ -6,7 +6,8 @@ connections, batch norm, bilinear resize + conv upsampling (compiles for the Edg
 stride-2 transpose conv), and a final bilinear resize back to the input size so the mask
 output always matches the input.
 
-Outputs: ``mask`` (N, H, W, 1) sigmoid probabilities; with ``presence_head`` also
+Outputs: ``mask`` (N, H, W, C) sigmoid probabilities (C = num_classes, 1 = the nerve-only
+model; each channel independent, CLASSES.md); with ``presence_head`` also
 ``presence`` (N, 1), a nerve-presence probability from the bottleneck.
 """
 
@@ -72,6 +73,7 @@ def build_unet(
     separable=False,
     in_channels=1,
     max_filters=256,
+    num_classes=1,
     name="unet",
 ):
     """Build a U-Net.
@@ -85,6 +87,7 @@ def build_unet(
     stem_stride: 1 = classic full-resolution U-Net; 2 = stride-2 stem, U-Net at half
         resolution, mask resized back to input size (about 4x fewer MACs).
     separable: depthwise-separable second conv in each block (fewer MACs).
+    num_classes: mask channels, one sigmoid per class (the head ``logits`` is a 1x1 conv).
     """
     if upsample not in UPSAMPLE_MODES:
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
@@ -112,12 +115,15 @@ def build_unet(
         x = _upsample(x, width(level), f"up{level}", upsample)
         x = layers.Concatenate(name=f"cat{level}")([x, skips[level]])
         x = _block(x, width(level), f"dec{level}", separable)
-    x = layers.Conv2D(1, 1, name="logits")(x)
+    x = layers.Conv2D(num_classes, 1, name="logits")(x)
     if stem_stride == 2:
         x = layers.UpSampling2D(2, interpolation="bilinear", name="logits_resize")(x)
     mask = layers.Activation("sigmoid", dtype="float32", name="mask")(x)
     outputs = [mask]
     if presence_head:
+        if num_classes != 1:
+            raise ValueError("the presence head is for nerve-only models; drop "
+                             "--presence-head with --classes")
         p = layers.GlobalAveragePooling2D(name="presence_gap")(bottleneck)
         p = layers.Dense(1, activation="sigmoid", name="presence")(p)
         outputs.append(p)
