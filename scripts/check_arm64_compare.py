@@ -77,16 +77,26 @@ def explain(model: str, raw: dict) -> list[str]:
 
 
 def read_mask(path: Path) -> np.ndarray:
+    """The saved mask as written: 0/255 for a nerve-only model, class ids for a multi-class one."""
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise ValueError(f"{path}: not a readable mask PNG")
-    return mask > 127
+    return mask
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """2|A and B| / (|A| + |B|); two empty masks agree fully (1.0)."""
+    """2|A and B| / (|A| + |B|) of two boolean masks; two empty masks agree fully (1.0)."""
     total = int(a.sum()) + int(b.sum())
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def label_dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Dice over the labels either mask holds (255 for a 0/255 mask, each class id of a
+    class-id mask); 1.0 when both are empty."""
+    labels = sorted((set(np.unique(a)) | set(np.unique(b))) - {0})
+    if not labels:
+        return 1.0
+    return float(np.mean([dice(a == v, b == v) for v in labels]))
 
 
 def outline(mask: np.ndarray, px: int = OUTLINE_PX) -> np.ndarray:
@@ -107,11 +117,11 @@ def compare_dirs(x86_dir: Path, arm_dir: Path) -> dict:
             scores.append(0.0)
             continue
         got = read_mask(arm_dir / name)
-        scores.append(dice(ref, got))
+        scores.append(label_dice(ref, got))
         identical += int(np.array_equal(ref, got))
         differ = ref != got
         diff_px += int(differ.sum())
-        outline_px += int((differ & outline(ref)).sum())
+        outline_px += int((differ & outline(ref > 0)).sum())
     return {
         "frames": len(names),
         "mean_dice": round(float(np.mean(scores)), 5) if scores else None,

@@ -47,6 +47,19 @@ def test_dice_on_hand_made_masks():
     assert cmp.dice(a, np.zeros_like(a)) == 0.0
 
 
+def test_class_id_masks_are_compared_per_class():
+    ref = np.zeros((4, 4), np.uint8)
+    ref[:2] = 1  # nerve, 8 px
+    ref[3] = 2  # vessel, 4 px
+    got = ref.copy()
+    got[3] = 0  # arm64 lost the vessel: nerve agrees (1.0), vessel does not (0.0)
+    assert cmp.label_dice(ref, got) == pytest.approx(0.5)
+    assert cmp.label_dice(ref, ref) == 1.0
+    assert cmp.label_dice(ref * 0, ref * 0) == 1.0
+    binary = (ref > 0).astype(np.uint8) * 255  # a nerve-only 0/255 mask: one label
+    assert cmp.label_dice(binary, binary) == 1.0
+
+
 def test_compare_dirs_counts_identical_outline_and_missing(tmp_path):
     x86 = write_masks(tmp_path / "x86", {"a.png": disc(40), "b.png": disc(40),
                                          "c.png": disc(40)})
