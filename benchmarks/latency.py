@@ -13,6 +13,7 @@ parent does this; it prints one line ``RESULT_MARKER <json>``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -185,6 +186,12 @@ def latency_model(path: str | Path, cfg: LatencyConfig, progress: Progress = std
             rows.append(_row(info, backend, threads, {"status": "failed",
                                                       "error": info["error"]}))
             continue
+        if not cfg.subprocess:
+            # Load the runtime before saying "measuring": a Ctrl-C/SIGTERM inside a C
+            # extension's import surfaces as "ImportError: initialization failed" instead of
+            # an interruption. An import that fails is reported by _measure_guarded below.
+            with contextlib.suppress(Exception):
+                preimport(backend)
         progress(f"latency: {info['model']} [{backend}, {threads} thread(s)] "
                  f"{cfg.repeats} x ({cfg.warmup} warm-up + {cfg.runs} runs) ...")
         spec = {"path": str(path), "backend": backend, "threads": threads,

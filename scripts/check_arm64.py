@@ -17,6 +17,7 @@ measure the check, never a board's FPS.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -44,6 +45,7 @@ RUN_TIMEOUT_S = 1800  # one emulated edge-run; far above what it needs, below "h
 MODELS_DIR = "edge/models"
 SHIPPED = ("nerve_default_int8.tflite", "nerve_default.onnx")  # first; then every other model
 MODEL_SUFFIXES = (".tflite", ".onnx")
+KAGGLE_FRAMES, USGRA_FRAMES = "frames", "frames-usgra"  # staged in the root's work folder
 FIXTURE_PREFIX = "nerve_fixture"  # test fixtures, not shipped defaults
 EXIT_PASS, EXIT_FAIL = 0, 1
 
@@ -104,9 +106,20 @@ def edge_run_args(side: Side, src: Path, model: str | None) -> list[str]:
         return ["--source", "phantom", "--headless", "--max-frames", str(PHANTOM_FRAMES),
                 "--quiet", "--report", str(side.work / "phantom.json")]
     out = side.work / side.name / Path(model).stem
-    return ["--images", str(side.work / "frames"), "--headless", "--quiet",
+    return ["--images", str(side.work / frames_folder(model)), "--headless", "--quiet",
             "--model", str(src / MODELS_DIR / model), "--save-masks", str(out),
             "--report", str(out) + ".json"]
+
+
+def frames_folder(model: str) -> str:
+    """The staged frames a model is compared on: those of the data it was trained on (a USGRA
+    model on Kaggle frames outputs small spurious blobs, where one rounding flip weighs a lot)."""
+    sidecar = REPO / MODELS_DIR / f"{Path(model).stem}.json"
+    try:
+        data = json.loads(sidecar.read_text())["extra"]["training_data"]["data_dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        data = ""
+    return USGRA_FRAMES if "usgra" in str(data) else KAGGLE_FRAMES
 
 
 def run_edge(side: Side, run_name: str, cmd: list[str], runner) -> None:
@@ -179,19 +192,29 @@ def install_tree(root: Path, timings: dict) -> None:
 
 
 def stage_frames(work_host: Path, args: argparse.Namespace) -> str:
-    """Copy real frames into the root's work folder (both sides read that copy); phantom
-    frames where no data is at hand, said so in the report."""
-    frames_dir = work_host / "frames"
-    frames_dir.mkdir(parents=True)
+    """Copy real frames into the root's work folder (both sides read that copy): Kaggle frames,
+    and USGRA images for the models trained on them; phantom frames where no data is at hand,
+    said so in the report."""
+    kaggle, usgra = work_host / KAGGLE_FRAMES, work_host / USGRA_FRAMES
+    kaggle.mkdir(parents=True)
     train = data_dir(args) / "kaggle-nerve" / "train"
     if not train.is_dir():
         board.say(f"no real frames at {train} (set NERVE_EDGE_DATA, see docs/data.md): "
                   f"comparing on {args.frames} phantom frames")
-        write_phantom_frames(frames_dir, args.frames)
+        write_phantom_frames(kaggle, args.frames)
+        shutil.copytree(kaggle, usgra)
         return f"{args.frames} phantom frames (no real data at {train})"
     for path in pick_frames(train, args.frames):
-        shutil.copy2(path, frames_dir / path.name)
-    return f"{args.frames} real frames of kaggle-nerve/train, evenly spaced by name"
+        shutil.copy2(path, kaggle / path.name)
+    note = f"{args.frames} real frames of kaggle-nerve/train, evenly spaced by name"
+    images = data_dir(args) / "usgra-seg" / "images"
+    if images.is_dir():
+        usgra.mkdir()
+        for path in pick_frames(images, args.frames):
+            shutil.copy2(path, usgra / path.name)
+        return note + f"; {args.frames} of usgra-seg/images for the models trained on them"
+    shutil.copytree(kaggle, usgra)
+    return note + " (no usgra-seg/images: the USGRA models are compared on them too)"
 
 
 def write_phantom_frames(folder: Path, count: int) -> None:
