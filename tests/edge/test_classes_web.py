@@ -21,7 +21,7 @@ from test_classes import (
     VESSEL,
     image_folder,
 )
-from web_support import needs_browser, start_browser, wait_ready
+from web_support import app_page, needs_browser
 
 from benchmarks.browser import IMAGE_JS, benchmark_in_page
 from edge.cli import main
@@ -52,13 +52,11 @@ def page(tmp_path):
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    driver = start_browser(tmp_path / "profile")
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.html?backend=wasm"
     try:
-        driver.get(f"http://127.0.0.1:{server.server_address[1]}/index.html?backend=wasm")
-        wait_ready(driver)
-        yield driver
+        with app_page(tmp_path / "profile", url) as driver:
+            yield driver
     finally:
-        driver.quit()
         server.shutdown()
 
 

@@ -10,11 +10,10 @@ import base64
 import cv2
 import numpy as np
 import pytest
-from web_support import needs_browser, start_browser, wait_ready
+from web_support import app_page, needs_browser
 
 from edge.postprocess import PostprocessConfig, binarize, to_frame
 from edge.preprocess import PreprocessConfig, frame_to_gray_input
-from edge.serve import ServeSink
 
 pytestmark = needs_browser
 FRAME_HW = (420, 580)
@@ -52,15 +51,8 @@ import('./imgproc.js').then((ip) => {
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    sink = ServeSink.from_spec("127.0.0.1:0", log=None)
-    driver = start_browser(tmp_path_factory.mktemp("profile"))
-    try:
-        driver.get(f"http://127.0.0.1:{sink.port}/app/")
-        wait_ready(driver)
+    with app_page(tmp_path_factory.mktemp("profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
-        sink.close()
 
 
 def run_js(page, name: str, **args):

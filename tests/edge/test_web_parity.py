@@ -18,16 +18,13 @@ import pytest
 from web_support import (
     REPO,
     WEB_MODEL,
+    app_page,
     dice_agreement,
     needs_browser,
     read_gray,
     real_frames,
     segment_in_page,
-    start_browser,
-    wait_ready,
 )
-
-from edge.serve import ServeSink
 
 pytestmark = needs_browser
 FRAMES = 40  # spread over all subjects
@@ -52,15 +49,8 @@ def edge_run_masks(frames, tmp_path):
 
 @pytest.fixture
 def page(tmp_path):
-    sink = ServeSink.from_spec("127.0.0.1:0", log=None)
-    driver = start_browser(tmp_path / "profile")
-    try:
-        driver.get(f"http://127.0.0.1:{sink.port}/app/")
-        wait_ready(driver)
+    with app_page(tmp_path / "profile") as driver:
         yield driver
-    finally:
-        driver.quit()
-        sink.close()
 
 
 def test_browser_masks_match_edge_run(page, tmp_path):

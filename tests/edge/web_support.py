@@ -4,6 +4,8 @@ drives them), a skip marker, and real frames from the data folder."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -40,3 +42,21 @@ def read_gray(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     assert image is not None, f"cannot read {path}"
     return image
+
+
+@contextlib.contextmanager
+def app_page(profile: Path, url: str | None = None) -> Iterator:
+    """Chromium on the /app/ runner of a fresh ``edge-run --serve`` sink (or on ``url``),
+    ready to segment; closed after."""
+    from edge.serve import ServeSink
+
+    sink = None if url else ServeSink.from_spec("127.0.0.1:0", log=None)
+    driver = start_browser(profile)
+    try:
+        driver.get(url or f"http://127.0.0.1:{sink.port}/app/")
+        wait_ready(driver)
+        yield driver
+    finally:
+        driver.quit()
+        if sink is not None:
+            sink.close()
