@@ -403,9 +403,10 @@ def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: lis
                 area.add(post.area_px, post.detected)  # px, or mm2 when the source knows
                 tally.add(post.classes, post.safety_warning)
             with meter.stage("render"):
-                result = render(cfg, frame, post, meter, overlay, area)
-                for sink in sinks:
-                    sink.write(result)
+                if sinks:  # headless with no output: no BGR copy for nobody
+                    result = render(cfg, frame, post, meter, overlay, area)
+                    for sink in sinks:
+                        sink.write(result)
             meter.end_frame()
             status.update(meter, post, area)
             if cfg.max_frames and meter.frames >= cfg.max_frames:
