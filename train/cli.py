@@ -70,6 +70,11 @@ def train_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--preset", type=str, choices=("reference",), default=None,
                    help="reference = the student project's encoder-decoder (no skips)")
+    m.add_argument("--arch", type=str, choices=("unet", "attention", "unetpp"),
+                   default="unet", help="unet; attention = Attention U-Net (gated skips); "
+                   "unetpp = U-Net++ (nested skips, one head per top node)")
+    m.add_argument("--no-deep-supervision", dest="deep_supervision", action="store_false",
+                   help="U-Net++: train the last head only (default: every head)")
     m.add_argument("--base-filters", type=clikit.positive_int, default=16,
                    help="channels at the first level (doubled per level)")
     m.add_argument("--depth", type=clikit.positive_int, default=3, help="2x down-samplings")
@@ -153,7 +158,8 @@ def _model_kwargs(a) -> dict:
         return {"preset": a.preset}
     return {"base_filters": a.base_filters, "depth": a.depth, "stem_stride": a.stem_stride,
             "upsample": a.upsample, "dropout": a.dropout, "separable": a.separable,
-            "presence_head": a.presence_head, "max_filters": a.max_filters}
+            "presence_head": a.presence_head, "max_filters": a.max_filters,
+            "arch": a.arch, "deep_supervision": a.deep_supervision}
 
 
 def _train_config(a):

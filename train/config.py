@@ -21,7 +21,8 @@ RUN_SPLIT = "split.json"
 RUN_MODEL = "model.keras"
 STRATEGIES = ("default", "mirrored", "multiworker")
 DEFAULT_MODEL = {"base_filters": 16, "depth": 3, "stem_stride": 2, "upsample": "bilinear",
-                 "dropout": 0.0, "separable": False, "presence_head": False, "max_filters": 256}
+                 "dropout": 0.0, "separable": False, "presence_head": False, "max_filters": 256,
+                 "arch": "unet", "deep_supervision": True}
 
 
 @dataclass(frozen=True)

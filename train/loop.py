@@ -42,12 +42,13 @@ from train.config import RUN_MODEL, STRATEGIES, Split, TrainConfig, write_run
 from train.data import steps_per_epoch, train_dataset
 from train.losses import (
     BceDiceLoss,
+    DeepSupervisionLoss,
     MultiBceDiceLoss,
     SoftDice,
     bce_dice_per_image,
     multi_bce_dice_per_image,
 )
-from train.model import build_unet, count_macs
+from train.model import HEADS_LAYER, build_unet, count_macs, inference_model
 from train.modelio import KerasBackend, load_keras, settings_for
 
 # A fresh class channel starts at p = 1% everywhere (logit bias log(0.01 / 0.99)), not 50%:
@@ -229,6 +230,10 @@ def lr_schedule(cfg: TrainConfig, steps: int):
 
 def compile_model(model, cfg: TrainConfig, steps: int) -> None:
     optimizer = keras.optimizers.Adam(learning_rate=lr_schedule(cfg, steps))
+    if HEADS_LAYER in {layer.name for layer in model.layers}:  # U-Net++ deep supervision
+        model.compile(optimizer=optimizer,
+                      loss=DeepSupervisionLoss(cfg.bce_weight, cfg.dice_weight))
+        return
     loss_class = MultiBceDiceLoss if cfg.classes else BceDiceLoss
     mask_loss = loss_class(cfg.bce_weight, cfg.dice_weight)
     if cfg.presence_head:
@@ -255,9 +260,10 @@ class ValidationDice(keras.callbacks.Callback):
     choosing the checkpoint) and log val_dice (per-image, the early-stopping key),
     val_pooled_dice, val_iou, val_loss, lr."""
 
-    def __init__(self, val: LabelledFrames, cfg: TrainConfig):
+    def __init__(self, val: LabelledFrames, cfg: TrainConfig, device_model=None):
         super().__init__()
         self.val, self.cfg, self._backend = val, cfg, None
+        self.device_model = device_model  # what is scored and saved (None: the fit model)
         self.post = PostprocessConfig(threshold=cfg.threshold)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -275,7 +281,7 @@ class ValidationDice(keras.callbacks.Callback):
         if self.steps > 1:
             logs["train_s_per_step"] = (t_val - self.t_first) / (self.steps - 1)
         if self._backend is None:  # one traced function for the whole run
-            self._backend = KerasBackend(self.model)
+            self._backend = KerasBackend(self.device_model or self.model)
         if self.cfg.classes:
             logs.update(self._classes_logs(), val_s=time.perf_counter() - t_val)
             self._log_lr(logs)
@@ -322,9 +328,11 @@ class BestAndResume(keras.callbacks.Callback):
     """Saves the best model on val_dice, stops after `patience` epochs without improvement,
     checkpoints weights + optimizer + epoch to ckpt/ every epoch, and redraws curves.png."""
 
-    def __init__(self, out: Path, ckpt: tf.train.Checkpoint, state: dict, cfg: TrainConfig):
+    def __init__(self, out: Path, ckpt: tf.train.Checkpoint, state: dict, cfg: TrainConfig,
+                 device_model=None):
         super().__init__()
         self.out, self.cfg, self.state = out, cfg, state
+        self.device_model = device_model  # saved as model.keras (None: the fit model)
         self.manager = tf.train.CheckpointManager(ckpt, str(out / CKPT_DIR), max_to_keep=1)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -333,8 +341,9 @@ class BestAndResume(keras.callbacks.Callback):
         keep_last = self.cfg.folds >= 1  # CV / all frames: no choice of epoch on the held-out fold
         if dice > st["best_val_dice"] or keep_last:
             st.update(best_val_dice=dice, best_epoch=epoch + 1, wait=0)
-            _atomic_save(lambda p: self.model.save(p), self.out / RUN_MODEL)
-            _atomic_save(lambda p: self.model.save_weights(p), self.out / "best.weights.h5")
+            saved = self.device_model or self.model
+            _atomic_save(lambda p: saved.save(p), self.out / RUN_MODEL)
+            _atomic_save(lambda p: saved.save_weights(p), self.out / "best.weights.h5")
         else:
             st["wait"] += 1
         st["epoch"] = epoch + 1
@@ -380,7 +389,8 @@ def _restore(ckpt, restore_dir: Path, cfg: TrainConfig) -> dict:
 def _write_run_files(out: Path, cfg: TrainConfig, data: RunData, model) -> None:
     resolved = {**cfg.to_dict(), "layout": data.layout,
                 "n_train_frames": int(len(data.x_train)), "n_val_frames": int(len(data.val)),
-                "params": int(model.count_params()), "macs": count_macs(model)}
+                "params": int(model.count_params()),
+                "macs": count_macs(inference_model(model))}
     write_run(out, resolved, Split(tuple(data.train_subjects), tuple(data.val_subjects)))
     print(config_block("edge-train: resolved config", resolved))
 
@@ -496,10 +506,11 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
     ds = train_dataset(data.x_train, data.y_train, cfg.batch,
                        augment_config(cfg.augment, cfg.vflip, cfg.elastic), cfg.preprocess,
                        cfg.seed + state["epoch"], cfg.presence_head)
+    device_model = inference_model(model)  # shares the weights; U-Net++: heads averaged
     callbacks = [
-        ValidationDice(data.val, cfg),
+        ValidationDice(data.val, cfg, device_model),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=cfg.resume),
-        BestAndResume(out, ckpt, state, cfg),
+        BestAndResume(out, ckpt, state, cfg, device_model),
     ]
     callbacks += _tensorboard(out)
     if state["epoch"] < cfg.epochs:
@@ -507,9 +518,9 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
                   callbacks=callbacks, verbose=cfg.verbose if chief else 0)
     extra = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
              "steps_per_epoch": steps, "batch": cfg.batch, "wall_s": time.time() - t_start,
-             "val_subjects": data.val_subjects, "params": int(model.count_params()),
-             "macs": count_macs(model)}
-    result = _final_metrics(out, model, data, cfg, extra)
+             "val_subjects": data.val_subjects, "params": int(device_model.count_params()),
+             "macs": count_macs(device_model)}
+    result = _final_metrics(out, device_model, data, cfg, extra)
     if chief:
         print("validation (best model):", json.dumps(
             {k: result[k] for k in ("per_image_dice", "pooled_dice", "iou", "best_epoch")}))

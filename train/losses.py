@@ -98,6 +98,19 @@ class MultiBceDiceLoss(BceDiceLoss):
         return multi_bce_dice_per_image(y_true, y_pred, self.bce_weight, self.dice_weight)
 
 
+class DeepSupervisionLoss(BceDiceLoss):
+    """U-Net++ heads side by side (N, H, W, K*C) against the C-channel target: the target is
+    repeated per head and the per-channel losses averaged (every head trained alike)."""
+
+    def __init__(self, bce_weight=1.0, dice_weight=1.0, name="deep_supervision", **kwargs):
+        super().__init__(bce_weight, dice_weight, name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        reps = tf.shape(y_pred)[-1] // tf.shape(y_true)[-1]
+        y_true = tf.tile(y_true, tf.stack([1, 1, 1, reps]))
+        return multi_bce_dice_per_image(y_true, y_pred, self.bce_weight, self.dice_weight)
+
+
 class SoftDice(keras.metrics.MeanMetricWrapper):
     """Training-time soft Dice (mean over images), shown in the progress bar."""
 

@@ -6,6 +6,19 @@ connections, batch norm, bilinear resize + conv upsampling (compiles for the Edg
 stride-2 transpose conv), and a final bilinear resize back to the input size so the mask
 output always matches the input.
 
+Architectures (``arch``), all at the same stem / widths / resize-based upsampling:
+
+- ``unet``: the plain U-Net.
+- ``attention``: Attention U-Net (Oktay et al. 2018): each skip is multiplied by a one-channel
+  gate computed from the skip and the coarser decoder signal (1x1 convs, add, ReLU, 1x1 conv,
+  sigmoid, bilinear resize), so the decoder sees the skip only where the gate is open.
+- ``unetpp``: U-Net++ (Zhou et al. 2018): nested dense skips, node X[i][j] = block(concat(
+  X[i][0..j-1], up(X[i+1][j-1]))), and one mask head per top-row node X[0][1..depth]. With
+  deep supervision (the default) every head is trained (the fit model outputs the heads side
+  by side, ``mask_heads``); ``inference_model`` gives the device model: ``mask`` = the mean of
+  the heads, or of the first K only (``select_heads``: the deeper nested nodes are then no
+  longer computed, fewer MACs).
+
 Outputs: ``mask`` (N, H, W, C) sigmoid probabilities (C = num_classes, 1 = the nerve-only
 model; each channel independent, CLASSES.md); with ``presence_head`` also
 ``presence`` (N, 1), a nerve-presence probability from the bottleneck.
@@ -17,6 +30,8 @@ import tf_keras as keras
 from tf_keras import layers
 
 UPSAMPLE_MODES = ("bilinear", "transpose")
+ARCHS = ("unet", "attention", "unetpp")
+HEADS_LAYER = "mask_heads"  # U-Net++ fit model: the heads' probabilities side by side
 BN_MOMENTUM = 0.9  # faster-moving BN statistics: short trainings on small data
 
 
@@ -51,6 +66,26 @@ def _upsample(x, filters, name, mode):
     return layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_resize")(x)
 
 
+def _attention_gate(skip, gating, name):
+    """Skip (H, W, C) times a (H, W, 1) gate from the skip and the coarser signal gating
+    (H/2, W/2, Cg): additive attention at the coarse resolution, resized back."""
+    inter = max(4, skip.shape[-1] // 2)
+    theta = layers.Conv2D(inter, 1, strides=2, use_bias=False, name=f"{name}_theta")(skip)
+    phi = layers.Conv2D(inter, 1, use_bias=True, name=f"{name}_phi")(gating)
+    f = layers.ReLU(name=f"{name}_relu")(layers.Add(name=f"{name}_add")([theta, phi]))
+    psi = layers.Conv2D(1, 1, activation="sigmoid", name=f"{name}_psi")(f)
+    alpha = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_resize")(psi)
+    return layers.Multiply(name=f"{name}_apply")([skip, alpha])
+
+
+def _head(x, num_classes, stem_stride, name, activation=True):
+    x = layers.Conv2D(num_classes, 1, name=name)(x)
+    if stem_stride == 2:
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_resize")(x)
+    return layers.Activation("sigmoid", dtype="float32", name=f"{name}_sigmoid")(x) \
+        if activation else x
+
+
 def check_input_hw(input_hw, depth, stem_stride):
     factor = (2 ** depth) * stem_stride
     h, w = input_hw
@@ -74,6 +109,8 @@ def build_unet(
     in_channels=1,
     max_filters=256,
     num_classes=1,
+    arch="unet",
+    deep_supervision=True,
     name="unet",
 ):
     """Build a U-Net.
@@ -88,7 +125,12 @@ def build_unet(
         resolution, mask resized back to input size (about 4x fewer MACs).
     separable: depthwise-separable second conv in each block (fewer MACs).
     num_classes: mask channels, one sigmoid per class (the head ``logits`` is a 1x1 conv).
+    arch: "unet", "attention" (gated skips) or "unetpp" (nested skips); see the module doc.
+    deep_supervision: U-Net++ only: train every head (the returned model is then the fit
+        model; ``inference_model`` turns it into the device model). Off: the last head only.
     """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     if upsample not in UPSAMPLE_MODES:
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
     if stem_stride not in (1, 2):
@@ -111,14 +153,27 @@ def build_unet(
         x = layers.MaxPooling2D(2, name=f"pool{level}")(x)
     x = _block(x, width(depth), "bottleneck", separable, dropout=dropout)
     bottleneck = x
-    for level in reversed(range(depth)):
-        x = _upsample(x, width(level), f"up{level}", upsample)
-        x = layers.Concatenate(name=f"cat{level}")([x, skips[level]])
-        x = _block(x, width(level), f"dec{level}", separable)
-    x = layers.Conv2D(num_classes, 1, name="logits")(x)
-    if stem_stride == 2:
-        x = layers.UpSampling2D(2, interpolation="bilinear", name="logits_resize")(x)
-    mask = layers.Activation("sigmoid", dtype="float32", name="mask")(x)
+    if arch == "unetpp":
+        if presence_head and deep_supervision:
+            raise ValueError("U-Net++ with deep supervision has no presence head; drop "
+                             "--presence-head or pass --no-deep-supervision")
+        heads = _nested_decoder(skips, x, depth, width, separable, upsample, num_classes,
+                                stem_stride)
+        if deep_supervision and len(heads) > 1:
+            mask = layers.Concatenate(name=HEADS_LAYER)(heads)
+        else:
+            mask = layers.Activation("linear", dtype="float32", name="mask")(heads[-1])
+    else:
+        for level in reversed(range(depth)):
+            gate_signal = x
+            x = _upsample(x, width(level), f"up{level}", upsample)
+            skip = skips[level]
+            if arch == "attention":
+                skip = _attention_gate(skip, gate_signal, f"att{level}")
+            x = layers.Concatenate(name=f"cat{level}")([x, skip])
+            x = _block(x, width(level), f"dec{level}", separable)
+        x = _head(x, num_classes, stem_stride, "logits", activation=False)
+        mask = layers.Activation("sigmoid", dtype="float32", name="mask")(x)
     outputs = [mask]
     if presence_head:
         if num_classes != 1:
@@ -128,6 +183,63 @@ def build_unet(
         p = layers.Dense(1, activation="sigmoid", name="presence")(p)
         outputs.append(p)
     return keras.Model(inputs, outputs if len(outputs) > 1 else mask, name=name)
+
+
+def _nested_decoder(skips, bottom, depth, width, separable, upsample, num_classes,
+                    stem_stride):
+    """U-Net++ nodes X[i][j] (i = level, j = column); X[i][0] are the encoder outputs and
+    X[depth][0] the bottleneck. Returns the sigmoid heads on X[0][1..depth]."""
+    grid = {(i, 0): s for i, s in enumerate(skips)}
+    grid[(depth, 0)] = bottom
+    for j in range(1, depth + 1):
+        for i in range(depth - j + 1):
+            up = _upsample(grid[(i + 1, j - 1)], width(i), f"up{i}_{j}", upsample)
+            parts = [grid[(i, k)] for k in range(j)] + [up]
+            x = layers.Concatenate(name=f"cat{i}_{j}")(parts)
+            grid[(i, j)] = _block(x, width(i), f"dec{i}_{j}", separable)
+    return [_head(grid[(0, j)], num_classes, stem_stride, f"logits{j}")
+            for j in range(1, depth + 1)]
+
+
+def heads_of(model) -> list:
+    """The per-head probability tensors of a U-Net++ model (fit or device model), or []."""
+    names = {layer.name for layer in model.layers}
+    if HEADS_LAYER in names:
+        inputs = model.get_layer(HEADS_LAYER).input
+    elif "mask" in names and isinstance(model.get_layer("mask").input, list):
+        inputs = model.get_layer("mask").input
+    else:
+        return []
+    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+
+def select_heads(model, keep: int | None = None):
+    """The device model of a fit model: ``mask`` = the mean of the first ``keep`` U-Net++
+    heads (all when None). Layers past those heads drop out of the graph (fewer MACs). Any
+    other model comes back unchanged (keep must then be None)."""
+    heads = heads_of(model)
+    if not heads:
+        if keep is not None:
+            raise ValueError(f"{model.name}: not a U-Net++ model with several heads; "
+                             "--heads applies to U-Net++ only")
+        return model
+    keep = len(heads) if keep is None else keep
+    if not 1 <= keep <= len(heads):
+        raise ValueError(f"--heads {keep}: this U-Net++ has heads 1..{len(heads)}")
+    chosen = heads[:keep]
+    if len(chosen) == 1:
+        mask = layers.Activation("linear", dtype="float32", name="mask")(chosen[0])
+    else:
+        mask = layers.Average(dtype="float32", name="mask")(chosen)
+    return keras.Model(model.input, mask, name=model.name)
+
+
+def inference_model(model):
+    """The model a run saves and the device runs: the U-Net++ fit model with its heads
+    averaged into ``mask``; every other model as it is."""
+    if HEADS_LAYER in {layer.name for layer in model.layers}:
+        return select_heads(model)
+    return model
 
 
 def count_macs(model) -> int:
