@@ -34,9 +34,17 @@ def fold_rows(doc: dict) -> list[str]:
     return rows
 
 
+def _sweep(doc: dict) -> dict:
+    """setting -> summary: the decision sweep (threshold + min area), or the older files'
+    min-area-only sweep."""
+    if "decision_sweep" in doc:
+        return doc["decision_sweep"]["settings"]
+    return {f"min_area={a}": s for a, s in doc.get("min_area_sweep", {}).items()}
+
+
 def sweep_rows(doc: dict) -> list[str]:
     rows = []
-    for area, summary in doc.get("min_area_sweep", {}).items():
+    for area, summary in _sweep(doc).items():
         for name, s in summary.items():
             c = s["counts"]
             rows.append(f"| {doc['label']} | {area} | {name} | "
@@ -54,8 +62,9 @@ def main(paths: list[str]) -> None:
     print("|---|---|---|---:|---:|---|---:|---:|")
     for doc in docs:
         print("\n".join(fold_rows(doc)))
-    if any("min_area_sweep" in d for d in docs):
-        print("\n| model | min area (px) | class | per-image Dice | TP/FN/FP/TN | detection | "
+    if any(_sweep(d) for d in docs):
+        print("\n| model | setting (min area in px) | class | per-image Dice | TP/FN/FP/TN | "
+              "detection | "
               "false positives |")
         print("|---|---:|---|---:|---|---:|---:|")
         for doc in docs:

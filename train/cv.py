@@ -6,10 +6,18 @@ frames, last epoch's model) and their mean +- std over folds.
     edge-train cv --folds 3 --results benchmarks/results/cv.json -- TRAIN FLAGS --out runs/cv
 
 A fold whose metrics.json exists is not trained again (re-run the command after a stop).
-``--min-areas 0,25,50`` also re-scores every fold's model on its held-out frames at each
-minimum component area (model-input px, all classes): how the per-frame detection and
-false-positive rates depend on it. A value picked from that sweep is picked on the held-out
-folds: report it as such.
+``--min-areas 0,25,50`` (and ``--thresholds 0.5,0.7``) also re-scores every fold's model on
+its held-out frames at each minimum component area (model-input px, all classes) and
+probability threshold: how the per-frame detection and false-positive rates depend on them.
+With ``--min-detection 0.95`` the results name the setting with the fewest false positives
+whose detection (all folds' frames together) stays at or above it, ties to the higher
+per-image Dice. A setting picked from that sweep is picked on the held-out folds: report it
+as such.
+
+``--int8`` converts every fold's model with edge-convert (int8, no pruning, gated on the
+fold's own held-out frames) into OUT/fold<k>/export and scores the int8 model on the held-out
+frames too: the results then hold the int8 figures, their mean +- std, and the drop from the
+float model; the sweep then runs on the int8 models (what a device runs).
 """
 
 from __future__ import annotations
@@ -40,6 +48,14 @@ def cv_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", type=str, default="", help="name of this model in the results")
     p.add_argument("--min-areas", type=str, default="",
                    help="also re-score each fold at these minimum areas, e.g. 0,25,50")
+    p.add_argument("--thresholds", type=str, default="",
+                   help="with --min-areas: also at these probability thresholds, e.g. "
+                        "0.5,0.7 (default: the run's threshold)")
+    p.add_argument("--min-detection", type=float, default=None,
+                   help="name the swept setting with the fewest false positives whose "
+                        "detection rate stays >= this, e.g. 0.95")
+    p.add_argument("--int8", action="store_true",
+                   help="also convert each fold to int8 (edge-convert) and score it")
     p.add_argument("train_args", nargs=argparse.REMAINDER,
                    help="after --: the edge-train flags (--data, --out, ...)")
     return p
@@ -89,15 +105,34 @@ def _run_fold(train_args: list[str], out: Path, folds: int, k: int) -> dict:
     return json.loads(metrics.read_text(encoding="utf-8"))
 
 
-def held_out_probs(fold_out: Path):
-    """(frames, class list, (N, H, W, C) probabilities) of a fold's model on its held-out
-    frames, read back from the fold's run folder."""
+def int8_path(fold_out: Path) -> Path:
+    return fold_out / "export" / f"{fold_out.name}-int8.tflite"
+
+
+def convert_fold(fold_out: Path) -> Path:
+    """edge-convert a fold's model to int8 (no pruning; the gate runs on the fold's held-out
+    frames); kept when it exists."""
+    target = int8_path(fold_out)
+    if not target.is_file():
+        cmd = [sys.executable, "-m", "convert.cli", str(fold_out), "--out",
+               str(fold_out / "export"), "--formats", "int8", "--prune", "0",
+               "--name", fold_out.name]
+        print("edge-train cv:", " ".join(cmd), flush=True)
+        rc = subprocess.call(cmd)
+        if rc != 0 or not target.is_file():
+            raise RuntimeError(f"converting {fold_out} failed (exit {rc}); see its output")
+    return target
+
+
+def held_out_probs(fold_out: Path, model: Path | None = None):
+    """(frames, class list, (N, H, W, C) probabilities) of a fold's model (or ``model``, e.g.
+    its int8 file) on its held-out frames, read back from the fold's run folder."""
     from edge.evaluate import score_classes
     from edge.postprocess import PostprocessConfig
     from train import datasets
     from train.classes import class_ids
     from train.config import read_run
-    from train.modelio import KerasBackend
+    from train.modelio import open_model
 
     cfg = read_run(fold_out).config
     samples = datasets.find_samples(cfg.data, cfg.layout, cfg.nerve_class, cfg.subjects_csv)
@@ -106,31 +141,73 @@ def held_out_probs(fold_out: Path):
     frames = datasets.load_labelled(held, cfg.preprocess, cfg.nerve_class, cfg.cache_dir,
                                     cfg.resize_masks, class_ids(classes))
     post = PostprocessConfig(threshold=cfg.threshold, min_area=0)
-    ev = score_classes(KerasBackend.open(fold_out / "model.keras"), frames, cfg.preprocess,
+    ev = score_classes(open_model(model or fold_out / "model.keras"), frames, cfg.preprocess,
                        classes, [post] * len(classes), keep_prob=True)
     return frames, classes, ev.prob, cfg.threshold
 
 
-def sweep_min_area(fold_outs: list[Path], min_areas: list[int]) -> dict:
-    """min area -> summarize_folds of every fold re-decided at that area (same probs)."""
+def _decided(frames, classes, prob, post) -> dict:
     from edge.evaluate import class_metrics
-    from edge.postprocess import PostprocessConfig, decide
+    from edge.postprocess import decide
 
-    per_area: dict[int, list] = {a: [] for a in min_areas}
+    labels = frames.labels if frames.labels.ndim == 4 else frames.labels[..., None]
+    return {"classes": {c["name"]: class_metrics(
+        labels[..., k], np.stack([decide(p[..., k], None, post) for p in prob]))
+        for k, c in enumerate(classes)}}
+
+
+def setting_key(threshold: float, min_area: int) -> str:
+    return f"threshold={threshold:g},min_area={min_area}"
+
+
+def sweep_decision(fold_outs: list[Path], min_areas: list[int],
+                   thresholds: list[float] | None = None, int8: bool = False) -> dict:
+    """setting_key(t, a) -> summarize_folds of every fold re-decided at threshold t and min
+    area a (one forward pass per fold; int8: the folds' int8 models)."""
+    from edge.postprocess import PostprocessConfig
+
+    rows: dict[str, list] = {}
     for fold_out in fold_outs:
-        frames, classes, prob, threshold = held_out_probs(fold_out)
-        for a in min_areas:
-            post = PostprocessConfig(threshold=threshold, min_area=a)
-            fold = {}
-            for k, c in enumerate(classes):
-                masks = np.stack([decide(p[..., k], None, post) for p in prob])
-                fold[c["name"]] = class_metrics(frames.labels[..., k], masks)
-            per_area[a].append({"classes": fold})
-    return {str(a): summarize_folds(rows) for a, rows in per_area.items()}
+        frames, classes, prob, run_t = held_out_probs(
+            fold_out, int8_path(fold_out) if int8 else None)
+        for t in thresholds or [run_t]:
+            for a in min_areas:
+                post = PostprocessConfig(threshold=t, min_area=a)
+                rows.setdefault(setting_key(t, a), []).append(
+                    _decided(frames, classes, prob, post))
+    return {key: summarize_folds(r) for key, r in rows.items()}
+
+
+def choose_setting(sweep: dict, min_detection: float, name: str) -> dict | None:
+    """The swept setting of class ``name`` with the fewest false positives (all folds'
+    frames) whose detection stays >= min_detection; ties to the higher per-image Dice."""
+    ok = [(s[name]["all_folds_false_positive_rate"] or 0.0,
+           -(s[name]["per_image_dice"]["mean"] or 0.0), key)
+          for key, s in sweep.items()
+          if (s[name]["all_folds_detection_rate"] or 0.0) >= min_detection]
+    if not ok:
+        return None
+    _, _, key = min(ok)
+    t, a = (part.split("=")[1] for part in key.split(","))
+    return {"class": name, "key": key, "threshold": float(t), "min_area": int(a),
+            "min_detection": min_detection, **sweep[key][name]}
+
+
+def int8_folds(fold_outs: list[Path]) -> list[dict]:
+    """Each fold's int8 model scored on its held-out frames (the run's threshold, min area
+    0, as the float figures)."""
+    from edge.postprocess import PostprocessConfig
+
+    out = []
+    for fold_out in fold_outs:
+        frames, classes, prob, t = held_out_probs(fold_out, convert_fold(fold_out))
+        out.append(_decided(frames, classes, prob, PostprocessConfig(threshold=t, min_area=0)))
+    return out
 
 
 def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
-           min_areas: list[int] | None = None) -> dict:
+           min_areas: list[int] | None = None, thresholds: list[float] | None = None,
+           min_detection: float | None = None, int8: bool = False) -> dict:
     if folds < 2:
         raise UserInputError(f"--folds {folds}: cross-validation needs at least 2 folds")
     out = _out_of(train_args)
@@ -142,9 +219,21 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
     result = {"label": label, "folds": folds, "train_args": shown,  # no build-machine paths
               "per_fold": [{k: m.get(k) for k in keep} for m in fold_metrics],
               "summary": summarize_folds(fold_metrics)}
-    if min_areas:
-        result["min_area_sweep"] = sweep_min_area(
-            [out / FOLD_DIR.format(k) for k in range(folds)], min_areas)
+    fold_outs = [out / FOLD_DIR.format(k) for k in range(folds)]
+    if int8:
+        rows = int8_folds(fold_outs)
+        result["int8_per_fold"] = rows
+        result["int8_summary"] = summarize_folds(rows)
+        result["int8_drop"] = {
+            name: result["summary"][name]["per_image_dice"]["mean"]
+            - s["per_image_dice"]["mean"] for name, s in result["int8_summary"].items()
+            if s["per_image_dice"]["mean"] is not None}
+    if min_areas or thresholds:
+        sweep = sweep_decision(fold_outs, min_areas or [0], thresholds, int8)
+        result["decision_sweep"] = {"models": "int8" if int8 else "float", "settings": sweep}
+        if min_detection is not None:
+            name = next(iter(result["summary"]))
+            result["chosen_decision"] = choose_setting(sweep, min_detection, name)
     write_json_atomic(results, result)
     return result
 
@@ -153,9 +242,20 @@ def main(argv: list[str]) -> int:
     a = cv_parser().parse_args(argv)
     train_args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args
     areas = [int(v) for v in a.min_areas.split(",") if v.strip()]
-    result = run_cv(a.folds, train_args, Path(a.results), a.label, areas)
+    thresholds = [float(v) for v in a.thresholds.split(",") if v.strip()]
+    result = run_cv(a.folds, train_args, Path(a.results), a.label, areas, thresholds,
+                    a.min_detection, a.int8)
     for name, s in result["summary"].items():
         d, r = s["per_image_dice"], s["all_folds_detection_rate"]
         print(f"{name}: per-image Dice {d['mean']:.4f} +- {d['std']:.4f}, detection {r}, "
               f"false positives {s['all_folds_false_positive_rate']} -> {a.results}")
+    for name, drop in result.get("int8_drop", {}).items():
+        d = result["int8_summary"][name]["per_image_dice"]
+        print(f"{name} int8: per-image Dice {d['mean']:.4f} +- {d['std']:.4f} "
+              f"(drop {drop:+.4f})")
+    if "chosen_decision" in result:
+        c = result["chosen_decision"]
+        print("decision:", "none reaches --min-detection" if c is None else
+              f"{c['key']}: detection {c['all_folds_detection_rate']:.3f}, false positives "
+              f"{c['all_folds_false_positive_rate']}")
     return clikit.EXIT_OK

@@ -94,8 +94,9 @@ def test_cv_writes_per_fold_and_summary(nerve_run, tmp_path):
     counts = vessel["counts"]
     assert counts["tp"] + counts["fn"] + counts["fp"] + counts["tn"] == 24  # every frame once
     assert set(vessel["per_image_dice"]) == {"mean", "std"}
-    assert doc["min_area_sweep"]["0"]["vessel"]["counts"] == counts  # the run's own settings
-    none_left = doc["min_area_sweep"]["2000"]["vessel"]["counts"]  # > the 32x48 frame
+    sweep = doc["decision_sweep"]["settings"]
+    assert sweep["threshold=0.5,min_area=0"]["vessel"]["counts"] == counts  # run's settings
+    none_left = sweep["threshold=0.5,min_area=2000"]["vessel"]["counts"]  # > the 32x48 frame
     assert none_left["tp"] == none_left["fp"] == 0
     fold0 = json.loads((tmp_path / "cv" / "fold0" / "config.json").read_text())
     assert (fold0["folds"], fold0["fold"]) == (2, 0)
