@@ -43,8 +43,7 @@ def test_packaged_init_is_small_and_its_sidecar_describes_it():
     assert meta.sha256 == sha256_file(path)  # the sidecar is of THIS file
     assert set(meta.extra["model"]) == set(DEFAULT_MODEL)  # edge-train's "model" dict, whole
     assert meta.input_hw and meta.scale > 0 and 0 < meta.threshold < 1
-    prov = meta.extra["training_data"]
-    assert prov["val_subjects"] and prov["data_dir"] and meta.extra["command"]
+    assert meta.extra["training_data"]["data_dir"] and meta.extra["command"]
     init = resolve_init(DEFAULT_INIT)
     assert init.path == path and init.model == meta.extra["model"]
     assert init.described_by == str(sidecar_path(path))
@@ -67,19 +66,33 @@ def test_packaged_init_loads_into_the_model_its_sidecar_describes():
 # ---------------------------------------------------------------- flags vs the init model
 
 
-@pytest.mark.parametrize("flags, named, fix", [
-    (["--base-filters", "16"], "--base-filters 16",
-     "drop --base-filters or pass --base-filters 12"),
-    (["--input-size", "32x48"], "--input-size 32x48",
-     "drop --input-size or pass --input-size 128x176"),
-    (["--arch", "attention"], "--arch attention", "drop --arch or pass --arch unet"),
-    (["--separable"], "--separable", "drop --separable;"),
-])
+def other_value(dest: str, init) -> tuple[list[str], str, str]:
+    """(flags, what the error names, the fix it gives) for a value of ``dest`` that differs
+    from the packaged model's, whatever model ships (the lead may replace it)."""
+    m = init.model
+    if dest == "base_filters":
+        v = m["base_filters"] + 4
+        return (["--base-filters", str(v)], f"--base-filters {v}",
+                f"drop --base-filters or pass --base-filters {m['base_filters']}")
+    if dest == "input_size":
+        h, w = init.input_hw
+        return (["--input-size", f"{h * 2}x{w * 2}"], f"--input-size {h * 2}x{w * 2}",
+                f"drop --input-size or pass --input-size {h}x{w}")
+    if dest == "arch":
+        v = next(a for a in ("attention", "unet", "unetpp") if a != m.get("arch", "unet"))
+        return (["--arch", v], f"--arch {v}",
+                f"drop --arch or pass --arch {m.get('arch', 'unet')}")
+    flag = "--separable" if not m.get("separable") else "--presence-head"
+    return [flag], flag, f"drop {flag};"
+
+
+@pytest.mark.parametrize("dest", ["base_filters", "input_size", "arch", "switch"])
 def test_a_flag_disagreeing_with_the_default_is_refused_before_training(
-        folder_dir, tmp_path, capsys, flags, named, fix):
+        folder_dir, tmp_path, capsys, dest):
+    flags, named, fix = other_value(dest, resolve_init(DEFAULT_INIT))
     out = tmp_path / "ft"
     rc = main(["--data", str(folder_dir), "--layout", "folder", "--init-weights", DEFAULT_INIT,
-               "--out", str(out), *flags])
+               "--out", str(out), *SPEED, *flags])
     assert rc == 2
     line = error_line(capsys)
     assert named in line and fix in line and "--init-weights model" in line
