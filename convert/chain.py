@@ -6,6 +6,7 @@ gate passes. A failed gate, a bad input or a crash leaves nothing behind.
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +198,8 @@ def _gate_step(source, converted, paths, src: Source, cfg: ChainConfig, log) -> 
     log(results_table(result.rows))
     if not result.passed:
         raise GateFailed("gate failed, nothing written: " + "; ".join(result.failures))
+    for line in result.warnings:  # below --min-dice, written under --allow-low-dice
+        print(f"edge-convert: warning: {line}", file=sys.stderr, flush=True)
     return result
 
 
@@ -238,10 +241,18 @@ def _base_report(name: str, src: Source, cfg: ChainConfig, post: PostprocessConf
                        "offset": src.pre.offset, "channels": src.pre.channels},
         "postprocess": {"threshold": post.threshold, "min_area": post.min_area,
                         "presence_threshold": post.presence_threshold},
-        "gate": {"passed": result.passed, "failures": result.failures,
-                 "max_dice_drop": cfg.gate.max_dice_drop, "max_drift": cfg.gate.max_drift},
+        "gate": gate_summary(result, cfg.gate),
         "prune": prune_rep, "converters": converter_versions(), "variants": [], "targets": [],
     }
+
+
+def gate_summary(result: GateResult, gate: GateConfig) -> dict:
+    """The gate's rules and verdict, for the report and every sidecar: a model written below
+    the Dice floor (--allow-low-dice) says so wherever it goes."""
+    return {"passed": result.passed, "failures": result.failures,
+            "max_dice_drop": gate.max_dice_drop, "max_drift": gate.max_drift,
+            "min_dice": gate.min_dice, "low_dice_allowed": gate.allow_low_dice,
+            "below_min_dice": bool(result.warnings), "warnings": result.warnings}
 
 
 def source_provenance(src: Source) -> dict:
@@ -270,5 +281,7 @@ def _meta(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig, bas
                          "pruned_kernels": base["prune"]["pruned_sparsity"],
                          "all_kernels": base["prune"]["overall_sparsity"]},
             "converters": base["converters"], "created_utc": base["created_utc"],
+            "gate": {k: base["gate"][k] for k in ("min_dice", "max_dice_drop",
+                                                   "below_min_dice", "warnings")},
         },
     )

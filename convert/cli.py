@@ -23,6 +23,7 @@ examples (DATA: a prepared data folder, see docs/data.md):
       run folder: its data, split (calibrate on TRAIN subjects, validate on VAL subjects)
   edge-convert model.keras --data data/kaggle-nerve/train --out out/ --prune 0.5
   edge-convert runs/base16 --out out/ --formats int8,onnx --prune 0 --max-dice-drop 0.02
+  edge-convert runs/trial --out out/ --allow-low-dice     # below --min-dice: written, flagged
 
 one step at a time (each path -> path):
   edge-convert prune runs/base16 --out pruned.keras --sparsity 0.5
@@ -43,10 +44,23 @@ def _add_data(p: argparse.ArgumentParser, required: bool = False) -> None:
 
 
 def _add_gate(p: argparse.ArgumentParser) -> None:
-    from convert.validate import DEFAULT_MAX_DICE_DROP, DEFAULT_MAX_DRIFT
+    from convert.validate import (
+        ALLOW_LOW_DICE_FLAG,
+        DEFAULT_MAX_DICE_DROP,
+        DEFAULT_MAX_DRIFT,
+        DEFAULT_MIN_DICE,
+    )
 
     p.add_argument("--max-dice-drop", type=float, default=DEFAULT_MAX_DICE_DROP,
                    help="int8 per-image Dice drop allowed vs the float model")
+    p.add_argument("--min-dice", type=clikit.fraction, default=DEFAULT_MIN_DICE,
+                   help="floor on the int8 per-image Dice on the held-out frames; below it "
+                        "the gate fails and nothing is written (default "
+                        f"{DEFAULT_MIN_DICE}: a model that overlaps the nerve by less than "
+                        "half per image is not safe to ship; 0 = off)")
+    p.add_argument(ALLOW_LOW_DICE_FLAG, action="store_true",
+                   help="write the files even below --min-dice: a warning, recorded in the "
+                        "report and every sidecar (default: refuse)")
     p.add_argument("--max-drift", type=float, default=DEFAULT_MAX_DRIFT,
                    help="mean |p - p_keras| allowed for any variant")
 
@@ -136,7 +150,8 @@ def _run_chain(args, argv) -> int:
         formats=args.formats, prune=args.prune,
         prune_epochs=args.prune_epochs, calib_frames=args.calib_frames, seed=args.seed,
         val_fraction=args.val_fraction,
-        gate=GateConfig(max_dice_drop=args.max_dice_drop, max_drift=args.max_drift),
+        gate=GateConfig(max_dice_drop=args.max_dice_drop, max_drift=args.max_drift,
+                        min_dice=args.min_dice, allow_low_dice=args.allow_low_dice),
         threshold=args.threshold, min_area=args.min_area,
         presence_threshold=args.presence_threshold, name=args.name, version=args.model_version,
         latency_runs=args.latency_runs, command="edge-convert " + shlex.join(argv))
@@ -203,15 +218,19 @@ def _run_validate(args) -> int:
     export_post = {name: settings_for(p, open_backend(p), **_overrides(args)).post
                    for name, p in exports.items()}
     int8_files = tuple(n for n in exports if "int8" in n)  # file names carry the variant
-    gate = GateConfig(args.max_dice_drop, args.max_drift, dice_gated=int8_files)
+    gate = GateConfig(args.max_dice_drop, args.max_drift, dice_gated=int8_files,
+                      min_dice=args.min_dice, allow_low_dice=args.allow_low_dice)
     result = validate(source, source, exports, frames, src.pre, src.post, gate, export_post,
                       classes=src.classes)
     print(results_table(result.rows))
     if args.json:
         write_json_atomic(args.json, {"rows": result.rows, "failures": result.failures,
+                                      "warnings": result.warnings,
                                       "val_subjects": src.summary()["val_subjects"]})
     for line in result.failures:
         print(f"edge-convert validate: FAIL {line}", file=sys.stderr)
+    for line in result.warnings:
+        print(f"edge-convert validate: warning (--allow-low-dice): {line}", file=sys.stderr)
     return clikit.EXIT_OK if result.passed else clikit.EXIT_RUNTIME
 
 

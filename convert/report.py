@@ -83,8 +83,10 @@ def to_markdown(report: dict) -> str:
         "",
         variants_markdown(report.get("references", []) + report["variants"]),
         "",
-        f"Gate (int8 drop <= {gate['max_dice_drop']}, drift <= {gate['max_drift']}): "
-        f"**{verdict}**",
+        f"Gate (int8 drop <= {gate['max_dice_drop']}, int8 per-image Dice >= "
+        f"{gate.get('min_dice', 0)}, drift <= {gate['max_drift']}): **{verdict}**",
+        *[f"\n**Warning: written below the Dice floor (--allow-low-dice):** {w}"
+          for w in gate.get("warnings", [])],
         "",
         "Sparsity shrinks the gzip size only; it does not make TFLite/XNNPACK convolutions "
         "faster.",

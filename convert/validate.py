@@ -2,10 +2,14 @@
 edge's own backends and post-processing (the code the device runs), and is scored against
 the float Keras model through the same post-processing.
 
-Two checks, either one fails the gate:
+Three checks, any one fails the gate:
   * accuracy: per-image Dice of each int8 variant may drop at most ``max_dice_drop`` below
     the SOURCE float model (the model the user trained, before pruning); for a multi-class
     model (CLASSES.md), the drop of EACH class's per-image Dice (edge.evaluate.score_classes);
+  * floor: per-image Dice of each int8 variant must reach ``min_dice`` (absolute; a
+    multi-class model: the mean over its classes). The relative rule alone lets a model that
+    never learned pass (a 1-epoch fine-tune at Dice 0.056 converts with no drop at all).
+    ``allow_low_dice`` turns this failure into a warning the report and sidecars record;
   * fidelity: the mean absolute probability difference of any variant against the Keras
     model it was converted from must stay under ``max_drift`` (catches a broken
     conversion even where Dice happens to survive).
@@ -24,6 +28,10 @@ from edge.preprocess import PreprocessConfig
 
 DEFAULT_MAX_DICE_DROP = 0.01  # per-image Dice, absolute
 DEFAULT_MAX_DRIFT = 0.05  # mean |p_variant - p_keras| over all pixels; int8 is ~0.005
+# Per-image Dice floor of the int8 model on the held-out frames: a model that overlaps the
+# nerve by less than half per image is not safe to ship (the shipped default: 0.78).
+DEFAULT_MIN_DICE = 0.5
+ALLOW_LOW_DICE_FLAG = "--allow-low-dice"
 INT8_VARIANTS = ("int8", "int8-float-io", "web")  # the Dice gate applies to these
 
 
@@ -31,19 +39,25 @@ INT8_VARIANTS = ("int8", "int8-float-io", "web")  # the Dice gate applies to the
 class GateConfig:
     """max_dice_drop: allowed per-image Dice drop of int8 variants vs the source float model.
     max_drift: allowed mean abs probability difference of any variant vs its Keras model.
-    dice_gated: variants the Dice rule applies to."""
+    dice_gated: variants the Dice rules apply to.
+    min_dice: floor on their per-image Dice (0 = off). allow_low_dice: below the floor is a
+    warning (recorded), not a failure."""
 
     max_dice_drop: float = DEFAULT_MAX_DICE_DROP
     max_drift: float = DEFAULT_MAX_DRIFT
     dice_gated: tuple[str, ...] = INT8_VARIANTS
+    min_dice: float = DEFAULT_MIN_DICE
+    allow_low_dice: bool = False
 
 
 @dataclass
 class GateResult:
-    """rows: variant name -> metrics dict; failures: one line per broken rule."""
+    """rows: variant name -> metrics dict; failures: one line per broken rule; warnings:
+    the Dice floor's line when it was allowed (--allow-low-dice)."""
 
     rows: dict[str, dict] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -67,6 +81,35 @@ def gate_rules(rows: dict[str, dict], gate: GateConfig) -> list[str]:
             failures.append(f"{name}: mean prob drift {row['drift_mean']:.4f} > "
                             f"--max-drift {gate.max_drift}")
     return failures
+
+
+def floor_rule(rows: dict[str, dict], gate: GateConfig) -> list[str]:
+    """One line when an int8 variant's per-image Dice is under gate.min_dice (empty = fine):
+    the lowest variant's Dice, the floor, what it means and the fix (under allow_low_dice:
+    that it was written anyway)."""
+    low = {name: row for name, row in rows.items() if row.get("role") == "export"
+           and name in gate.dice_gated and row["per_image_dice"] < gate.min_dice}
+    if not low:
+        return []
+    name = min(low, key=lambda n: low[n]["per_image_dice"])
+    row = low[name]
+    names = ", ".join(low)
+    frames = f" on {row['n_images']} held-out frames" if row.get("n_images") else ""
+    fix = (f"written anyway ({ALLOW_LOW_DICE_FLAG}), recorded in the report and sidecars"
+           if gate.allow_low_dice else f"train longer or on more frames, or pass "
+           f"{ALLOW_LOW_DICE_FLAG} to write it anyway (recorded in the report and sidecars)")
+    return [f"{names}: per-image Dice {row['per_image_dice']:.4f}{frames} is below the floor "
+            f"--min-dice {gate.min_dice:g} (the model overlaps the nerve by less than that per "
+            f"image: not safe to ship); {fix}"]
+
+
+def apply_gate(rows: dict[str, dict], gate: GateConfig) -> GateResult:
+    """The gate's verdict on the scored rows: relative and drift rules, then the floor (a
+    failure, or a warning under allow_low_dice)."""
+    failures, floor = gate_rules(rows, gate), floor_rule(rows, gate)
+    if gate.allow_low_dice:
+        return GateResult(rows, failures, floor)
+    return GateResult(rows, failures + floor)
 
 
 def _dice_failures(name: str, row: dict, max_drop: float) -> list[str]:
@@ -117,7 +160,7 @@ def validate(source, converted, exports: dict[str, Path], frames: LabelledFrames
         ev = score(open_backend(path), frames, pre, p, keep_prob=True)
         rows[name] = _row(ev.metrics, ref_dice, "export", p, **drift(ev, conv),
                           dice_drop_vs_converted=conv_dice - ev.metrics["per_image_dice"])
-    return GateResult(rows, gate_rules(rows, gate))
+    return apply_gate(rows, gate)
 
 
 # ---------------------------------------------------------------- per class (CLASSES.md)
@@ -158,7 +201,7 @@ def _validate_classes(source, converted, exports, frames, pre, post, gate, expor
         p = (export_post or {}).get(name, post)
         ev = run(open_backend(path), p)
         rows[name] = _class_row(ev, ref, "export", p, **drift(ev, conv))
-    return GateResult(rows, gate_rules(rows, gate))
+    return apply_gate(rows, gate)
 
 
 def results_table(rows: dict[str, dict]) -> str:

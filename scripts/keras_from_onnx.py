@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 from edge.fsutil import write_json_atomic  # noqa: E402
 from edge.metadata import load_meta  # noqa: E402
 from edge.preprocess import PreprocessConfig, preprocess  # noqa: E402
+from train.config import DEFAULT_MODEL  # noqa: E402
 from train.model import build_unet  # noqa: E402
 
 DEFAULT_ONNX = ROOT / "edge" / "models" / "nerve_default.onnx"
@@ -76,6 +77,13 @@ def conv_layers(weights: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, n
     return out
 
 
+def architecture(base: int, depth: int, stem_stride: int) -> dict:
+    """The build_unet kwargs of the rebuild, as edge-train's config.json "model" dict holds
+    them (--init-weights and edge-train export-init read the architecture there)."""
+    return {**DEFAULT_MODEL, "base_filters": base, "depth": depth, "stem_stride": stem_stride,
+            "upsample": "bilinear"}
+
+
 def build_from_onnx(path: Path, depth: int, stem_stride: int):
     """A build_unet model carrying the ONNX file's weights (raises ValueError on a mismatch)."""
     weights = onnx_weights(path)
@@ -83,8 +91,7 @@ def build_from_onnx(path: Path, depth: int, stem_stride: int):
     first = "stem_conv" if stem_stride == 2 else "enc0_0_conv"
     base = convs[first][0].shape[-1]  # output channels of the first conv
     meta = load_meta(path)
-    model = build_unet(input_hw=meta.input_hw, base_filters=int(base), depth=depth,
-                       stem_stride=stem_stride, upsample="bilinear")
+    model = build_unet(input_hw=meta.input_hw, **architecture(int(base), depth, stem_stride))
     used = set()
     for layer in model.layers:
         if layer.name in convs:
@@ -133,7 +140,13 @@ def max_difference(model, onnx_path: Path, x: np.ndarray) -> float:
     return float(np.abs(got - ref).max())
 
 
-def write_run_dir(run_dir: Path, model, onnx_path: Path, frames_dir: Path) -> None:
+def base_filters(model) -> int:
+    first = "stem_conv" if "stem_conv" in {layer.name for layer in model.layers} else "enc0_0_conv"
+    return int(model.get_layer(first).filters)
+
+
+def write_run_dir(run_dir: Path, model, onnx_path: Path, frames_dir: Path, depth: int,
+                  stem_stride: int) -> None:
     """model.keras + config.json + split.json, as edge-convert reads a run folder."""
     meta = load_meta(onnx_path)
     data = meta.extra.get("training_data", {})
@@ -145,6 +158,9 @@ def write_run_dir(run_dir: Path, model, onnx_path: Path, frames_dir: Path) -> No
               "input_hw": list(meta.input_hw), "roi": meta.extra.get("roi"),
               "scale": meta.scale, "offset": meta.offset, "threshold": meta.threshold,
               "min_area": meta.min_area, "presence_threshold": meta.presence_threshold,
+              "model": architecture(base_filters(model), depth, stem_stride),
+              "n_train_frames": data.get("n_train_frames"),
+              "n_val_frames": data.get("n_val_frames"), "seed": data.get("seed", 0),
               "rebuilt_from": str(onnx_path)}
     split = {"train_subjects": data["train_subjects"], "val_subjects": data["val_subjects"],
              "seed": data.get("seed")}
@@ -174,7 +190,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     if args.run_dir:
-        write_run_dir(args.run_dir, model, args.onnx, args.frames)
+        write_run_dir(args.run_dir, model, args.onnx, args.frames, args.depth, args.stem_stride)
     else:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         model.save(args.out)

@@ -20,13 +20,14 @@ TRAIN_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
   edge-train --data data/kaggle-nerve/train --out runs/ref --preset reference
   edge-train --data DATA --out runs/unet --resume                 # continue after a stop
   edge-train --data data/usgra-seg --layout folder --nerve-class 1 \\
-             --init-weights runs/unet/model.keras --out runs/clinic --epochs 20 --lr 5e-4
+             --init-weights default --out runs/clinic --epochs 20 --lr 5e-4
   edge-train --data data/usgra-seg --layout folder --classes 1,2 --class-names nerve,vessel \\
              --init-weights runs/unet/model.keras --out runs/nerve-vessel --epochs 30
   edge-train cv --folds 5 --data data/usgra-seg --layout folder --classes 1,2 \\
              --class-names nerve,vessel --init-weights runs/unet/model.keras --out runs/cv
   TF_CONFIG=... edge-train --data DATA --out runs/mw --strategy multiworker
   edge-train eval --model runs/unet --out runs/unet/eval           # the run's val subjects
+  edge-train export-init runs/unet --out init/unet.keras          # + sidecar, for --init-weights
   edge-train prepare kaggle --src DOWNLOAD --out data/kaggle-nerve # see docs/data.md
 """
 
@@ -35,6 +36,7 @@ EVAL_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
   edge-train eval --model runs/unet/model.keras --data data/usgra-seg \\
                   --layout folder --subjects all --out eval/usgra
   edge-train eval --model model.tflite --data DATA --subjects 1,5,7 --out eval/int8
+  edge-train eval --model default --data data/usgra-seg --layout folder --out eval/before
 """
 SUBJECT_CHOICES = "val (the run's; default with a run folder), all (default otherwise), or 1,5,7"
 
@@ -123,7 +125,9 @@ def train_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--resume", action="store_true", help="continue from OUT/ckpt")
     r.add_argument("--init-weights", type=str, default=None,
-                   help="start from a trained model.keras/.h5 of the same architecture")
+                   help="fine-tune from: default (the packaged float model), an edge-train "
+                        "run folder or a .keras/.h5; the architecture, input size and "
+                        "normalization then come from it (None: fresh weights)")
     r.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
     r.add_argument("--strategy", type=str, choices=("default", "mirrored", "multiworker"),
                    default="default", help="tf.distribute strategy (multiworker reads TF_CONFIG)")
@@ -144,7 +148,8 @@ def eval_parser() -> argparse.ArgumentParser:
                                             "(edge.evaluate): metrics.json + overlays.png.",
                                 formatter_class=clikit.HelpFormatter)
     p.add_argument("--model", type=str, required=True,
-                   help="run folder, model.keras/.h5, or .tflite/.onnx")
+                   help="run folder, model.keras/.h5, .tflite/.onnx, or default (the "
+                        "packaged int8 model edge-run runs without --model)")
     add_data_flags(p, required=False, data_default="the run's")
     p.add_argument("--subjects", type=str, default=None, help=SUBJECT_CHOICES)
     p.add_argument("--out", type=str, required=True, help="folder for metrics.json + overlays")
@@ -162,7 +167,37 @@ def _model_kwargs(a) -> dict:
             "arch": a.arch, "deep_supervision": a.deep_supervision}
 
 
-def _train_config(a):
+def explicit_flags(parser: argparse.ArgumentParser, argv: list[str], parsed) -> set[str]:
+    """The dests of the flags given on the command line: a second parse in which every
+    default is a marker object (not a string: argparse would run it through the flag's type),
+    so only what was typed differs from it."""
+    unset = object()
+    parser.set_defaults(**{dest: unset for dest in vars(parsed)})
+    given = vars(parser.parse_args(argv))
+    return {dest for dest, value in given.items() if value is not unset}
+
+
+def _architecture(a, explicit: set[str]) -> dict:
+    """model kwargs, input_hw, scale and offset of the new model: from the --init-weights
+    model when it says its architecture (flags given explicitly must agree), else the flags."""
+    from train.initmodel import ARCH_FLAGS, merge_architecture, resolve_init
+
+    arch = {"model": _model_kwargs(a), "input_hw": a.input_size}
+    init = resolve_init(a.init_weights) if a.init_weights else None
+    if init is None or init.model is None:
+        return arch
+    given = {d: getattr(a, d) for d in ARCH_FLAGS if d in explicit}
+    model, input_hw = merge_architecture(init, given,
+                                         a.dropout if "dropout" in explicit else None)
+    arch.update(model=model, input_hw=input_hw or a.input_size)
+    arch.update({k: v for k, v in (("scale", init.scale), ("offset", init.offset))
+                 if v is not None})
+    print(f"init: {init.path.name}, architecture from {init.described_by}: "
+          f"input {arch['input_hw'][0]}x{arch['input_hw'][1]}, {model}")
+    return arch
+
+
+def _train_config(a, explicit: set[str] = frozenset()):
     from train.classes import parse_classes
     from train.config import TrainConfig
 
@@ -170,8 +205,8 @@ def _train_config(a):
     return TrainConfig(
         data=a.data, out=a.out, layout=a.layout, nerve_class=a.nerve_class or 1,
         classes=classes, folds=a.folds, fold=a.fold,
-        subjects_csv=a.subjects_csv, resize_masks=a.resize_masks, input_hw=a.input_size,
-        roi=a.roi, model=_model_kwargs(a), epochs=a.epochs, batch=a.batch, lr=a.lr,
+        subjects_csv=a.subjects_csv, resize_masks=a.resize_masks, roi=a.roi,
+        **_architecture(a, explicit), epochs=a.epochs, batch=a.batch, lr=a.lr,
         warmup_epochs=a.warmup_epochs, val_fraction=a.val_fraction, seed=a.seed,
         patience=a.patience, bce_weight=a.bce_weight, dice_weight=a.dice_weight,
         presence_weight=a.presence_weight, augment=a.augment, vflip=a.vflip,
@@ -180,12 +215,22 @@ def _train_config(a):
         max_steps_per_epoch=a.max_steps_per_epoch, cache_dir=a.cache_dir, verbose=a.progress)
 
 
+def _eval_model(name: str) -> str:
+    """--model default: the packaged model edge-run runs without --model (any folder)."""
+    if name != "default":
+        return name
+    from edge.loop import default_model_path
+
+    return str(default_model_path())
+
+
 def _eval_config(a):
     from train.config import run_of
     from train.evaluate import EvalConfig
 
-    subjects = a.subjects or ("val" if run_of(a.model) and not a.data else "all")
-    return EvalConfig(model=a.model, out=a.out, data=a.data, layout=a.layout,
+    model = _eval_model(a.model)
+    subjects = a.subjects or ("val" if run_of(model) and not a.data else "all")
+    return EvalConfig(model=model, out=a.out, data=a.data, layout=a.layout,
                       nerve_class=a.nerve_class, subjects_csv=a.subjects_csv,
                       subjects=subjects, threshold=a.threshold, min_area=a.min_area,
                       presence_threshold=a.presence_threshold, resize_masks=a.resize_masks)
@@ -208,6 +253,7 @@ def _train(argv: list[str]) -> int:
     a = parser.parse_args(argv)
     if a.lr <= 0:
         parser.error("--lr must be positive, e.g. 2e-3")
+    cfg = _train_config(a, explicit_flags(train_parser(), argv, a))  # before TF: bad input
     clikit.quiet_tensorflow(a.verbose)
     from train.modelio import import_tensorflow
 
@@ -215,7 +261,7 @@ def _train(argv: list[str]) -> int:
     from train.loop import train
 
     try:
-        train(_train_config(a))
+        train(cfg)
     except KeyboardInterrupt as e:
         print(f"edge-train: {clikit.stop_reason(e)}; {_resume_hint(a.out)}", file=sys.stderr,
               flush=True)
@@ -242,6 +288,13 @@ def _prepare(argv: list[str]) -> int:
     return prepare_main(argv)
 
 
+def _export_init(argv: list[str]) -> int:
+    """A run's float Keras model + sidecar: a starting point for --init-weights (no TF)."""
+    from train.export_init import main as export_main
+
+    return export_main(argv)
+
+
 def _cv(argv: list[str]) -> int:
     """K-fold cross-validation: one edge-train process per fold + a results JSON."""
     from train.cv import main as cv_main
@@ -249,7 +302,8 @@ def _cv(argv: list[str]) -> int:
     return cv_main(argv)
 
 
-SUBCOMMANDS = {"eval": _eval, "train": _train, "prepare": _prepare, "cv": _cv}
+SUBCOMMANDS = {"eval": _eval, "train": _train, "prepare": _prepare, "cv": _cv,
+               "export-init": _export_init}
 
 
 def _main(argv: list[str]) -> int:

@@ -40,6 +40,7 @@ from train.augment import augment_config
 from train.classes import class_ids, nerve_channel
 from train.config import RUN_MODEL, STRATEGIES, Split, TrainConfig, write_run
 from train.data import steps_per_epoch, train_dataset
+from train.initmodel import init_keras_path
 from train.losses import (
     BceDiceLoss,
     DeepSupervisionLoss,
@@ -151,10 +152,12 @@ def build_model(cfg: TrainConfig):
 
 
 def load_init_weights(model, path, nerve_index: int | None = None) -> None:
-    """Copy weights from a trained model of the same architecture (fine-tuning). With
+    """Copy weights from a trained model of the same architecture (fine-tuning); ``path`` is
+    what --init-weights takes (the word default, a run folder, a .keras/.h5 file). With
     nerve_index (a multi-class model from a nerve-only one): every layer whose weight shapes
     match is copied, and the C-channel head takes the nerve head as channel nerve_index."""
-    p = Path(path)
+    p = init_keras_path(path)
+    print(f"init: weights from {p}")
     if nerve_index is not None:
         try:
             source = load_keras(p)
@@ -169,8 +172,9 @@ def load_init_weights(model, path, nerve_index: int | None = None) -> None:
             model.set_weights(load_keras(p).get_weights())
     except (ValueError, OSError, ModelError) as e:
         raise ModelError(
-            f"--init-weights {p} does not match this model ({str(e)[:120]}); pass the same "
-            f"model flags (--base-filters, --depth, ...) as the run that produced it") from e
+            f"--init-weights {path} does not match this model ({str(e)[:120]}); it has no "
+            f"sidecar or run config saying its architecture, so pass the same model flags "
+            f"(--base-filters, --depth, --input-size, ...) as the run that produced it") from e
 
 
 def init_from_nerve(model, source, nerve_index: int) -> str:
