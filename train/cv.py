@@ -139,7 +139,7 @@ def held_out_probs(fold_out: Path, model: Path | None = None):
     _, held = datasets.split_fold(samples, cfg.folds, cfg.fold, cfg.seed)
     classes = cfg.class_list
     frames = datasets.load_labelled(held, cfg.preprocess, cfg.nerve_class, cfg.cache_dir,
-                                    cfg.resize_masks, class_ids(classes))
+                                    cfg.resize_masks, class_ids(classes) if cfg.classes else None)
     post = PostprocessConfig(threshold=cfg.threshold, min_area=0)
     ev = score_classes(open_model(model or fold_out / "model.keras"), frames, cfg.preprocess,
                        classes, [post] * len(classes), keep_prob=True)

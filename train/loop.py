@@ -284,6 +284,9 @@ class ValidationDice(keras.callbacks.Callback):
         t_val = time.perf_counter()
         if self.steps > 1:
             logs["train_s_per_step"] = (t_val - self.t_first) / (self.steps - 1)
+        if self.cfg.folds == 1:  # every frame trains: nothing is held out to score per epoch
+            self._log_lr(logs)
+            return
         if self._backend is None:  # one traced function for the whole run
             self._backend = KerasBackend(self.device_model or self.model)
         if self.cfg.classes:
