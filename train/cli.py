@@ -189,6 +189,8 @@ def _architecture(a, explicit: set[str]) -> dict:
     given = {d: getattr(a, d) for d in ARCH_FLAGS if d in explicit}
     model, input_hw = merge_architecture(init, given,
                                          a.dropout if "dropout" in explicit else None)
+    if "input_size" in explicit:  # no weight depends on it: a fine-tune may change it
+        input_hw = a.input_size
     arch.update(model=model, input_hw=input_hw or a.input_size)
     arch.update({k: v for k, v in (("scale", init.scale), ("offset", init.offset))
                  if v is not None})

@@ -33,9 +33,10 @@ PACKAGED_INIT = "nerve_default_float.keras"  # in edge/models, with nerve_defaul
 INIT_KEYS = ("model", "input_hw", "scale", "offset", "roi", "threshold", "classes")
 
 # Architecture flags of edge-train: argparse dest -> (flag, key in the model dict, or
-# "input_hw"). Dropout is not here: it has no weights, a fine-tune may change it freely.
+# "input_hw"). Dropout and --input-size are not here: no weight depends on them (the network
+# is fully convolutional), so a fine-tune may change them freely (a clinic's scanner may need
+# a larger input; build_unet checks that the size suits the depth).
 ARCH_FLAGS = {
-    "input_size": ("--input-size", "input_hw"),
     "preset": ("--preset", "preset"),
     "arch": ("--arch", "arch"),
     "deep_supervision": ("--no-deep-supervision", "deep_supervision"),
@@ -119,8 +120,6 @@ def _init_value(init: InitModel, key: str) -> Any:
 
 
 def _shown(dest: str, value: Any) -> str:
-    if dest == "input_size" and value:
-        return f"{value[0]}x{value[1]}"
     return str(value)
 
 
@@ -143,8 +142,6 @@ def merge_architecture(init: InitModel, given: dict[str, Any], dropout: float | 
         raise ValueError("merge_architecture needs an init model that says its architecture")
     for dest, value in given.items():
         theirs = _init_value(init, ARCH_FLAGS[dest][1])
-        if dest == "input_size":
-            value = tuple(value)
         if value != theirs:
             raise UserInputError(mismatch_message(dest, value, init, theirs))
     model = dict(init.model)

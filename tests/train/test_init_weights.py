@@ -74,10 +74,6 @@ def other_value(dest: str, init) -> tuple[list[str], str, str]:
         v = m["base_filters"] + 4
         return (["--base-filters", str(v)], f"--base-filters {v}",
                 f"drop --base-filters or pass --base-filters {m['base_filters']}")
-    if dest == "input_size":
-        h, w = init.input_hw
-        return (["--input-size", f"{h * 2}x{w * 2}"], f"--input-size {h * 2}x{w * 2}",
-                f"drop --input-size or pass --input-size {h}x{w}")
     if dest == "arch":
         v = next(a for a in ("attention", "unet", "unetpp") if a != m.get("arch", "unet"))
         return (["--arch", v], f"--arch {v}",
@@ -86,7 +82,7 @@ def other_value(dest: str, init) -> tuple[list[str], str, str]:
     return [flag], flag, f"drop {flag};"
 
 
-@pytest.mark.parametrize("dest", ["base_filters", "input_size", "arch", "switch"])
+@pytest.mark.parametrize("dest", ["base_filters", "arch", "switch"])
 def test_a_flag_disagreeing_with_the_default_is_refused_before_training(
         folder_dir, tmp_path, capsys, dest):
     flags, named, fix = other_value(dest, resolve_init(DEFAULT_INIT))
@@ -103,8 +99,8 @@ def test_a_flag_disagreeing_with_the_default_is_refused_before_training(
 def test_matching_flags_and_dropout_pass_through_merge():
     init = InitModel(path=packaged_init(), model={**DEFAULT_MODEL, "base_filters": 12},
                      input_hw=(128, 176), described_by="x.json")
-    model, hw = merge_architecture(init, {"base_filters": 12, "input_size": (128, 176),
-                                          "separable": False}, dropout=0.1)
+    model, hw = merge_architecture(init, {"base_filters": 12, "separable": False},
+                                   dropout=0.1)
     assert hw == (128, 176) and model["base_filters"] == 12 and model["dropout"] == 0.1
 
 
@@ -170,3 +166,15 @@ def test_export_init_writes_a_file_whose_sidecar_drives_the_architecture(
     sidecar_path(out).write_text(json.dumps(side))
     rc = main(["--data", str(data), "--out", str(tmp_path / "y"), "--init-weights", str(out)])
     assert rc == 2 and "describes another file" in error_line(capsys)
+
+
+def test_a_fine_tune_may_change_the_input_size(folder_dir, tmp_path):
+    """No weight depends on the input size: a clinic may fine-tune at a larger one."""
+    init = resolve_init(DEFAULT_INIT)
+    h, w = init.input_hw
+    big = f"{h + 32}x{w + 32}"
+    out = tmp_path / "ft"
+    assert main(["--data", str(folder_dir), "--layout", "folder", "--init-weights",
+                 DEFAULT_INIT, "--out", str(out), *SPEED, "--input-size", big]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["input_hw"] == [h + 32, w + 32] and cfg["model"] == init.model
