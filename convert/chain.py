@@ -65,7 +65,9 @@ class ChainConfig:
     calib_frames/seed: int8 calibration. val_fraction: subject split for a bare model file.
     threshold/min_area/presence_threshold: post-processing written to the sidecars and used
     by the gate (None = the run folder's choice, else edge's default).
-    name/version: sidecar fields (name defaults to the run folder or file stem)."""
+    name/version: sidecar fields (name defaults to the run folder or file stem).
+    heads: U-Net++ only: the device model averages its first K heads; the nested nodes only
+    the dropped heads need are not exported (fewer MACs). None: every head."""
 
     formats: tuple[str, ...] = DEFAULT_FORMATS
     prune: float = DEFAULT_PRUNE
@@ -81,6 +83,7 @@ class ChainConfig:
     version: str = "1"
     latency_runs: int = 50
     command: str = ""
+    heads: int | None = None  # U-Net++: keep the first K heads (None: all, averaged)
 
 
 def check_formats(formats: tuple[str, ...]) -> None:
@@ -125,6 +128,8 @@ def run_chain(model_arg, data_dir, out_dir, cfg: ChainConfig = ChainConfig(),
                  "presence_threshold": cfg.presence_threshold}
     source, src = open_source(model_arg, data_dir, cfg.val_fraction, cfg.seed,
                               post_overrides=overrides)
+    if cfg.heads is not None:
+        source = _keep_heads(source, cfg.heads, log)
     log(f"edge-convert: {src.model_path} -> {out}; input {src.pre.input_hw}, scale "
         f"{src.pre.scale:.6g}, offset {src.pre.offset}; {len(src.train)} train / "
         f"{len(src.val)} val frames; formats {','.join(cfg.formats)}; prune {cfg.prune}")
@@ -201,6 +206,21 @@ def _gate_step(source, converted, paths, src: Source, cfg: ChainConfig, log) -> 
     for line in result.warnings:  # below --min-dice, written under --allow-low-dice
         print(f"edge-convert: warning: {line}", file=sys.stderr, flush=True)
     return result
+
+
+def _keep_heads(source, heads: int, log):
+    """The U-Net++ device model with its first ``heads`` heads: what every format exports
+    and what the gate compares against."""
+    from train.model import count_macs, select_heads
+    from train.modelio import KerasBackend
+
+    try:
+        model = select_heads(source.model, heads)
+    except ValueError as e:
+        raise UserInputError(f"{source.model_path}: {e}") from e
+    log(f"edge-convert: U-Net++ heads 1..{heads} kept: {count_macs(model) / 1e9:.3f} GMAC "
+        f"(all heads {count_macs(source.model) / 1e9:.3f})")
+    return KerasBackend(model, source.threads, source.model_path)
 
 
 def _convert_all(source, src: Source, stage: Path, name: str, cfg: ChainConfig, log) -> dict:

@@ -84,6 +84,10 @@ def chain_parser() -> argparse.ArgumentParser:
     _add_data(p)
     p.add_argument("--prune", type=clikit.fraction, default=DEFAULT_PRUNE,
                    help="target sparsity of conv/dense kernels; 0 = no pruning")
+    p.add_argument("--heads", type=clikit.positive_int, default=None,
+                   help="U-Net++ (edge-train --arch unetpp): keep heads 1..K, averaged, and "
+                        "drop the nested nodes only deeper heads need (fewer MACs; default: "
+                        "every head)")
     p.add_argument("--prune-epochs", type=clikit.non_negative_int, default=2,
                    help="fine-tuning epochs while pruning")
     p.add_argument("--formats", type=clikit.str_list, default=tuple(FORMATS),
@@ -154,7 +158,8 @@ def _run_chain(args, argv) -> int:
                         min_dice=args.min_dice, allow_low_dice=args.allow_low_dice),
         threshold=args.threshold, min_area=args.min_area,
         presence_threshold=args.presence_threshold, name=args.name, version=args.model_version,
-        latency_runs=args.latency_runs, command="edge-convert " + shlex.join(argv))
+        latency_runs=args.latency_runs, heads=args.heads,
+        command="edge-convert " + shlex.join(argv))
     print(clikit.config_block("edge-convert: resolved config", cfg))
     try:
         run_chain(args.model, args.data, args.out, cfg)

@@ -106,3 +106,15 @@ def test_device_models_export_to_int8_and_onnx_with_every_op_on_xnnpack(device_m
     onnx_path = atomic_write_bytes(tmp_path / "m.onnx", onnx_export.to_onnx(device_model))
     par = onnx_export.parity(device_model, onnx_path, calib)
     assert par["max_abs_diff"] < ONNX_TOL
+
+
+def test_edge_convert_heads_keeps_the_first_heads_and_refuses_other_models(tmp_path):
+    from convert.chain import _keep_heads
+    from edge.errors import UserInputError
+    from train.modelio import KerasBackend
+
+    dev = inference_model(build_unet(arch="unetpp", **TINY))
+    kept = _keep_heads(KerasBackend(dev), 1, log=lambda line: None)
+    assert count_macs(kept.model) < count_macs(dev) and kept.model.output_names == ["mask"]
+    with pytest.raises(UserInputError, match="U-Net\\+\\+ only"):
+        _keep_heads(KerasBackend(build_unet(**TINY)), 1, log=lambda line: None)
