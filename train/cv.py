@@ -14,6 +14,9 @@ whose detection (all folds' frames together) stays at or above it, ties to the h
 per-image Dice. A setting picked from that sweep is picked on the held-out folds: report it
 as such.
 
+U-Net++ folds (``--arch unetpp``) are also scored cut to heads 1..K (``heads_sweep``: what
+``edge-convert --heads K`` would ship, float), with the MACs of each cut.
+
 ``--int8`` converts every fold's model with edge-convert (int8, no pruning, gated on the
 fold's own held-out frames) into OUT/fold<k>/export and scores the int8 model on the held-out
 frames too: the results then hold the int8 figures, their mean +- std, and the drop from the
@@ -124,9 +127,10 @@ def convert_fold(fold_out: Path) -> Path:
     return target
 
 
-def held_out_probs(fold_out: Path, model: Path | None = None):
+def held_out_probs(fold_out: Path, model: Path | None = None, backend=None):
     """(frames, class list, (N, H, W, C) probabilities) of a fold's model (or ``model``, e.g.
-    its int8 file) on its held-out frames, read back from the fold's run folder."""
+    its int8 file, or an open ``backend``) on its held-out frames, read back from the fold's
+    run folder."""
     from edge.evaluate import score_classes
     from edge.postprocess import PostprocessConfig
     from train import datasets
@@ -141,7 +145,8 @@ def held_out_probs(fold_out: Path, model: Path | None = None):
     frames = datasets.load_labelled(held, cfg.preprocess, cfg.nerve_class, cfg.cache_dir,
                                     cfg.resize_masks, class_ids(classes) if cfg.classes else None)
     post = PostprocessConfig(threshold=cfg.threshold, min_area=0)
-    ev = score_classes(open_model(model or fold_out / "model.keras"), frames, cfg.preprocess,
+    backend = backend or open_model(model or fold_out / "model.keras")
+    ev = score_classes(backend, frames, cfg.preprocess,
                        classes, [post] * len(classes), keep_prob=True)
     return frames, classes, ev.prob, cfg.threshold
 
@@ -193,6 +198,29 @@ def choose_setting(sweep: dict, min_detection: float, name: str) -> dict | None:
             "min_detection": min_detection, **sweep[key][name]}
 
 
+def heads_sweep(fold_outs: list[Path]) -> dict:
+    """U-Net++ folds: K -> summarize_folds of every fold's float model cut to heads 1..K
+    (edge-convert --heads K), with its MACs; {} for other models."""
+    from edge.postprocess import PostprocessConfig
+    from train.model import count_macs, heads_of, select_heads
+    from train.modelio import KerasBackend, load_keras
+
+    models = [load_keras(f / "model.keras") for f in fold_outs]
+    n_heads = len(heads_of(models[0]))
+    if n_heads < 2:
+        return {}
+    out = {}
+    for k in range(1, n_heads + 1):
+        rows, macs = [], 0
+        for fold_out, model in zip(fold_outs, models, strict=True):
+            cut = select_heads(model, k)
+            macs = count_macs(cut)
+            frames, classes, prob, t = held_out_probs(fold_out, backend=KerasBackend(cut))
+            rows.append(_decided(frames, classes, prob, PostprocessConfig(threshold=t)))
+        out[str(k)] = {"gmac": macs / 1e9, **summarize_folds(rows)}
+    return out
+
+
 def int8_folds(fold_outs: list[Path]) -> list[dict]:
     """Each fold's int8 model scored on its held-out frames (the run's threshold, min area
     0, as the float figures)."""
@@ -220,6 +248,9 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
               "per_fold": [{k: m.get(k) for k in keep} for m in fold_metrics],
               "summary": summarize_folds(fold_metrics)}
     fold_outs = [out / FOLD_DIR.format(k) for k in range(folds)]
+    heads = heads_sweep(fold_outs)
+    if heads:
+        result["heads_sweep"] = heads
     if int8:
         rows = int8_folds(fold_outs)
         result["int8_per_fold"] = rows
