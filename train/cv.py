@@ -35,7 +35,7 @@ import numpy as np
 
 from edge import clikit
 from edge.errors import UserInputError
-from edge.fsutil import write_json_atomic
+from edge.fsutil import check_writable_file, write_json_atomic
 
 FOLD_DIR = "fold{}"
 SUMMED = ("tp", "fn", "fp", "tn")  # frame counts: added over folds
@@ -238,15 +238,20 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
            min_detection: float | None = None, int8: bool = False) -> dict:
     if folds < 2:
         raise UserInputError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    check_writable_file(results, "--results")  # before hours of training, not after
     out = _out_of(train_args)
     fold_metrics = [_run_fold(train_args, out, folds, k) for k in range(folds)]
-    keep = ("classes", "epochs_run", "wall_s", "n_images", "threshold", "min_area")
+    keep = ("classes", "epochs_run", "wall_s", "n_images", "threshold", "min_area",
+            "per_image_dice", "params", "macs")  # per_image_dice: every held-out frame,
+    # an empty frame scoring 1 when left empty (edge.evaluate.score)
     from train.datasets import portable_path
 
     shown = [portable_path(v) if Path(v).is_absolute() else v for v in train_args]
     result = {"label": label, "folds": folds, "train_args": shown,  # no build-machine paths
               "per_fold": [{k: m.get(k) for k in keep} for m in fold_metrics],
-              "summary": summarize_folds(fold_metrics)}
+              "summary": summarize_folds(fold_metrics),
+              "all_frames_per_image_dice": _stats([m.get("per_image_dice")
+                                                   for m in fold_metrics])}
     fold_outs = [out / FOLD_DIR.format(k) for k in range(folds)]
     heads = heads_sweep(fold_outs)
     if heads:
