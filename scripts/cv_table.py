@@ -3,6 +3,12 @@ in MODEL_CARD.md.
 
     python scripts/cv_table.py benchmarks/results/usgra_cv_nerve_vessel.json \\
         benchmarks/results/usgra_cv_nerve_only.json
+    python scripts/cv_table.py --compare benchmarks/results/cv_kaggle/*.json
+
+--compare: one row per candidate (the model comparison table): MACs, parameters, the
+per-image Dice over nerve frames (mean +- std over folds, and each fold), over every frame
+(an empty frame scores 1 when left empty), the int8 figures when the run had --int8, the
+detection and false-positive rates, and U-Net++ head cuts.
 """
 
 from __future__ import annotations
@@ -55,7 +61,48 @@ def sweep_rows(doc: dict) -> list[str]:
     return rows
 
 
+def _pm(stats: dict | None) -> str:
+    if not stats or stats.get("mean") is None:
+        return "-"
+    return f"{stats['mean']:.3f} +- {stats['std']:.3f}"
+
+
+def compare_rows(doc: dict) -> list[str]:
+    name = next(iter(doc["summary"]))
+    s = doc["summary"][name]
+    fold0 = doc["per_fold"][0]
+    folds = ", ".join(_f(f["classes"][name]["per_image_dice"]) for f in doc["per_fold"])
+    int8 = doc.get("int8_summary", {}).get(name, {}).get("per_image_dice")
+    drop = doc.get("int8_drop", {}).get(name)
+    gmac = fold0.get("macs")
+    rows = [f"| {doc['label']} | {_f(gmac and gmac / 1e9)} | {fold0.get('params') or '-'} | "
+            f"**{_pm(s['per_image_dice'])}** | {folds} | "
+            f"{_pm(doc.get('all_frames_per_image_dice'))} | {_pm(int8)} | "
+            f"{_f(drop, '+.4f')} | {_f(s['all_folds_detection_rate'])} | "
+            f"{_f(s['all_folds_false_positive_rate'])} |"]
+    for k, h in doc.get("heads_sweep", {}).items():
+        hs = h[name]
+        rows.append(f"| {doc['label']}, heads 1..{k} | {_f(h['gmac'])} | - | "
+                    f"{_pm(hs['per_image_dice'])} | - | - | - | - | "
+                    f"{_f(hs['all_folds_detection_rate'])} | "
+                    f"{_f(hs['all_folds_false_positive_rate'])} |")
+    return rows
+
+
+def compare(paths: list[str]) -> None:
+    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    print("| candidate | GMAC | params | per-image Dice, nerve frames (float) | per fold | "
+          "per-image Dice, all frames | int8 Dice, nerve frames | int8 drop | detection | "
+          "false positives (empty frames) |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    for doc in docs:
+        print("\n".join(compare_rows(doc)))
+
+
 def main(paths: list[str]) -> None:
+    if paths[:1] == ["--compare"]:
+        compare(paths[1:])
+        return
     docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
     print("| model | fold | class | per-image Dice | pooled Dice | TP/FN/FP/TN frames | "
           "detection | false positives |")
