@@ -11,8 +11,8 @@ its held-out frames at each minimum component area (model-input px, all classes)
 probability threshold: how the per-frame detection and false-positive rates depend on them.
 With ``--min-detection 0.95`` the results name the setting with the fewest false positives
 whose detection (all folds' frames together) stays at or above it, ties to the higher
-per-image Dice. A setting picked from that sweep is picked on the held-out folds: report it
-as such.
+detection, then per-image Dice. A setting picked from that sweep is picked on the
+held-out folds: report it as such.
 
 U-Net++ folds (``--arch unetpp``) are also scored cut to heads 1..K (``heads_sweep``: what
 ``edge-convert --heads K`` would ship, float), with the MACs of each cut.
@@ -185,14 +185,16 @@ def sweep_decision(fold_outs: list[Path], min_areas: list[int],
 
 def choose_setting(sweep: dict, min_detection: float, name: str) -> dict | None:
     """The swept setting of class ``name`` with the fewest false positives (all folds'
-    frames) whose detection stays >= min_detection; ties to the higher per-image Dice."""
+    frames) whose detection stays >= min_detection; ties to the higher detection, then the
+    higher per-image Dice (a missed nerve costs more than a slightly looser outline)."""
     ok = [(s[name]["all_folds_false_positive_rate"] or 0.0,
+           -(s[name]["all_folds_detection_rate"] or 0.0),
            -(s[name]["per_image_dice"]["mean"] or 0.0), key)
           for key, s in sweep.items()
           if (s[name]["all_folds_detection_rate"] or 0.0) >= min_detection]
     if not ok:
         return None
-    _, _, key = min(ok)
+    *_, key = min(ok)
     t, a = (part.split("=")[1] for part in key.split(","))
     return {"class": name, "key": key, "threshold": float(t), "min_area": int(a),
             "min_detection": min_detection, **sweep[key][name]}
