@@ -100,3 +100,32 @@ def test_cv_writes_per_fold_and_summary(nerve_run, tmp_path):
     assert none_left["tp"] == none_left["fp"] == 0
     fold0 = json.loads((tmp_path / "cv" / "fold0" / "config.json").read_text())
     assert (fold0["folds"], fold0["fold"]) == (2, 0)
+
+
+def test_cv_of_a_nerve_only_unetpp_int8_sweep_and_choice(nerve_run, tmp_path):
+    """Nerve-only folds (kaggle-like single class): int8 per fold, the threshold x min-area
+    sweep on the int8 models, the chosen decision, and the U-Net++ head cuts."""
+    data, _ = nerve_run
+    results = tmp_path / "cv.json"
+    argv = ["cv", "--folds", "2", "--results", str(results), "--label", "pp", "--int8",
+            "--thresholds", "0.5,0.9", "--min-areas", "0,2000", "--min-detection", "0.0",
+            "--", "--data", str(data), "--out", str(tmp_path / "cv"), "--epochs", "1",
+            "--arch", "unetpp", *TINY]
+    assert main(argv) == 0
+    doc = json.loads(results.read_text())
+    for k in range(2):
+        assert (tmp_path / "cv" / f"fold{k}" / "export" / f"fold{k}-int8.tflite").is_file()
+    nerve = doc["int8_summary"]["nerve"]
+    assert len(doc["int8_per_fold"]) == 2 and set(nerve["per_image_dice"]) == {"mean", "std"}
+    assert doc["int8_drop"]["nerve"] == pytest.approx(
+        doc["summary"]["nerve"]["per_image_dice"]["mean"] - nerve["per_image_dice"]["mean"])
+    assert doc["decision_sweep"]["models"] == "int8"
+    assert len(doc["decision_sweep"]["settings"]) == 4
+    chosen = doc["chosen_decision"]
+    assert chosen["key"] in doc["decision_sweep"]["settings"]
+    fp = {k: s["nerve"]["all_folds_false_positive_rate"] or 0.0
+          for k, s in doc["decision_sweep"]["settings"].items()}
+    assert fp[chosen["key"]] == min(fp.values())  # --min-detection 0: every setting qualifies
+    heads = doc["heads_sweep"]
+    assert set(heads) == {"1", "2"} and heads["1"]["gmac"] < heads["2"]["gmac"]
+    assert doc["all_frames_per_image_dice"]["mean"] is not None
