@@ -66,7 +66,8 @@ def write_curves(history_csv, png) -> None:
     epochs = [int(r["epoch"]) + 1 for r in rows]
 
     def col(name):
-        return [float(r[name]) if r.get(name) not in (None, "") else np.nan for r in rows]
+        return [float(r[name]) if r.get(name) not in (None, "", "NA") else np.nan  # NA: Keras
+                for r in rows]  # CSVLogger, for val keys of a run without validation
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     for key in ("loss", "val_loss"):

@@ -129,3 +129,17 @@ def test_cv_of_a_nerve_only_unetpp_int8_sweep_and_choice(nerve_run, tmp_path):
     heads = doc["heads_sweep"]
     assert set(heads) == {"1", "2"} and heads["1"]["gmac"] < heads["2"]["gmac"]
     assert doc["all_frames_per_image_dice"]["mean"] is not None
+
+
+def test_folds_1_trains_on_every_frame_without_per_epoch_scores(nerve_run, tmp_path):
+    """--folds 1 (the shipped models' final runs): nothing is held out, so no per-epoch
+    validation; two epochs so the curves are redrawn from a history with empty val columns."""
+    data, _ = nerve_run
+    out = tmp_path / "all"
+    assert main(["--data", str(data), "--out", str(out), "--epochs", "2", "--folds", "1",
+                 *TINY]) == 0
+    rows = (out / "history.csv").read_text().splitlines()
+    assert len(rows) == 3 and "val_dice" not in rows[0].split(",")
+    assert (out / "curves.png").is_file() and (out / "model.keras").is_file()
+    split = json.loads((out / "split.json").read_text())
+    assert split["train_subjects"] == split["val_subjects"]  # every frame trains
