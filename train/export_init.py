@@ -24,7 +24,7 @@ from typing import Any
 
 from edge import clikit
 from edge.errors import UserInputError
-from edge.fsutil import atomic_write_bytes
+from edge.fsutil import atomic_path
 from edge.metadata import ModelMeta, write_meta
 from train.config import RUN_CONFIG, read_run
 
@@ -79,13 +79,16 @@ def provenance(run, raw: dict, args, argv: list[str]) -> dict[str, Any]:
         training["rebuilt_from"] = Path(str(raw["rebuilt_from"])).name
     metrics = _read(run.path / "metrics.json")
     argv = [Path(a).name if Path(a).is_absolute() else a for a in argv]  # no machine paths
+    validation = {k: metrics[k] for k in VALIDATION_KEYS if k in metrics}
+    if raw.get("folds") == 1:  # every frame trained: these are not held-out figures
+        validation["frames"] = "training frames (--folds 1): a sanity figure, not accuracy"
     return {"run": run.name, "command": "edge-train export-init " + shlex.join(argv),
-            "note": args.note, "training_data": training,
-            "validation": {k: metrics[k] for k in VALIDATION_KEYS if k in metrics}}
+            "note": args.note, "training_data": training, "validation": validation}
 
 
 def export_init(args, argv: list[str]) -> Path:
-    """Copy RUN/model.keras to args.out and write its sidecar; returns the .keras path."""
+    """RUN/model.keras without its optimizer state (a fine-tune starts a fresh optimizer; a
+    third of the size) to args.out, and its sidecar; returns the .keras path."""
     run = read_run(args.run)
     out = Path(args.out)
     if out.suffix != ".keras":
@@ -95,7 +98,11 @@ def export_init(args, argv: list[str]) -> Path:
     raw = _read(run.path / RUN_CONFIG)
     c = run.config
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, run.model_path.read_bytes())
+    from train.modelio import load_keras
+
+    model = load_keras(run.model_path)
+    with atomic_path(out) as tmp:  # keeps the .keras suffix Keras picks the format by
+        model.save(str(tmp))  # loaded uncompiled: no optimizer state to save
     meta = ModelMeta(
         name=args.name or run.name, version=args.model_version, input_hw=tuple(c.input_hw),
         scale=c.scale, offset=c.offset, threshold=c.threshold, classes=c.classes,
