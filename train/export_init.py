@@ -4,8 +4,8 @@ fine-tune starting point, with the sidecar FILE.json that says what it is.
 This is how edge/models/nerve_default_float.keras (`edge-train --init-weights default`) is
 made from the run the shipped default was trained in:
 
-    edge-train export-init runs/default --out edge/models/nerve_default_float.keras \\
-        --name nerve-default-float --frame-list docs/data/kaggle-nerve-b12.txt
+    edge-train export-init runs/final/default --out edge/models/nerve_default_float.keras \\
+        --name nerve-unet-b12-all39-float --frame-list docs/data/kaggle-nerve-2036.txt
 
 The sidecar is an edge.metadata sidecar (sha256 of the .keras file, input size,
 normalization, threshold, classes) whose ``extra`` holds the architecture exactly as the run's

@@ -359,8 +359,8 @@ def _check_readable(folder: Path, layout: str) -> None:
 
 EXAMPLES = """examples:
   edge-train prepare kaggle --src ~/Downloads/ultrasound-nerve-segmentation --out data/kaggle-nerve
-  edge-train prepare kaggle --src DOWNLOAD --out data/kaggle-b12 \\
-             --frames docs/data/kaggle-nerve-b12.txt      # the shipped model's 2,021 frames
+  edge-train prepare kaggle --src DOWNLOAD --out data/kaggle-nerve \\
+             --frames docs/data/kaggle-nerve-2036.txt     # the shipped model's 2,036 frames
   edge-train prepare usgra --src usgra-seg --out data/usgra-seg
 (details: docs/data.md)
 """
