@@ -89,33 +89,31 @@ def compare_rows(doc: dict) -> list[str]:
     return rows
 
 
-def compare(paths: list[str]) -> None:
-    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
-    print("| candidate | GMAC | params | per-image Dice, nerve frames (float) | per fold | "
-          "per-image Dice, all frames | int8 Dice, nerve frames | int8 drop | detection | "
-          "false positives (empty frames) |")
-    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+COMPARE_HEAD = ("| candidate | GMAC | params | per-image Dice, nerve frames (float) | per fold "
+                "| per-image Dice, all frames | int8 Dice, nerve frames | int8 drop | detection "
+                "| false positives (empty frames) |\n"
+                "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+FOLDS_HEAD = ("| model | fold | class | per-image Dice | pooled Dice | TP/FN/FP/TN frames | "
+              "detection | false positives |\n|---|---|---|---:|---:|---|---:|---:|")
+SWEEP_HEAD = ("\n| model | setting (min area in px) | class | per-image Dice | TP/FN/FP/TN | "
+              "detection | false positives |\n|---|---:|---|---:|---|---:|---:|")
+
+
+def _table(head: str, docs: list[dict], rows) -> None:
+    print(head)
     for doc in docs:
-        print("\n".join(compare_rows(doc)))
+        print("\n".join(rows(doc)))
 
 
 def main(paths: list[str]) -> None:
-    if paths[:1] == ["--compare"]:
-        compare(paths[1:])
+    compare = paths[:1] == ["--compare"]
+    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths[compare:]]
+    if compare:
+        _table(COMPARE_HEAD, docs, compare_rows)
         return
-    docs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
-    print("| model | fold | class | per-image Dice | pooled Dice | TP/FN/FP/TN frames | "
-          "detection | false positives |")
-    print("|---|---|---|---:|---:|---|---:|---:|")
-    for doc in docs:
-        print("\n".join(fold_rows(doc)))
+    _table(FOLDS_HEAD, docs, fold_rows)
     if any(_sweep(d) for d in docs):
-        print("\n| model | setting (min area in px) | class | per-image Dice | TP/FN/FP/TN | "
-              "detection | "
-              "false positives |")
-        print("|---|---:|---|---:|---|---:|---:|")
-        for doc in docs:
-            print("\n".join(sweep_rows(doc)))
+        _table(SWEEP_HEAD, docs, sweep_rows)
 
 
 if __name__ == "__main__":
