@@ -174,7 +174,7 @@ def load_init_weights(model, path, nerve_index: int | None = None) -> None:
         raise ModelError(
             f"--init-weights {path} does not match this model ({str(e)[:120]}); it has no "
             f"sidecar or run config saying its architecture, so pass the same model flags "
-            f"(--base-filters, --depth, --input-size, ...) as the run that produced it") from e
+            f"(--base-filters, --depth, --arch, ...) as the run that produced it") from e
 
 
 def init_from_nerve(model, source, nerve_index: int) -> str:
