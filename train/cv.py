@@ -26,6 +26,7 @@ float model; the sweep then runs on the int8 models (what a device runs).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -36,6 +37,7 @@ import numpy as np
 from edge import clikit
 from edge.errors import UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
+from edge.postprocess import PostprocessConfig
 
 FOLD_DIR = "fold{}"
 SUMMED = ("tp", "fn", "fp", "tn")  # frame counts: added over folds
@@ -129,16 +131,12 @@ def convert_fold(fold_out: Path) -> Path:
     return target
 
 
-def held_out_probs(fold_out: Path, model: Path | None = None, backend=None):
-    """(frames, class list, (N, H, W, C) probabilities) of a fold's model (or ``model``, e.g.
-    its int8 file, or an open ``backend``) on its held-out frames, read back from the fold's
-    run folder."""
-    from edge.evaluate import score_classes
-    from edge.postprocess import PostprocessConfig
+@functools.cache
+def held_out_frames(fold_out: Path):
+    """(run config, held-out frames, class list) of a fold, decoded once per fold."""
     from train import datasets
     from train.classes import class_ids
     from train.config import read_run
-    from train.modelio import open_model
 
     cfg = read_run(fold_out).config
     samples = datasets.find_samples(cfg.data, cfg.layout, cfg.nerve_class, cfg.subjects_csv)
@@ -146,6 +144,16 @@ def held_out_probs(fold_out: Path, model: Path | None = None, backend=None):
     classes = cfg.class_list
     frames = datasets.load_labelled(held, cfg.preprocess, cfg.nerve_class, cfg.cache_dir,
                                     cfg.resize_masks, class_ids(classes) if cfg.classes else None)
+    return cfg, frames, classes
+
+
+def held_out_probs(fold_out: Path, model: Path | None = None, backend=None):
+    """(frames, class list, (N, H, W, C) probabilities, run threshold) of a fold's model (or
+    ``model``, e.g. its int8 file, or an open ``backend``) on its held-out frames."""
+    from edge.evaluate import score_classes
+    from train.modelio import open_model
+
+    cfg, frames, classes = held_out_frames(fold_out)
     post = PostprocessConfig(threshold=cfg.threshold, min_area=0)
     backend = backend or open_model(model or fold_out / "model.keras")
     ev = score_classes(backend, frames, cfg.preprocess,
@@ -167,16 +175,12 @@ def setting_key(threshold: float, min_area: int) -> str:
     return f"threshold={threshold:g},min_area={min_area}"
 
 
-def sweep_decision(fold_outs: list[Path], min_areas: list[int],
-                   thresholds: list[float] | None = None, int8: bool = False) -> dict:
+def sweep_decision(fold_probs: list[tuple], min_areas: list[int],
+                   thresholds: list[float] | None = None) -> dict:
     """setting_key(t, a) -> summarize_folds of every fold re-decided at threshold t and min
-    area a (one forward pass per fold; int8: the folds' int8 models)."""
-    from edge.postprocess import PostprocessConfig
-
+    area a. fold_probs: held_out_probs of each fold (one forward pass per fold)."""
     rows: dict[str, list] = {}
-    for fold_out in fold_outs:
-        frames, classes, prob, run_t = held_out_probs(
-            fold_out, int8_path(fold_out) if int8 else None)
+    for frames, classes, prob, run_t in fold_probs:
         for t in thresholds or [run_t]:
             for a in min_areas:
                 post = PostprocessConfig(threshold=t, min_area=a)
@@ -205,7 +209,6 @@ def choose_setting(sweep: dict, min_detection: float, name: str) -> dict | None:
 def heads_sweep(fold_outs: list[Path]) -> dict:
     """U-Net++ folds: K -> summarize_folds of every fold's float model cut to heads 1..K
     (edge-convert --heads K), with its MACs; {} for other models."""
-    from edge.postprocess import PostprocessConfig
     from train.model import count_macs, heads_of, select_heads
     from train.modelio import KerasBackend, load_keras
 
@@ -225,29 +228,19 @@ def heads_sweep(fold_outs: list[Path]) -> dict:
     return out
 
 
-def int8_folds(fold_outs: list[Path]) -> list[dict]:
-    """Each fold's int8 model scored on its held-out frames (the run's threshold, min area
-    0, as the float figures)."""
-    from edge.postprocess import PostprocessConfig
-
-    out = []
-    for fold_out in fold_outs:
-        frames, classes, prob, t = held_out_probs(fold_out, convert_fold(fold_out))
-        out.append(_decided(frames, classes, prob, PostprocessConfig(threshold=t, min_area=0)))
-    return out
-
-
 def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
            min_areas: list[int] | None = None, thresholds: list[float] | None = None,
            min_detection: float | None = None, int8: bool = False) -> dict:
     if folds < 2:
         raise UserInputError(f"--folds {folds}: cross-validation needs at least 2 folds")
     check_writable_file(results, "--results")  # before hours of training, not after
+    held_out_frames.cache_clear()  # frames are decoded once per fold within this run
     out = _out_of(train_args)
     fold_metrics = [_run_fold(train_args, out, folds, k) for k in range(folds)]
+    # per_image_dice: over every held-out frame, an empty frame scoring 1 when left empty
+    # (edge.evaluate.score); the per-class figures in "classes" count nerve frames only
     keep = ("classes", "epochs_run", "wall_s", "n_images", "threshold", "min_area",
-            "per_image_dice", "params", "macs")  # per_image_dice: every held-out frame,
-    # an empty frame scoring 1 when left empty (edge.evaluate.score)
+            "per_image_dice", "params", "macs")
     from train.datasets import portable_path
 
     shown = [portable_path(v) if Path(v).is_absolute() else v for v in train_args]
@@ -260,8 +253,11 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
     heads = heads_sweep(fold_outs)
     if heads:
         result["heads_sweep"] = heads
-    if int8:
-        rows = int8_folds(fold_outs)
+    if int8 or min_areas or thresholds:  # one forward pass per fold, shared below
+        fold_probs = [held_out_probs(f, convert_fold(f) if int8 else None) for f in fold_outs]
+    if int8:  # the run's threshold, min area 0: as the float figures
+        rows = [_decided(frames, classes, prob, PostprocessConfig(threshold=t, min_area=0))
+                for frames, classes, prob, t in fold_probs]
         result["int8_per_fold"] = rows
         result["int8_summary"] = summarize_folds(rows)
         result["int8_drop"] = {
@@ -269,7 +265,7 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
             - s["per_image_dice"]["mean"] for name, s in result["int8_summary"].items()
             if s["per_image_dice"]["mean"] is not None}
     if min_areas or thresholds:
-        sweep = sweep_decision(fold_outs, min_areas or [0], thresholds, int8)
+        sweep = sweep_decision(fold_probs, min_areas or [0], thresholds)
         result["decision_sweep"] = {"models": "int8" if int8 else "float", "settings": sweep}
         if min_detection is not None:
             name = next(iter(result["summary"]))
