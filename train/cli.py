@@ -126,8 +126,9 @@ def train_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue from OUT/ckpt")
     r.add_argument("--init-weights", type=str, default=None,
                    help="fine-tune from: default (the packaged float model), an edge-train "
-                        "run folder or a .keras/.h5; the architecture, input size and "
-                        "normalization then come from it (None: fresh weights)")
+                        "run folder or a .keras/.h5; the architecture, normalization and "
+                        "input size (unless --input-size) then come from it (None: fresh "
+                        "weights)")
     r.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
     r.add_argument("--strategy", type=str, choices=("default", "mirrored", "multiworker"),
                    default="default", help="tf.distribute strategy (multiworker reads TF_CONFIG)")

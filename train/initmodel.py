@@ -32,10 +32,10 @@ DEFAULT_INIT = "default"  # --init-weights default: the packaged float model
 PACKAGED_INIT = "nerve_default_float.keras"  # in edge/models, with nerve_default_float.json
 INIT_KEYS = ("model", "input_hw", "scale", "offset", "roi", "threshold", "classes")
 
-# Architecture flags of edge-train: argparse dest -> (flag, key in the model dict, or
-# "input_hw"). Dropout and --input-size are not here: no weight depends on them (the network
-# is fully convolutional), so a fine-tune may change them freely (a clinic's scanner may need
-# a larger input; build_unet checks that the size suits the depth).
+# Architecture flags of edge-train: argparse dest -> (flag, key in the model dict). Dropout
+# and --input-size are not here: no weight depends on them (the network is fully
+# convolutional), so a fine-tune may change them freely (a clinic's scanner may need a larger
+# input; build_unet checks that the size suits the depth).
 ARCH_FLAGS = {
     "preset": ("--preset", "preset"),
     "arch": ("--arch", "arch"),
@@ -110,8 +110,6 @@ def resolve_init(arg: str | os.PathLike) -> InitModel:
 
 
 def _init_value(init: InitModel, key: str) -> Any:
-    if key == "input_hw":
-        return tuple(init.input_hw) if init.input_hw else None
     if key == "preset":
         return init.model.get("preset")
     if "preset" in init.model:  # the reference preset has no build_unet kwargs
@@ -119,16 +117,12 @@ def _init_value(init: InitModel, key: str) -> Any:
     return init.model.get(key, DEFAULT_MODEL.get(key))
 
 
-def _shown(dest: str, value: Any) -> str:
-    return str(value)
-
-
 def mismatch_message(dest: str, given: Any, init: InitModel, theirs: Any) -> str:
     flag, key = ARCH_FLAGS[dest]
     fix = (f"drop {flag}" if dest in SWITCHES
-           else f"drop {flag} or pass {flag} {_shown(dest, theirs)}")
-    mine = flag if dest in SWITCHES else f"{flag} {_shown(dest, given)}"
-    return (f"{mine} does not match the --init-weights model ({key} {_shown(dest, theirs)} "
+           else f"drop {flag} or pass {flag} {theirs}")
+    mine = flag if dest in SWITCHES else f"{flag} {given}"
+    return (f"{mine} does not match the --init-weights model ({key} {theirs} "
             f"in {init.described_by}): {fix}; the architecture comes from the init model")
 
 

@@ -393,11 +393,10 @@ def _restore(ckpt, restore_dir: Path, cfg: TrainConfig) -> dict:
     return state
 
 
-def _write_run_files(out: Path, cfg: TrainConfig, data: RunData, model) -> None:
+def _write_run_files(out: Path, cfg: TrainConfig, data: RunData, device_model) -> None:
     resolved = {**cfg.to_dict(), "layout": data.layout,
                 "n_train_frames": int(len(data.x_train)), "n_val_frames": int(len(data.val)),
-                "params": int(model.count_params()),
-                "macs": count_macs(inference_model(model))}
+                "params": int(device_model.count_params()), "macs": count_macs(device_model)}
     write_run(out, resolved, Split(tuple(data.train_subjects), tuple(data.val_subjects)))
     print(config_block("edge-train: resolved config", resolved))
 
@@ -509,11 +508,11 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
         model.optimizer.build(model.trainable_variables)  # slots exist before a restore
         ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     state = _restore(ckpt, restore_dir, cfg)
-    _write_run_files(out, cfg, data, model)
+    device_model = inference_model(model)  # shares the weights; U-Net++: heads averaged
+    _write_run_files(out, cfg, data, device_model)
     ds = train_dataset(data.x_train, data.y_train, cfg.batch,
                        augment_config(cfg.augment, cfg.vflip, cfg.elastic), cfg.preprocess,
                        cfg.seed + state["epoch"], cfg.presence_head)
-    device_model = inference_model(model)  # shares the weights; U-Net++: heads averaged
     callbacks = [
         ValidationDice(data.val, cfg, device_model),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=cfg.resume),

@@ -78,12 +78,13 @@ def _attention_gate(skip, gating, name):
     return layers.Multiply(name=f"{name}_apply")([skip, alpha])
 
 
-def _head(x, num_classes, stem_stride, name, activation=True):
+def _head(x, num_classes, stem_stride, name, out_name=None):
+    """1x1 conv ``name``, resized back to the input after a stride-2 stem, sigmoid
+    ``out_name`` (default NAME_sigmoid)."""
     x = layers.Conv2D(num_classes, 1, name=name)(x)
     if stem_stride == 2:
         x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_resize")(x)
-    return layers.Activation("sigmoid", dtype="float32", name=f"{name}_sigmoid")(x) \
-        if activation else x
+    return layers.Activation("sigmoid", dtype="float32", name=out_name or f"{name}_sigmoid")(x)
 
 
 def check_input_hw(input_hw, depth, stem_stride):
@@ -172,8 +173,7 @@ def build_unet(
                 skip = _attention_gate(skip, gate_signal, f"att{level}")
             x = layers.Concatenate(name=f"cat{level}")([x, skip])
             x = _block(x, width(level), f"dec{level}", separable)
-        x = _head(x, num_classes, stem_stride, "logits", activation=False)
-        mask = layers.Activation("sigmoid", dtype="float32", name="mask")(x)
+        mask = _head(x, num_classes, stem_stride, "logits", out_name="mask")
     outputs = [mask]
     if presence_head:
         if num_classes != 1:
