@@ -66,6 +66,7 @@ WINDOW_TITLE = "nerve-edge"
 STAGES = ("capture", "preprocess", "inference", "postprocess", "render")
 NORM_RTOL = 1e-6  # when comparing metadata normalization with the int8 fast path's
 BAD_FRAME_POLICIES = ("skip", "stop")
+BAD_FRAMES_LISTED = 10  # the report names the first bad frames (bounded: a --loop repeats them)
 # stop_reason values besides clikit.stop_reason's "interrupted (Ctrl-C)" / "terminated (SIGTERM)"
 SOURCE_ENDED = "source ended"  # a file or folder reached its end
 MAX_FRAMES = "max frames"
@@ -353,6 +354,7 @@ class BadFrames:
 
     policy: str = "skip"
     count: int = 0
+    first: list[str] = field(default_factory=list)  # the first BAD_FRAMES_LISTED messages
 
     def read(self, source) -> Frame | None:
         """source.read(), skipping (warned, counted) undecodable frames unless the policy is
@@ -364,6 +366,8 @@ class BadFrames:
                 if self.policy == "stop":
                     raise
                 self.count += 1
+                if len(self.first) < BAD_FRAMES_LISTED:
+                    self.first.append(str(e))
                 warn(f"skipped a bad frame: {e}")
 
 
@@ -460,7 +464,8 @@ def run(cfg: RunConfig) -> dict:
         reason, stopped_by = loop(cfg, model, model.preprocess_config(roi), source, sinks,
                                   meter, first, bad, area, tally)
     # The outputs are closed here (the recording is playable) before the summary is written.
-    summary = {**meter.summary(), "bad_frames": bad.count, "stop_reason": reason,
+    summary = {**meter.summary(), "bad_frames": bad.count, "bad_frames_first": bad.first,
+               "stop_reason": reason,
                "nerve_area": area.summary(), **tally.summary()}
     if not cfg.quiet:
         skipped = f" ({bad.count} bad frame(s) skipped)" if bad.count else ""

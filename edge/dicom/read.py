@@ -8,15 +8,18 @@ extended, JPEG-LS, JPEG 2000. Frames come out as the edge convention: gray or BG
 
 Files are decoded one frame at a time (a long cine never sits in memory whole). A folder is
 read in natural name order; files that are not DICOM images (reports, DICOMDIR, our own SEGs)
-are skipped. Optional attributes the loop reads (see edge.types.FrameSource):
-``default_roi`` (the ultrasound image region), ``pixel_area_mm2`` and ``fps`` (the cine's own
-rate); ``pace(True)`` plays a cine at that rate (the loop turns it on when frames are shown
-live, never for a headless batch).
+are skipped; a file that claims to be a DICOM image but cannot be read (cut short, no pixel
+data) is an error given alone, and in a folder a BadFrame at its place (the loop's
+--on-bad-frame policy warns and counts it, or stops). Optional attributes the loop reads
+(see edge.types.FrameSource): ``default_roi`` (the ultrasound image region),
+``pixel_area_mm2`` and ``fps`` (the cine's own rate); ``pace(True)`` plays a cine at that rate
+(the loop turns it on when frames are shown live, never for a headless batch).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -29,7 +32,7 @@ import numpy as np
 
 from edge.clikit import install_hint, require
 from edge.dicom.regions import UltrasoundRegion, image_region
-from edge.errors import SourceError
+from edge.errors import BadFrame, SourceError
 from edge.types import Frame
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,9 @@ FRAME_DIGITS = 4  # Frame.name = <file stem>_<frame number, 1-based, zero-padded
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
 REFS_KEPT = 256  # frames whose origin ref() still knows (sinks ask right after the read)
 SKIP_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.66.4"})  # Segmentation: our own output
+NO_PIXELS = "it has no pixel data (a header only, or the file was cut short)"
+FIX_UNREADABLE = ("export the image or cine again from the scanner or PACS, or copy the whole "
+                  "file again")
 
 
 @dataclass
@@ -96,15 +102,60 @@ def _check_decoder(path: Path, ds) -> None:
                           f"{install_hint('dicom')}")
 
 
-def _load_instance(path: Path, pydicom, explicit: bool) -> Instance | None:
+@dataclass(frozen=True)
+class Unreadable:
+    """A file in a folder that claims to be a DICOM image but cannot be read (cut short, no
+    pixel data). Played as one bad frame at its place in the folder: the loop warns and
+    counts it (--on-bad-frame skip) or stops naming it (stop)."""
+
+    path: Path
+    why: str
+
+    def message(self) -> str:
+        return f"{self.path}: {self.why}; none of its frames is read ({FIX_UNREADABLE})"
+
+
+def _read_header(path: Path, pydicom):
+    """(header without pixels, True when the file ends before any pixel data), or
+    (None, False) when pydicom cannot parse it at all."""
     try:  # force: files without the 128-byte preamble are still DICOM
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            # stop_before_pixels leaves the file at the Pixel Data tag; at the end: none
+            ended = fp.tell() >= os.fstat(fp.fileno()).st_size
     except Exception:  # noqa: BLE001  pydicom raises many kinds on a non-DICOM file
-        ds = None
+        return None, False
+    return ds, ended
+
+
+def _is_image_class(uid) -> bool:
+    name = getattr(uid, "name", "") if uid else ""
+    return "Image Storage" in name
+
+
+def _cut_short(ds) -> bool:
+    """A header that ends early: a file meta without its transfer syntax, or an image
+    storage class whose dataset stops before Rows."""
+    meta = getattr(ds, "file_meta", None) or {}
+    if meta and "TransferSyntaxUID" not in meta:
+        return True
+    return "Rows" not in ds and _is_image_class(meta.get("MediaStorageSOPClassUID"))
+
+
+def _load_instance(path: Path, pydicom, explicit: bool) -> Instance | Unreadable | None:
+    ds, ended = _read_header(path, pydicom)
+    if ds is not None and (_cut_short(ds) or ("Rows" in ds and ended)):
+        why = (NO_PIXELS if "Rows" in ds else "the file is cut short (its header is "
+               "incomplete)")
+        if explicit:
+            raise SourceError(f"{path}: {why}; {FIX_UNREADABLE}")
+        return Unreadable(path, why)
     if ds is None or ("SOPClassUID" not in ds and "Rows" not in ds):
         if explicit:
             raise SourceError(f"{path} is not a DICOM file; give a .dcm file or a folder "
                               f"of them")
+        if ds is None and path.suffix.lower() in DICOM_SUFFIXES:
+            return Unreadable(path, "pydicom cannot read it (not DICOM, or cut short)")
         return None
     if "Rows" not in ds or str(ds.get("SOPClassUID", "")) in SKIP_SOP_CLASSES:
         if explicit:
@@ -115,8 +166,10 @@ def _load_instance(path: Path, pydicom, explicit: bool) -> Instance | None:
     return Instance(path, ds, image_region(ds, path.name))
 
 
-def find_instances(target: str | Path) -> list[Instance]:
-    """The DICOM images at ``target`` (a file, or a folder's files that are DICOM images)."""
+def find_instances(target: str | Path) -> list[Instance | Unreadable]:
+    """The DICOM images at ``target`` (a file, or a folder's files that are DICOM images), in
+    order; in a folder, files that claim to be DICOM images but cannot be read are kept as
+    Unreadable entries at their place."""
     pydicom = require("pydicom")
     target = Path(target)
     paths = _candidates(target)
@@ -125,9 +178,12 @@ def find_instances(target: str | Path) -> list[Instance]:
     found = [inst for p in paths
              if (explicit or p.suffix.lower() in DICOM_SUFFIXES or quick(p))
              and (inst := _load_instance(p, pydicom, explicit)) is not None]
-    if not found:
-        raise SourceError(f"no DICOM images in folder {target}: expected .dcm files or files "
-                          f"with the DICM preamble")
+    images = [e for e in found if isinstance(e, Instance)]
+    if not images:
+        broken = [e for e in found if isinstance(e, Unreadable)]
+        detail = f" ({broken[0].path.name}: {broken[0].why})" if broken else ""
+        raise SourceError(f"no DICOM images in folder {target}{detail}: expected .dcm files "
+                          f"or files with the DICM preamble")
     skipped = len(paths) - len(found)
     if skipped:
         logger.info("%s: %d file(s) skipped (not DICOM images)", target, skipped)
@@ -167,7 +223,8 @@ class DicomSource:
 
     def __init__(self, target: str | Path, loop: bool = False) -> None:
         self.live = False
-        self.instances = find_instances(target)
+        self._entries = find_instances(target)  # images and Unreadable files, in order
+        self.instances = [e for e in self._entries if isinstance(e, Instance)]
         first = self.instances[0]
         self.fps = frame_rate(first.header)
         region = first.region
@@ -197,17 +254,26 @@ class DicomSource:
         inst, number = self._refs[index]
         return self.instances[inst], number
 
-    def _iterate(self) -> Iterator[tuple[int, int, np.ndarray]]:
+    def _iterate(self) -> Iterator[tuple[int, int, np.ndarray] | str]:
+        """(instance, frame number, image) per frame; a message (str) where a file or the
+        rest of it cannot be read (read() raises it as BadFrame, then goes on)."""
         from pydicom.pixels import iter_pixels
 
         while True:
-            for k, inst in enumerate(self.instances):
+            k = -1
+            for entry in self._entries:
+                if isinstance(entry, Unreadable):
+                    yield entry.message()
+                    continue
+                k += 1
+                n = 0
                 try:
-                    for n, pixels in enumerate(iter_pixels(inst.path, as_rgb=True), start=1):
-                        yield k, n, to_8bit(pixels, inst.header)
-                except (RuntimeError, ValueError, NotImplementedError) as exc:
-                    raise SourceError(f"{inst.path}: cannot decode its pixel data "
-                                      f"({str(exc).splitlines()[0]})") from None
+                    for n, pixels in enumerate(iter_pixels(entry.path, as_rgb=True), start=1):
+                        yield k, n, to_8bit(pixels, entry.header)
+                except Exception as exc:  # noqa: BLE001  pydicom raises many kinds
+                    reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    yield (f"{entry.path}: frame {n + 1} and after cannot be decoded "
+                           f"({reason}); {FIX_UNREADABLE}")
             if not self._loop:
                 return
 
@@ -226,6 +292,8 @@ class DicomSource:
         item = next(self._frames, None)
         if item is None:
             return None
+        if isinstance(item, str):
+            raise BadFrame(item)  # the next read goes on with the next file
         k, number, image = item
         self._wait_turn(k)
         self._refs[self._index] = (k, number)

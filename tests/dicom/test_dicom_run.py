@@ -142,3 +142,63 @@ def test_pacs_needs_dicom_out(us_examples, capsys) -> None:
     code = main(["--dicom", str(us_examples["examples_rgb_color.dcm"]), "--headless",
                  "--pacs", "127.0.0.1:4242:ORTHANC"])
     assert code == 2 and "--pacs needs --dicom-out" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- files with no or cut pixels
+def _no_pixel_data(path: Path) -> Path:
+    import pydicom
+
+    make_us(path, np.zeros((1, 16, 16), np.uint8))
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path)
+    return path
+
+
+def _folder_with_a_cut_file(folder: Path, keep_bytes: int | None) -> Path:
+    """a.dcm, b.dcm (2 frames, cut to ``keep_bytes``, or 5000 bytes short), c.dcm."""
+    folder.mkdir()
+    frames = np.stack([phantom_pair(i)[0][:96, :128] for i in range(2)])
+    for name in ("a.dcm", "b.dcm", "c.dcm"):
+        make_us(folder / name, frames)
+    data = (folder / "b.dcm").read_bytes()
+    (folder / "b.dcm").write_bytes(data[:keep_bytes or len(data) - 5000])
+    return folder
+
+
+def test_a_file_without_pixel_data_is_exit_2_naming_it_and_the_fix(tmp_path, capsys) -> None:
+    path = _no_pixel_data(tmp_path / "header_only.dcm")
+    code = main(["--dicom", str(path), "--model", FIXTURE_MODEL, "--headless", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert str(path) in err[0] and "no pixel data" in err[0] and "export" in err[0]
+    assert "AttributeError" not in err[0]
+
+
+# keep_bytes None: cut inside the pixel data (frame 1 decodes); 400: cut inside the header
+@pytest.mark.parametrize("keep_bytes, frames", [(None, 5), (400, 4)])
+def test_a_cut_file_in_a_folder_is_warned_counted_and_reported(tmp_path, capsys, keep_bytes,
+                                                               frames) -> None:
+    folder = _folder_with_a_cut_file(tmp_path / "study", keep_bytes)
+    report = tmp_path / "run.json"
+    code = main(["--dicom", str(folder), "--model", FIXTURE_MODEL, "--headless",
+                 "--report", str(report)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "b.dcm" in warnings[0], err
+    assert "edge-run: stopped: source ended (1 bad frame(s) skipped)" in out
+    data = json.loads(report.read_text())
+    assert data["frames"] == frames and data["bad_frames"] == 1
+    assert "b.dcm" in data["bad_frames_first"][0]
+
+
+def test_a_cut_file_under_on_bad_frame_stop_stops_naming_it(tmp_path, capsys) -> None:
+    folder = _folder_with_a_cut_file(tmp_path / "study", 400)
+    report = tmp_path / "run.json"
+    code = main(["--dicom", str(folder), "--model", FIXTURE_MODEL, "--headless", "--quiet",
+                 "--on-bad-frame", "stop", "--report", str(report)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "b.dcm" in err[0], err  # as for images and video
+    data = json.loads(report.read_text())
+    assert data["frames"] == 2 and data["stop_reason"].startswith("bad frame: ")
