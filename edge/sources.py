@@ -51,10 +51,18 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 BAD_FRAME_LOOKAHEAD = 8  # reads tried past a failed one before a video file counts as ended
 MIN_STALL_S = 1.0  # a live source always gets this long to deliver its next frame
 FIRST_FRAME_S = 10.0  # ... and this long for its first (cameras and RTSP take a while to start)
-CAMERA_HELP = "list cameras with `v4l2-ctl --list-devices` or try --camera 0"
+CAMERA_HELP = (
+    "check the camera's cable and power, list the cameras with `ls /dev/video*` or "
+    "`v4l2-ctl --list-devices` and give another index or device path, or run without a "
+    "camera: --video clip.mp4 or --source phantom"
+)
+V4L2_DEVICES = "/dev/video*"  # where Linux puts V4L2 cameras and grabbers
 PICAMERA_HELP = (
     "picamera2 comes from the OS, not pip: `sudo apt install python3-picamera2`, and create "
     "the venv with `python3 -m venv --system-site-packages`"
+)
+PICAMERA_NUMPY_HELP = (
+    "numpy in this venv is not the one python3-picamera2 was built for; see docs/deploy-pi.md"
 )
 
 
@@ -240,7 +248,8 @@ class CameraSource(_CaptureSource):
         super().__init__(f"camera {device}", device, api, capture_factory, retry_s=retry_s)
         if not self._cap.isOpened():
             self._cap.release()
-            raise SourceError(f"cannot open camera {device}: {self._why(device)}; {CAMERA_HELP}")
+            raise SourceError(f"cannot open camera {device}: {self._why(device)} "
+                              f"({self._tried(device)}); {CAMERA_HELP}")
         self.actual_size = (
             int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
@@ -259,6 +268,16 @@ class CameraSource(_CaptureSource):
         if isinstance(device, str) and Path(device).exists():
             return "the device exists but did not open (busy, or no permission: join 'video')"
         return "no such device"
+
+    @staticmethod
+    def _tried(device: int | str) -> str:
+        """What was opened, and which V4L2 devices this machine has (Linux)."""
+        if not sys.platform.startswith("linux"):
+            return f"tried index {device} through OpenCV"
+        tried = f"/dev/video{device}" if isinstance(device, int) else str(device)
+        present = sorted(str(p) for p in Path("/dev").glob(V4L2_DEVICES.rsplit("/", 1)[1]))
+        found = ", ".join(present) if present else "none"
+        return f"tried {tried} through OpenCV; {V4L2_DEVICES} here: {found}"
 
     def _configure(self, cap: Any) -> None:
         width, height, fps = self._request
@@ -419,6 +438,22 @@ class ImageDirSource:
 
 
 # --------------------------------------------------------------------------- Raspberry Pi camera
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def picamera_import_error(exc: BaseException) -> str:
+    """One line for a picamera2 that does not import: not installed, or built against another
+    numpy than the venv's ("numpy.dtype size changed" is a ValueError; the other direction an
+    ImportError or AttributeError naming numpy)."""
+    text = _first_line(exc)
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "picamera2":
+        return f"--picamera needs the picamera2 module: {PICAMERA_HELP}"
+    if isinstance(exc, ValueError) or "numpy" in text.lower():
+        return f"--picamera: picamera2 fails to import ({text}): {PICAMERA_NUMPY_HELP}"
+    return f"--picamera: picamera2 fails to import ({text}): {PICAMERA_HELP}"
+
+
 PICAMERA_DEFAULT_SIZE = (640, 480)  # width, height when none is asked for
 
 
@@ -435,8 +470,8 @@ class PiCameraSource:
     ) -> None:
         try:
             from picamera2 import Picamera2  # optional: only on a Pi, from the OS packages
-        except ImportError as exc:
-            raise SourceError(f"--picamera needs the picamera2 module: {PICAMERA_HELP}") from exc
+        except (ImportError, ValueError, AttributeError) as exc:
+            raise SourceError(picamera_import_error(exc)) from exc
         self.live = True
         self.label = "the Pi camera"
         self.fps = fps

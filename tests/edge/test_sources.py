@@ -160,6 +160,21 @@ def test_missing_camera_path_is_a_clear_error() -> None:
         CameraSource("/dev/video77")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names /dev/video* (Linux)")
+@pytest.mark.parametrize("device", [0, "/dev/video0"])
+def test_missing_camera_says_what_was_tried_and_real_fixes(device) -> None:
+    """Not "try --camera 0" to someone who gave --camera 0: the device tried, the devices
+    this machine has, and fixes that can work."""
+    with pytest.raises(SourceError) as info:
+        CameraSource(device, capture_factory=lambda *a: FakeCapture(frames=0, opened=False))
+    text = str(info.value)
+    assert "tried /dev/video0" in text and "/dev/video* here: " in text
+    for fix in ("cable", "ls /dev/video*", "v4l2-ctl --list-devices", "another index",
+                "--video", "--source phantom"):
+        assert fix in text
+    assert "--camera 0" not in text and "\n" not in text
+
+
 def test_camera_requests_size_and_reports_what_it_got() -> None:
     capture = FakeCapture(frames=2, size=(640, 480))
     factory = CaptureFactory(capture)
@@ -444,6 +459,35 @@ def test_picamera_missing_module_explains_the_os_package(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)  # import now raises ImportError
     with pytest.raises(SourceError, match="python3-picamera2.*system-site-packages"):
         PiCameraSource()
+
+
+NUMPY_ABI_BREAK = ("numpy.dtype size changed, may indicate binary incompatibility. Expected 96 "
+                   "from C header, got 88 from PyObject")
+
+
+def fake_picamera2_raising(folder: Path, error: str) -> Path:
+    """A picamera2 package whose import raises like apt's on a venv with numpy 2 (simplejpeg,
+    built against Debian's numpy 1.24, fails in its import)."""
+    package = folder / "picamera2"
+    package.mkdir()
+    (package / "__init__.py").write_text(f"raise {error}\n")
+    return folder
+
+
+@pytest.mark.parametrize("error", [f"ValueError({NUMPY_ABI_BREAK!r})",
+                                   "ImportError('numpy.core.multiarray failed to import')"])
+def test_picamera_built_for_another_numpy_is_one_line_naming_the_cause(tmp_path, monkeypatch,
+                                                                      capsys, error) -> None:
+    from edge.cli import main
+
+    monkeypatch.syspath_prepend(str(fake_picamera2_raising(tmp_path, error)))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    code = main(["--picamera", "--headless", "--quiet", "--max-frames", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("edge-run: error: --picamera: picamera2 fails to import (numpy")
+    assert "numpy in this venv is not the one python3-picamera2 was built for" in err[0]
+    assert "docs/deploy-pi.md" in err[0] and "Traceback" not in err[0]
 
 
 # --------------------------------------------------------------------------- phantom
