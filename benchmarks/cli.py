@@ -83,7 +83,7 @@ def _add_pipeline_source(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = clikit.ArgumentParser(
         prog="edge-bench", description=__doc__.splitlines()[0], epilog=EXAMPLES,
         formatter_class=clikit.HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",

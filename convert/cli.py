@@ -66,7 +66,7 @@ def _add_gate(p: argparse.ArgumentParser) -> None:
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog=CHAIN_EXAMPLES,
+    p = clikit.ArgumentParser(prog=prog, description=description, epilog=CHAIN_EXAMPLES,
                                 formatter_class=clikit.HelpFormatter)
     clikit.add_common_flags(p, verbose=True)
     return p

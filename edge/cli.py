@@ -164,7 +164,7 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = clikit.ArgumentParser(
         prog=PROG,
         description="Outline the nerve on ultrasound frames in real time, on the device.",
         epilog=EXAMPLES,

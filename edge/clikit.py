@@ -26,6 +26,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn
 
 from edge.errors import EdgeError, UserInputError
 
@@ -221,6 +222,15 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
 
 # ---------------------------------------------------------------- shared by the four CLIs
 # (argument types, help formatting, the resolved-config block)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The four tools' parser: a usage error is one line, ``PROG: error: MESSAGE (see PROG
+    --help)``, exit 2 (SystemExit, as argparse does), instead of argparse's full usage block
+    before the line that matters. Subcommand parsers (add_subparsers) are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -60,7 +60,7 @@ def add_data_flags(p: argparse.ArgumentParser, required: bool, data_default: str
 
 
 def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-train", epilog=TRAIN_EXAMPLES,
+    p = clikit.ArgumentParser(prog="edge-train", epilog=TRAIN_EXAMPLES,
                                 description="Train a nerve segmentation U-Net (tf_keras). "
                                             "Subcommand: edge-train eval --help.",
                                 formatter_class=clikit.HelpFormatter)
@@ -144,7 +144,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-train eval", epilog=EVAL_EXAMPLES,
+    p = clikit.ArgumentParser(prog="edge-train eval", epilog=EVAL_EXAMPLES,
                                 description="Score a model with the kit's one evaluator "
                                             "(edge.evaluate): metrics.json + overlays.png.",
                                 formatter_class=clikit.HelpFormatter)

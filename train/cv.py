@@ -45,7 +45,7 @@ AVERAGED = ("per_image_dice", "pooled_dice", "detection_rate", "false_positive_r
 
 
 def cv_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-train cv", formatter_class=clikit.HelpFormatter,
+    p = clikit.ArgumentParser(prog="edge-train cv", formatter_class=clikit.HelpFormatter,
                                 description="K-fold cross-validation: K edge-train runs on "
                                             "the same folds + one results JSON.")
     p.add_argument("--folds", type=int, default=5, help="K (at least 2)")

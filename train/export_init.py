@@ -37,7 +37,7 @@ MAX_SHIPPED_MB = 5.0  # the package's budget for the fine-tune starting point
 
 
 def export_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-train export-init",
+    p = clikit.ArgumentParser(prog="edge-train export-init",
                                 formatter_class=clikit.HelpFormatter,
                                 description="Write a run's float Keras model + its sidecar "
                                             "(architecture, input, provenance): a starting "

@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.clikit import add_common_flags
+from edge.clikit import ArgumentParser, add_common_flags
 from edge.fsutil import write_json_atomic
 from edge.preprocess import to_gray8
 from train.datasets import (
@@ -367,7 +367,7 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-train prepare", epilog=EXAMPLES,
+    p = ArgumentParser(prog="edge-train prepare", epilog=EXAMPLES,
                                 description="Turn a public download into a layout edge-train "
                                             "reads (docs/data.md).",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

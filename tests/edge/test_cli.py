@@ -3,7 +3,10 @@ with one line, no traceback and nothing half-written."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,8 @@ from edge.cli import main
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD_NCHW = FIXTURES / "bad_input_nchw.onnx"
 NO_MASK = FIXTURES / "no_mask_output.onnx"
-MODEL = Path(__file__).parents[2] / "edge" / "models" / "nerve_fixture_int8.tflite"
+REPO = Path(__file__).parents[2]
+MODEL = REPO / "edge" / "models" / "nerve_fixture_int8.tflite"
 # Broken sidecars next to a good model: (file text, what the one-line error must name).
 BAD_SIDECARS = {
     "truncated sidecar": ('{"name": "nerve", "threshold": 0.', "not valid JSON"),
@@ -42,11 +46,34 @@ def test_help_shows_examples(capsys):
     ["--threads", "two"],
     ["--backend", "caffe"],
 ])
-def test_usage_errors_exit_2(argv, capsys):
+def test_usage_errors_exit_2_in_one_line(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # not argparse's usage block before it
+    assert err[0].startswith("edge-run: error: ") and err[0].endswith("(see edge-run --help)")
+
+
+# The four tools' entry points (pyproject's [project.scripts]) and a subcommand's parser.
+TOOL_ERRORS = [
+    ("edge.cli", ["--threads", "two"], "edge-run"),
+    ("train.cli", ["--epochs", "x"], "edge-train"),
+    ("train.cli", ["eval", "--model", "m.keras"], "edge-train eval"),
+    ("convert.cli", ["--no-such-flag"], "edge-convert"),
+    ("benchmarks.cli", ["latency", "--no-such-flag"], "edge-bench latency"),
+]
+
+
+@pytest.mark.parametrize("module, argv, prog", TOOL_ERRORS)
+def test_every_tool_has_one_line_usage_errors(module, argv, prog):
+    """No TensorFlow needed: the parsers fail before any heavy import."""
+    code = (f"import sys; from {module} import main; sys.exit(main({argv!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(err) == 1, out.stderr
+    assert err[0].startswith(f"{prog}: error: ") and err[0].endswith(f"(see {prog} --help)")
 
 
 def _outputs(tmp_path: Path) -> list[str]:
