@@ -21,6 +21,7 @@ The phantom lives in edge.phantom.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -51,6 +52,12 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 BAD_FRAME_LOOKAHEAD = 8  # reads tried past a failed one before a video file counts as ended
 MIN_STALL_S = 1.0  # a live source always gets this long to deliver its next frame
 FIRST_FRAME_S = 10.0  # ... and this long for its first (cameras and RTSP take a while to start)
+# FFmpeg's own log lines ("[mov,mp4,...] moov atom not found", "error while decoding MB") go
+# straight to stderr before the kit's one-line error or bad-frame warning says the same with the
+# fix. OpenCV reads this once, when its FFmpeg backend starts (the first capture of the
+# process); -8 is AV_LOG_QUIET. A user who wants them sets it (e.g. 32, AV_LOG_INFO) first.
+FFMPEG_LOGLEVEL_ENV = "OPENCV_FFMPEG_LOGLEVEL"
+FFMPEG_QUIET = "-8"
 CAMERA_HELP = (
     "check the camera's cable and power, list the cameras with `ls /dev/video*` or "
     "`v4l2-ctl --list-devices` and give another index or device path, or run without a "
@@ -133,6 +140,7 @@ class _CaptureSource:
         self.fps: float | None = None
 
     def _open(self) -> Any:
+        os.environ.setdefault(FFMPEG_LOGLEVEL_ENV, FFMPEG_QUIET)  # before FFmpeg starts
         cap = self._factory(self._target, self._api)
         self._configure(cap)
         return cap
@@ -332,8 +340,9 @@ class VideoFileSource(_CaptureSource):
         if self.live:
             return f"cannot open stream {text}: check the URL, the network and the camera's login"
         return (
-            f"cannot read video {text}: not a video this OpenCV build decodes; "
-            f"convert it with `ffmpeg -i {text} -c:v mpeg4 clip.mp4`"
+            f"cannot read video {text}: not a video this OpenCV build decodes, or cut short "
+            f"(a recording that was not closed); convert it with "
+            f"`ffmpeg -i {text} -c:v mpeg4 clip.mp4`, or record it again"
         )
 
     @classmethod

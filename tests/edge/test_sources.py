@@ -4,6 +4,8 @@ bad frames, lost and frozen live sources, real-time pacing."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -30,6 +32,7 @@ from edge.sources import (
     source_from_uri,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 SMALL_VIDEO_FRAMES = 12  # see conftest.small_video
 FROZEN_FOR_S = 6.0  # a frozen fake stream thaws after this long (the budget under test: 1 s)
 
@@ -136,6 +139,25 @@ def test_undecodable_video_fails_at_open(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a video" * 50)
     with pytest.raises(SourceError, match="cannot read video .*bad.mp4"):
         VideoFileSource(bad)
+
+
+def test_a_cut_mp4_gives_only_the_kits_line_not_ffmpegs(tmp_path: Path) -> None:
+    """FFmpeg's "moov atom not found" (its own stderr line) must not come before the kit's
+    error: a fresh edge-run (FFmpeg's logging is set when its backend starts)."""
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[:40])  # the header box only: no moov atom
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    out = subprocess.run([sys.executable, "-m", "edge.cli", "--video", str(cut), "--headless",
+                          "--quiet"], capture_output=True, text=True, timeout=120,
+                         env={**env, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(err) == 1, out.stderr
+    assert err[0].startswith("edge-run: error: cannot read video") and "moov" not in err[0]
 
 
 def test_stream_url_is_live_and_unopenable_stream_is_an_error() -> None:
