@@ -30,7 +30,7 @@ from edge.clikit import stop_reason
 from edge.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
-from edge.metadata import ModelMeta, check_sha256, load_meta
+from edge.metadata import ModelMeta, check_sha256, load_meta, low_dice_warning
 from edge.meter import StageMeter, format_summary
 from edge.overlay import draw_overlay
 from edge.postprocess import PostprocessConfig, Postprocessor, class_configs
@@ -176,6 +176,13 @@ class Model:
     post: Postprocessor
     fast: bool  # the int8 gray8 fast path (see _use_gray8_fast_path)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the user must know about this model before trusting its masks (printed at
+        start, in the report and the web view's status)."""
+        low = low_dice_warning(self.meta)
+        return [f"{self.path.name}: {low}"] if low else []
+
     def preprocess_config(self, roi) -> PreprocessConfig:
         return PreprocessConfig(input_hw=tuple(self.backend.input_hw), roi=roi,
                                 scale=self.meta.scale, offset=self.meta.offset,
@@ -234,9 +241,10 @@ def check_class_count(path: Path, backend, meta: ModelMeta) -> None:
 
 # ------------------------------------------------------------------------------- outputs
 def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
-               model: dict[str, str] | None = None) -> list:
+               model: dict[str, str] | None = None, warnings: list[str] | None = None) -> list:
     """Every requested output, opened (and so validated) now; closed by ``stack``.
-    ``model``: the model's labels for the web view's /metrics (see model_labels)."""
+    ``model``: the model's labels for the web view's /metrics (see model_labels);
+    ``warnings``: the model's warnings for its status (Model.warnings)."""
     makers: list[Callable[[], object]] = []
     if not cfg.headless:
         makers.append(lambda: WindowSink(WINDOW_TITLE))
@@ -250,7 +258,8 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
         log = None if cfg.quiet else _say
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,
                                                   max_viewers=cfg.serve_max_viewers,
-                                                  alpha=cfg.alpha, log=log, model=model))
+                                                  alpha=cfg.alpha, log=log, model=model,
+                                                  warnings=warnings))
     sinks = []
     for make in makers:
         sink = make()
@@ -441,6 +450,8 @@ def run(cfg: RunConfig) -> dict:
     if model.sha256_check == "mismatch":
         warn(f"{model_path.name}: sha256 does not match its sidecar; running it anyway "
              f"(--allow-sha256-mismatch), recorded in the report")
+    for line in model.warnings:  # printed even with --quiet: it changes what the masks mean
+        warn(line)
     if not cfg.quiet:
         _say(describe(cfg, model))
     meter = StageMeter(order=STAGES)
@@ -456,7 +467,7 @@ def run(cfg: RunConfig) -> dict:
         if hasattr(source, "pace"):  # a recorded DICOM cine plays at its own rate when watched
             source.pace(not cfg.headless or bool(cfg.serve))
         sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps,
-                           model_labels(model) if cfg.serve else None)
+                           model_labels(model) if cfg.serve else None, model.warnings)
         if cfg.dicom_out:
             sinks.append(open_dicom_sink(cfg, stack, source, model.meta.version))
         area = NerveArea(getattr(source, "pixel_area_mm2", None))
@@ -520,6 +531,7 @@ def report(cfg: RunConfig, model: Model, summary: dict, roi=None) -> dict:
         "model_sha256": model.sha256,
         "sidecar_sha256": model.meta.sha256,
         "sha256_check": model.sha256_check,
+        "model_warnings": model.warnings,  # e.g. converted below the Dice floor
         "model_name": model.meta.name,
         "model_version": model.meta.version,
         "backend": model.backend.name,

@@ -62,8 +62,12 @@ def color_bgr(color: str) -> tuple[int, int, int]:
     return b, g, r
 
 
+# The nerve's colour when the sidecar names none: amber, which stands out on gray ultrasound.
+# THE one place: the overlay draws it, status.json and the clinic view's swatch carry it, and
+# the browser runner (edge/web/app/app.js NERVE_COLOR, checked equal by a test) draws it.
+NERVE_COLOR = "#ffc800"
 # No "classes" in the sidecar: one nerve class (today's single-output models).
-DEFAULT_CLASSES = (ClassSpec(id=1, name="nerve", color="#00ff00", safety=False),)
+DEFAULT_CLASSES = (ClassSpec(id=1, name="nerve", color=NERVE_COLOR, safety=False),)
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,21 @@ def load_meta(model_path: str | os.PathLike) -> ModelMeta:
     if not side.exists():
         return ModelMeta(name=Path(model_path).stem)
     return meta_from_dict(read_sidecar(side), where=f"sidecar {side}")
+
+
+def low_dice_warning(meta: ModelMeta) -> str | None:
+    """One line when the sidecar says the model was written below edge-convert's Dice floor
+    (forced with --allow-low-dice: ``extra.gate.below_min_dice``), naming its Dice; else None."""
+    gate = meta.extra.get("gate")
+    if not isinstance(gate, dict) or not gate.get("below_min_dice"):
+        return None
+    dice = (meta.extra.get("validation") or {}).get("per_image_dice")
+    floor = gate.get("min_dice")
+    measured = (f"per-image Dice {dice:.4f}" if _is_number(dice) else "its Dice")
+    below = f" < --min-dice {floor:g}" if _is_number(floor) else " below --min-dice"
+    return (f"converted below the Dice floor, forced with --allow-low-dice ({measured}{below} "
+            f"on its held-out frames): a trial model, not validated; convert one that passes "
+            f"the gate before relying on it")
 
 
 def check_sha256(model_path: str | os.PathLike, meta: ModelMeta,

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from edge.metadata import color_bgr
+from edge.metadata import NERVE_COLOR, color_bgr
 from edge.types import ClassResult
 
-FILL_BGR = (0, 200, 255)  # amber fill: stands out on gray ultrasound
-CONTOUR_BGR = (0, 255, 255)  # yellow outline
+# A nerve-only model: filled and outlined in the nerve's one colour (edge.metadata), as a
+# multi-class model draws each class in its own.
+FILL_BGR = color_bgr(NERVE_COLOR)
+CONTOUR_BGR = FILL_BGR
 CONTOUR_PX = 2
 TEXT_BGR = (255, 255, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -48,9 +50,10 @@ def draw_overlay(
     out = frame_bgr.copy()
     if class_map is not None and classes:
         _draw_classes(out, classes, class_map, alpha)
-    elif mask.any():
-        _fill(out, mask, alpha)
-        _outline(out, mask)
+    elif mask.any():  # one class: in its colour (status.json names the same), else the nerve's
+        one = color_bgr(classes[0].color) if classes else FILL_BGR
+        _fill(out, mask, alpha, one)
+        _outline(out, mask, one)
     if stats_lines:
         _text_block(out, stats_lines)
     if class_map is not None and classes:

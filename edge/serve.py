@@ -165,6 +165,7 @@ class FrameHub:
         self.started = time.monotonic()
         self.closed = False
         self.model: dict[str, str] = {}  # labels of the model_info metric
+        self.model_warnings: list[str] = []  # e.g. converted below the Dice floor
         self._cond = threading.Condition()  # guards the fields below
         self._counters = serve_metrics.RunCounters()
         self._latest: FrameResult | None = None
@@ -272,7 +273,7 @@ class FrameHub:
             "frame_age_ms": None if result is None else round((now - written) * 1000.0, 1),
             "viewers": viewers, "max_viewers": self.max_viewers,
             "uptime_s": round(now - self.started, 1), "alpha_default": alpha,
-            "stream_max_fps": STREAM_MAX_FPS,
+            "stream_max_fps": STREAM_MAX_FPS, "model_warnings": list(self.model_warnings),
         })
         return status
 
@@ -530,13 +531,15 @@ class ServeSink:
                   max_viewers: int = DEFAULT_MAX_VIEWERS,
                   log: Callable[[str], None] | None = print,
                   model: dict[str, str] | None = None,
+                  warnings: list[str] | None = None,
                   stall_after_s: float = serve_metrics.STALL_AFTER_S) -> ServeSink:
         """Listen now (so a busy port fails before the first frame) and start serving.
 
         A token is generated when listening beyond loopback and none is given; a given
         token is enforced on any address (beyond loopback it needs MIN_TOKEN_CHARS).
         ``log`` gets the URL to open (None: silent). ``model``: labels of /metrics'
-        model_info (sha256, name, version, backend). ``stall_after_s``: /healthz answers
+        model_info (sha256, name, version, backend); ``warnings``: the model's, in
+        /status.json's model_warnings. ``stall_after_s``: /healthz answers
         503 when no frame came for longer than this.
         """
         host, port = parse_host_port(spec)
@@ -554,6 +557,7 @@ class ServeSink:
             raise UserInputError(bind_error_message(spec, host, port, err)) from None
         server.hub, server.token, server.alpha = FrameHub(max_viewers, stall_after_s), token, alpha
         server.hub.model = dict(model or {})
+        server.hub.model_warnings = list(warnings or [])
         server.page = _load_page()
         sink = cls(server, host, token)
         if log is not None:

@@ -11,7 +11,6 @@ import {drawMask} from './imgproc.js';
 const WINDOW = 30; // frames in the rolling FPS and stage averages
 const HUD_PERIOD_MS = 250; // the text overlay is refreshed at most this often
 const FILL_ALPHA = 0.4; // as edge-run --alpha
-const FILL_COLOR = [60, 230, 90];
 const STAGES = ['grab', 'preprocess', 'inference', 'postprocess', 'draw'];
 
 const $ = (id) => document.getElementById(id);
@@ -90,7 +89,7 @@ async function processFrame(source, w, h) {
   const result = await engine.segment(frame, mask);
   const t2 = performance.now();
   if (result.classes) drawClasses(frame.data, result, w, h);
-  else drawMask(frame.data, result.mask, w, h, FILL_ALPHA, FILL_COLOR, result.box);
+  else drawMask(frame.data, result.mask, w, h, FILL_ALPHA, rgb(engine.cfg.nerveColor), result.box);
   ctx.putImageData(frame, 0, 0);
   const t3 = performance.now();
   const stages = {grab: t1 - t0, ...result.stageMs, draw: t3 - t2, total: t3 - t0};
@@ -130,6 +129,7 @@ function hud(result) {
   const d = $('detect');
   d.textContent = result.detected ? `NERVE ${result.areaPx} px` : 'no nerve';
   d.className = result.detected ? 'yes' : 'no';
+  d.style.color = result.detected && !result.classes ? engine.cfg.nerveColor : ''; // as drawn
   if (result.classes) {
     d.textContent = result.classes.map((c) => `${c.name}${c.safety ? ' (avoid)' : ''}: ` +
       (c.detected ? `${c.areaPx} px` : 'no')).join('\n');

@@ -12,6 +12,9 @@ export const BACKENDS = ['webgpu', 'wasm-threads', 'wasm']; // preference order
 // Safety rule (edge.postprocess.CENTRE_BAND_FRAC): a safety structure within this fraction of
 // the image width of the image's vertical centre line raises the warning. Not needle tracking.
 export const CENTRE_BAND_FRAC = 0.10;
+// The nerve's colour when the sidecar names none: edge.metadata.NERVE_COLOR, the one edge-run's
+// overlay draws and its status.json gives (tests/edge/test_overlay.py checks they are equal).
+export const NERVE_COLOR = '#ffc800';
 const NERVE_NAME = 'nerve'; // the class behind the nerve-only fields (detected, areaPx, mask)
 
 /** Which backends this browser can run, in preference order. */
@@ -60,8 +63,14 @@ function settings(meta, roiOverride) {
     threshold: meta.threshold ?? 0.5, minArea: meta.min_area ?? 0,
     presenceThreshold: meta.presence_threshold ?? 0.5,
     roi: roiOverride || meta.extra?.roi || null, name: meta.name, version: meta.version,
-    classes: classList(meta),
+    classes: classList(meta), nerveColor: nerveColor(meta),
   };
+}
+
+/** A nerve-only model's colour: its one sidecar class's, else the kit's (NERVE_COLOR). */
+function nerveColor(meta) {
+  const one = Array.isArray(meta.classes) && meta.classes.length === 1 ? meta.classes[0] : null;
+  return one && /^#[0-9a-fA-F]{6}$/.test(one.color) ? one.color : NERVE_COLOR;
 }
 
 /** The sidecar's classes (validated by edge-run; here only their own threshold/min area are
