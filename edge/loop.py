@@ -467,7 +467,8 @@ def run(cfg: RunConfig) -> dict:
         if hasattr(source, "pace"):  # a recorded DICOM cine plays at its own rate when watched
             source.pace(not cfg.headless or bool(cfg.serve))
         sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps,
-                           model_labels(model) if cfg.serve else None, model.warnings)
+                           model_labels(model) if cfg.serve else None,
+                           warnings=model.warnings)
         if cfg.dicom_out:
             sinks.append(open_dicom_sink(cfg, stack, source, model.meta.version))
         area = NerveArea(getattr(source, "pixel_area_mm2", None))

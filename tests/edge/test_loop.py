@@ -189,7 +189,7 @@ class StopAfter:
 
 def test_a_sink_can_stop_the_run_and_gets_overlays(monkeypatch):
     sink = StopAfter(3)
-    monkeypatch.setattr(edge.loop, "open_sinks", lambda cfg, stack, fps, model=None: [sink])
+    monkeypatch.setattr(edge.loop, "open_sinks", lambda cfg, stack, fps, model=None, **kw: [sink])
     summary = run(RunConfig(model=str(FIXTURE), headless=True, quiet=True, smooth=0.5))
     assert summary["stop_reason"] == "stopped by output" and summary["frames"] == 3
     first = sink.results[0]
@@ -336,7 +336,7 @@ class CroppedSource(InterruptingSource):
 def test_a_source_roi_is_used_when_no_roi_is_given(monkeypatch):
     monkeypatch.setattr(edge.loop, "open_source", lambda cfg: CroppedSource())
     sink = StopAfter(2)
-    monkeypatch.setattr(edge.loop, "open_sinks", lambda cfg, stack, fps, model=None: [sink])
+    monkeypatch.setattr(edge.loop, "open_sinks", lambda cfg, stack, fps, model=None, **kw: [sink])
     run(RunConfig(model=str(FIXTURE), headless=True, quiet=True))
     for result in sink.results:  # without the crop the fixture finds the nerve mid-frame
         assert not result.mask[80:].any() and not result.mask[:, 120:].any()
