@@ -13,7 +13,7 @@ from dicomfiles import US_EXAMPLES
 
 from edge.dicom import read as dicom_read
 from edge.dicom.read import DicomSource, frame_rate
-from edge.errors import SourceError
+from edge.errors import BadFrame, SourceError
 from edge.sources import SourceConfig, open_source, source_from_uri
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,6 +130,34 @@ def test_folder_reads_images_in_natural_order_and_skips_other_files(tmp_path, us
     assert [f.name for f in read_all(source)] == ["im2_0001", "im10_0001"]
 
 
+def test_folder_files_that_cannot_be_read_are_bad_frames_at_their_place(tmp_path,
+                                                                         us_file) -> None:
+    """A header-only file and a file cut inside its header: each one BadFrame naming it, where
+    it stands in the folder; the images around them still play."""
+    import pydicom
+
+    gray = np.full((1, 8, 8), 50, np.uint8)
+    for name in ("a.dcm", "b.dcm", "c.dcm", "d.dcm"):
+        us_file(name, pixels=gray)
+    ds = pydicom.dcmread(tmp_path / "b.dcm")
+    del ds.PixelData
+    ds.save_as(tmp_path / "b.dcm")
+    (tmp_path / "c.dcm").write_bytes((tmp_path / "c.dcm").read_bytes()[:400])
+    source, seen = DicomSource(tmp_path), []
+    while True:
+        try:
+            frame = source.read()
+        except BadFrame as e:
+            seen.append(str(e))
+            continue
+        if frame is None:
+            break
+        seen.append(frame.name)
+    assert seen[0] == "a_0001" and seen[3] == "d_0001" and len(seen) == 4
+    assert "b.dcm" in seen[1] and "no pixel data" in seen[1]
+    assert "c.dcm" in seen[2] and "cut short" in seen[2]
+
+
 def test_frame_rate_sources_in_order(us_file) -> None:
     import pydicom
 
@@ -190,7 +218,7 @@ def test_missing_decoder_names_the_extra_and_the_install_command(us_examples) ->
         "for m in ('pylibjpeg', 'libjpeg', 'openjpeg', 'PIL', 'gdcm', 'rle'):\n"
         "    sys.modules[m] = None\n"
         "from edge.dicom.read import DicomSource\n"
-        "from edge.errors import SourceError\n"
+        "from edge.errors import BadFrame, SourceError\n"
         f"try:\n    DicomSource({str(us_examples['examples_ybr_color.dcm'])!r})\n"
         "except SourceError as e:\n    print(e)\n"
     )
