@@ -1,21 +1,24 @@
 """This machine's practical convolution throughput (GMAC/s), per runtime and precision.
 
-One large 3x3 convolution, 64 -> 64 channels on a 128x128 map (0.60 GMAC), in int8 and in
-float, run on the same runtime the models use. Wide layers at moderate resolution are the
-best case for every CPU kernel library, so the figure is a ceiling: a model's GMAC/s divided
-by it says how much of the hardware the architecture actually uses (narrow layers at full
-resolution waste most of it). The ratio and the MAC count carry over to other boards far
-better than milliseconds do.
+Two ceilings, each in int8 and float on the same runtime the models use
+(benchmarks/ceiling_models.py builds them):
 
-TFLite models are generated with TensorFlow when it is installed and cached under
-~/.cache/nerve-edge/ceiling (so a device without TensorFlow can use a copied cache). ONNX
-models are written with onnx.helper (no TensorFlow needed). Timing calls the interpreter
-directly with an input already in the model's dtype: no quantization cost in the ceiling.
+- ``model``: the convolutions of the shipped default model, each with its own (thin) channel
+  counts and map size, timed on their own. A model's GMAC/s divided by it (its
+  ``fraction_of_ceiling``) says how much of what this machine can do for layers of this shape
+  the model gets; the rest is lost between the convolutions (resizes, concatenations,
+  quantization, the interpreter). It means the same on AMX, AVX-512 and ARM machines.
+- ``wide``: one 3x3 convolution 64 -> 64 channels on a 128x128 map (0.60 GMAC), the best case
+  of every kernel library: the machine's peak (``fraction_of_wide_ceiling``). On a CPU with
+  wide matrix units (AMX, VNNI) thin layers reach a small part of it, whatever the model does.
+
+MAC counts and the model-shaped share carry over to other boards far better than milliseconds.
+Timing calls the interpreter directly with inputs already in the model's dtype: no
+quantization cost in the ceiling.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -24,133 +27,67 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.ceiling_models import (
+    CEIL_CHANNELS,
+    CEIL_HW,
+    CEIL_KERNEL,
+    CEIL_MACS,
+    MAKERS,
+    SHAPE_SETS,
+    CeilingUnavailable,
+    conv_shapes,
+    describe,
+    makeable,
+    no_ceiling_message,
+)
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
 from benchmarks.macs import count_model_macs, open_tflite_interpreter
-from edge.clikit import MissingExtra, install_hint, missing_extra_message
-from edge.fsutil import atomic_write_bytes
+from edge.clikit import MissingExtra
 
-CEIL_HW = 128  # feature map side, pixels
-CEIL_CHANNELS = 64  # input = output channels
-CEIL_KERNEL = 3
-CEIL_MACS = CEIL_HW * CEIL_HW * CEIL_CHANNELS * CEIL_CHANNELS * CEIL_KERNEL * CEIL_KERNEL
+__all__ = ["CEIL_MACS", "CeilingUnavailable", "run_ceiling", "attach_fractions"]
+
 DEFAULT_WARMUP = 5
 DEFAULT_RUNS = 30  # a float run is ~10-60 ms on a PC core: 30 runs keep the total short
 DEFAULT_REPEATS = 3
 PRECISIONS = ("int8", "float32")
 BACKENDS = ("tflite", "onnx")
-CACHE_ENV = "NERVE_EDGE_CACHE"  # overrides the cache folder
-ONNX_OPSET = 17
 NS_PER_S = 1e9
-
-
-class CeilingUnavailable(RuntimeError):
-    """The ceiling model for a backend cannot be made here (says why and how to fix)."""
 
 
 @dataclass(frozen=True)
 class CeilingConfig:
     threads: tuple[int, ...] = (1,)
     backends: tuple[str, ...] = BACKENDS
+    shapes: tuple[str, ...] = SHAPE_SETS
     warmup: int = DEFAULT_WARMUP
     runs: int = DEFAULT_RUNS
     repeats: int = DEFAULT_REPEATS
     cache_dir: str | None = None  # None = $NERVE_EDGE_CACHE or ~/.cache/nerve-edge
 
 
-def cache_dir(cfg: CeilingConfig) -> Path:
-    base = cfg.cache_dir or os.environ.get(CACHE_ENV) or (
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nerve-edge")
-    d = Path(base) / "ceiling"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+def tflite_ceiling_model(precision: str, cfg: CeilingConfig, shape_set: str = "wide") -> Path:
+    return MAKERS["tflite"](shape_set, precision, cfg.cache_dir)
 
 
-# ---------------------------------------------------------------- model files
-def _tflite_conv_bytes(precision: str) -> bytes:
-    from train.modelio import import_tensorflow
-
-    tf = import_tensorflow()
-    import tf_keras as keras
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((CEIL_HW, CEIL_HW, CEIL_CHANNELS))
-    out = keras.layers.Conv2D(CEIL_CHANNELS, CEIL_KERNEL, padding="same", use_bias=False)(inp)
-    conv = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out))
-    if precision == "int8":
-        rng = np.random.default_rng(0)
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = lambda: (
-            [rng.random((1, CEIL_HW, CEIL_HW, CEIL_CHANNELS), dtype=np.float32)]
-            for _ in range(4))
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
-    return conv.convert()
+def onnx_ceiling_model(precision: str, cfg: CeilingConfig, shape_set: str = "wide") -> Path:
+    return MAKERS["onnx"](shape_set, precision, cfg.cache_dir)
 
 
-def tflite_ceiling_model(precision: str, cfg: CeilingConfig) -> Path:
-    path = cache_dir(cfg) / f"conv3x3_{CEIL_CHANNELS}ch_{CEIL_HW}px_{precision}.tflite"
-    if path.is_file():
-        return path
-    from train.modelio import import_tensorflow
-
-    try:
-        import_tensorflow()
-    except (ImportError, MissingExtra) as exc:
-        raise CeilingUnavailable(
-            f"no cached {path.name} in {path.parent} and TensorFlow is not installed to make "
-            "it; run `edge-bench ceiling` once where TensorFlow is installed "
-            f"({install_hint('train')}) and copy {path.parent} here") from exc
-    atomic_write_bytes(path, _tflite_conv_bytes(precision))
-    return path
-
-
-def _onnx_conv_bytes(precision: str) -> bytes:
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    wshape = (CEIL_CHANNELS, CEIL_CHANNELS, CEIL_KERNEL, CEIL_KERNEL)
-    xshape = [1, CEIL_CHANNELS, CEIL_HW, CEIL_HW]
-    pads = [CEIL_KERNEL // 2] * 4
-    if precision == "int8":
-        w = numpy_helper.from_array(rng.integers(-127, 128, wshape).astype(np.int8), "w")
-        consts = [numpy_helper.from_array(np.array(v, dtype=t), n) for n, v, t in (
-            ("xs", 0.02, np.float32), ("xz", 128, np.uint8), ("ws", 0.01, np.float32),
-            ("wz", 0, np.int8), ("ys", 0.5, np.float32), ("yz", 128, np.uint8))]
-        node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
-                                ["y"], pads=pads)
-        dtype, inits = TensorProto.UINT8, [w, *consts]
-    else:
-        w = numpy_helper.from_array(rng.standard_normal(wshape).astype(np.float32) * 0.05, "w")
-        node = helper.make_node("Conv", ["x", "w"], ["y"], pads=pads)
-        dtype, inits = TensorProto.FLOAT, [w]
-    graph = helper.make_graph([node], f"ceiling_{precision}",
-                              [helper.make_tensor_value_info("x", dtype, xshape)],
-                              [helper.make_tensor_value_info("y", dtype, xshape)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-def onnx_ceiling_model(precision: str, cfg: CeilingConfig) -> Path:
-    path = cache_dir(cfg) / f"conv3x3_{CEIL_CHANNELS}ch_{CEIL_HW}px_{precision}.onnx"
-    if not path.is_file():
-        try:
-            data = _onnx_conv_bytes(precision)
-        except ImportError as exc:
-            raise CeilingUnavailable("the ONNX ceiling model: "
-                                     + missing_extra_message("onnx")) from exc
-        atomic_write_bytes(path, data)
-    return path
+def check_makeable(cfg: CeilingConfig) -> None:
+    """MissingExtra (exit 2, one line with the install command) when no ceiling model at
+    all is cached or can be made here: a device install without the [convert] extra."""
+    if not any(makeable(b, s, p, cfg.cache_dir)
+               for b in cfg.backends for s in cfg.shapes for p in PRECISIONS):
+        raise MissingExtra(no_ceiling_message())
 
 
 # ---------------------------------------------------------------- timing
 def _tflite_invoker(path: Path, threads: int) -> Callable[[], None]:
     interp = open_tflite_interpreter(path, threads)
-    d = interp.get_input_details()[0]
-    x = np.random.default_rng(0).integers(-100, 100, d["shape"]).astype(d["dtype"])
-    interp.set_tensor(d["index"], x)
+    rng = np.random.default_rng(0)
+    for d in interp.get_input_details():
+        interp.set_tensor(d["index"], rng.integers(-100, 100, d["shape"]).astype(d["dtype"]))
     return interp.invoke
 
 
@@ -161,14 +98,13 @@ def _onnx_invoker(path: Path, threads: int) -> Callable[[], None]:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    dtype = np.uint8 if "uint8" in inp.type else np.float32
-    x = np.random.default_rng(0).integers(0, 255, inp.shape).astype(dtype)
-    return lambda: sess.run(None, {inp.name: x})
+    rng = np.random.default_rng(0)
+    feed = {i.name: rng.integers(0, 255, i.shape).astype(
+        np.uint8 if "uint8" in i.type else np.float32) for i in sess.get_inputs()}
+    return lambda: sess.run(None, feed)
 
 
-MAKERS = {"tflite": (tflite_ceiling_model, _tflite_invoker),
-          "onnx": (onnx_ceiling_model, _onnx_invoker)}
+INVOKERS = {"tflite": _tflite_invoker, "onnx": _onnx_invoker}
 
 
 def _median_seconds(invoke: Callable[[], None], cfg: CeilingConfig) -> float:
@@ -185,42 +121,47 @@ def _median_seconds(invoke: Callable[[], None], cfg: CeilingConfig) -> float:
     return statistics.median(p50s)
 
 
-def measure_one(backend: str, precision: str, threads: int, cfg: CeilingConfig) -> dict:
-    make, invoker = MAKERS[backend]
-    path = make(precision, cfg)
+def measure_one(backend: str, precision: str, threads: int, cfg: CeilingConfig,
+                shape_set: str = "wide") -> dict:
+    path = MAKERS[backend](shape_set, precision, cfg.cache_dir)
     macs = count_model_macs(path)
-    seconds = _median_seconds(invoker(path, threads), cfg)
-    return {"backend": backend, "dtype": precision, "threads": threads,
+    seconds = _median_seconds(INVOKERS[backend](path, threads), cfg)
+    return {"shape": shape_set, "backend": backend, "dtype": precision, "threads": threads,
             "model": str(path), "macs": macs, "p50_ms": seconds * 1e3,
             "gmacs_per_s": macs / seconds / 1e9, "status": "ok"}
 
 
 def run_ceiling(cfg: CeilingConfig = CeilingConfig(),
                 progress: Progress = stderr_progress) -> dict:
-    """The ceiling document: one row per backend x precision x threads."""
+    """The ceiling document: one row per shape set x backend x precision x threads."""
     rows = []
-    for backend in cfg.backends:
-        for precision in PRECISIONS:
-            for threads in cfg.threads:
-                rows.append(_guarded(backend, precision, threads, cfg, progress))
+    for shape_set in cfg.shapes:
+        for backend in cfg.backends:
+            for precision in PRECISIONS:
+                for threads in cfg.threads:
+                    rows.append(_guarded(shape_set, backend, precision, threads, cfg, progress))
     return {"kind": "ceiling", "machine": describe_machine(), "config": asdict(cfg),
             "conv": {"hw": CEIL_HW, "channels": CEIL_CHANNELS, "kernel": CEIL_KERNEL,
                      "macs": CEIL_MACS},
+            "shapes": {s: describe(s, conv_shapes(s)) for s in cfg.shapes},
             "results": rows}
 
 
-def _guarded(backend, precision, threads, cfg, progress) -> dict:
-    progress(f"ceiling: {backend} {precision} conv3x3 {CEIL_CHANNELS}->{CEIL_CHANNELS} at "
-             f"{CEIL_HW}x{CEIL_HW}, {threads} thread(s) ...")
+SHAPE_NAMES = {"wide": f"wide conv3x3 {CEIL_CHANNELS}->{CEIL_CHANNELS} at {CEIL_HW}x{CEIL_HW}",
+               "model": "model-shaped (the default model's convolutions)"}
+
+
+def _guarded(shape_set, backend, precision, threads, cfg, progress) -> dict:
+    what = f"ceiling: {SHAPE_NAMES[shape_set]}, {backend} {precision}, {threads} thread(s)"
+    progress(f"{what} ...")
     try:
-        row = measure_one(backend, precision, threads, cfg)
+        row = measure_one(backend, precision, threads, cfg, shape_set)
     except Exception as exc:  # one unavailable runtime must not hide the others
-        row = {"backend": backend, "dtype": precision, "threads": threads,
+        row = {"shape": shape_set, "backend": backend, "dtype": precision, "threads": threads,
                "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        progress(f"ceiling: {backend} {precision} unavailable: {row['error']}")
+        progress(f"{what}: unavailable: {row['error']}")
         return row
-    progress(f"ceiling: {backend} {precision} {threads} thread(s): "
-             f"{row['gmacs_per_s']:.1f} GMAC/s ({row['p50_ms']:.2f} ms)")
+    progress(f"{what}: {row['gmacs_per_s']:.1f} GMAC/s ({row['p50_ms']:.2f} ms)")
     return row
 
 
@@ -230,11 +171,18 @@ def ceiling_class(precision: str | None) -> str:
 
 
 def attach_fractions(latency_rows: list[dict], ceiling_doc: dict) -> None:
-    """Add ceiling_gmacs_per_s and fraction_of_ceiling to each latency row, in place."""
-    table = {(r["backend"], r["dtype"], r["threads"]): r["gmacs_per_s"]
+    """Add to each latency row, in place, its share of the model-shaped ceiling
+    (ceiling_gmacs_per_s, fraction_of_ceiling) and of the wide one (wide_ceiling_gmacs_per_s,
+    fraction_of_wide_ceiling), matched by runtime, dtype class and thread count. Rows of
+    ceiling documents from before the model-shaped ceiling count as wide."""
+    table = {(r.get("shape", "wide"), r["backend"], r["dtype"], r["threads"]): r["gmacs_per_s"]
              for r in ceiling_doc.get("results", []) if r.get("status") == "ok"}
     for row in latency_rows:
+        if not row.get("gmacs_per_s"):
+            continue
         key = (row.get("backend"), ceiling_class(row.get("dtype")), row.get("threads"))
-        if row.get("gmacs_per_s") and key in table:
-            row["ceiling_gmacs_per_s"] = table[key]
-            row["fraction_of_ceiling"] = row["gmacs_per_s"] / table[key]
+        for shape_set, prefix in (("model", ""), ("wide", "wide_")):
+            ceiling = table.get((shape_set, *key))
+            if ceiling:
+                row[f"{prefix}ceiling_gmacs_per_s"] = ceiling
+                row[f"fraction_of_{prefix}ceiling"] = row["gmacs_per_s"] / ceiling

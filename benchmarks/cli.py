@@ -97,15 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", type=str, choices=("tflite", "onnx", "keras"), default=None,
                    help="force a backend (default: from the file suffix)")
     p.add_argument("--ceiling", action="store_true",
-                   help="also measure the ceiling and report each model's fraction of it")
+                   help="also measure the ceilings and report each model's share of them "
+                   "(of the model-shaped one, and of the wide one)")
     _add_out(p, "latency")
 
-    p = sub.add_parser("ceiling", help="this machine's practical conv GMAC/s",
+    p = sub.add_parser("ceiling", help="this machine's practical conv GMAC/s: for the "
+                       "default model's own (thin) layer shapes, and for one wide conv",
                        epilog=EXAMPLES, formatter_class=fmt)
     p.add_argument("--threads", type=int_list, default=(1,),
                    help="comma-separated thread counts")
     p.add_argument("--backends", type=str_list, default=("tflite", "onnx"),
                    help="runtimes to measure")
+    p.add_argument("--shapes", type=str_list, default=("model", "wide"),
+                   help="model: the default model's convolutions; wide: one 3x3 conv "
+                   "64->64 at 128x128 (the machine's peak)")
     p.add_argument("--runs", type=positive_int, default=30, help="timed runs")
     p.add_argument("--repeats", type=positive_int, default=3, help="repeats")
     _add_out(p, "ceiling")
@@ -208,10 +213,17 @@ def cmd_latency(args) -> dict:
 
 
 def cmd_ceiling(args) -> dict:
-    from benchmarks.ceiling import CeilingConfig, run_ceiling
+    from benchmarks.ceiling import BACKENDS, CeilingConfig, check_makeable, run_ceiling
+    from benchmarks.ceiling_models import SHAPE_SETS
 
-    cfg = CeilingConfig(threads=args.threads, backends=args.backends, runs=args.runs,
-                        repeats=args.repeats)
+    for flag, given, known in (("--shapes", args.shapes, SHAPE_SETS),
+                               ("--backends", args.backends, BACKENDS)):
+        bad = [s for s in given if s not in known]
+        if bad:
+            raise UserInputError(f"{flag} {','.join(bad)}: choose from {','.join(known)}")
+    cfg = CeilingConfig(threads=args.threads, backends=args.backends, shapes=args.shapes,
+                        runs=args.runs, repeats=args.repeats)
+    check_makeable(cfg)
     _say_config("ceiling", cfg)
     return run_ceiling(cfg)
 

@@ -72,6 +72,7 @@ def _latency_part(v: dict, rows: list[dict], threads: Sequence[int]) -> list[str
         if row["threads"] == threads[0]:
             v.update(fps=row.get("fps"), gmacs_per_s=row.get("gmacs_per_s"),
                      fraction_of_ceiling=row.get("fraction_of_ceiling"),
+                     fraction_of_wide_ceiling=row.get("fraction_of_wide_ceiling"),
                      peak_rss_mb=row.get("peak_rss_mb"), init_ms=row.get("init_ms"))
     return errors
 

@@ -5,7 +5,6 @@ gate passes. A failed gate, a bad input or a crash leaves nothing behind.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from convert.common import (
     publish_dir,
     remove_stale_staging,
     save_keras_atomic,
-    staging_dir,
+    staging,
     utc_now,
 )
 from convert.data import Source, calibration_frames, labelled_frames, load_frames, open_source
@@ -133,13 +132,9 @@ def run_chain(model_arg, data_dir, out_dir, cfg: ChainConfig = ChainConfig(),
     log(f"edge-convert: {src.model_path} -> {out}; input {src.pre.input_hw}, scale "
         f"{src.pre.scale:.6g}, offset {src.pre.offset}; {len(src.train)} train / "
         f"{len(src.val)} val frames; formats {','.join(cfg.formats)}; prune {cfg.prune}")
-    stage = staging_dir(out)
-    try:
+    with staging(out) as stage:  # removed on every way out; renamed to out on success
         report = _convert_all(source, src, stage, _model_name(Path(model_arg), cfg), cfg, log)
         publish_dir(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     log(f"edge-convert: wrote {out}")
     return report
 

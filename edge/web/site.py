@@ -2,8 +2,9 @@
 
 The page's own files live here (edge/web/app/); the runtime (LiteRT.js JS + wasm) comes from
 the npm registry at set-up time (`make web-runtime` -> edge/web/vendor/, gitignored); the
-model is the packaged web variant and its sidecar. The map is built once, from this fixed
-list: a request can only ever name one of these files.
+model is the packaged web variant and its sidecar; the demo clip is rendered from the
+phantom (edge/web/demo.py), never committed. The map is built once, from this fixed list: a
+request can only ever name one of these files.
 
     python -m edge.web.site DIR      (same as edge-run --export-web DIR)
 """
@@ -30,7 +31,7 @@ RUNTIME_MISSING = ("the in-browser runtime is not installed: run `make web-runti
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".json": "application/json", ".webmanifest": "application/manifest+json",
          ".wasm": "application/wasm", ".tflite": "application/octet-stream",
-         ".png": "image/png", ".css": "text/css; charset=utf-8"}
+         ".png": "image/png", ".jpg": "image/jpeg", ".css": "text/css; charset=utf-8"}
 
 
 def runtime_files() -> dict[str, Path]:
@@ -48,7 +49,10 @@ def runtime_files() -> dict[str, Path]:
 
 
 def site_files(model: str | Path | None = None) -> dict[str, Path]:
-    """Site path (relative to /app/) -> file on disk: page, icons, runtime, model, sidecar."""
+    """Site path (relative to /app/) -> file on disk: page, icons, runtime, model, sidecar,
+    and the demo clip (rendered from the phantom once per process, edge/web/demo.py)."""
+    from edge.web.demo import clip_files
+
     model = Path(model) if model else DEFAULT_MODEL
     if model.suffix != ".tflite" or not model.is_file():
         raise UserInputError(f"web model {model}: not a .tflite file; pass the web variant "
@@ -65,6 +69,7 @@ def site_files(model: str | Path | None = None) -> dict[str, Path]:
     files.update(runtime_files())
     files["model/nerve.tflite"] = model
     files["model/nerve.json"] = sidecar
+    files.update(clip_files())
     return files
 
 

@@ -56,6 +56,17 @@ def test_macs_without_the_onnx_package_says_how_to_count_them(tiny_models, tmp_p
     assert json.loads(out.read_text())["results"][0]["macs"] is None
 
 
+def test_ceiling_on_a_device_install_names_the_convert_extra(tmp_path, monkeypatch):
+    """No TensorFlow, no onnx and no cached ceiling models (a device install): exit 2 and one
+    line with the install command, not a row of failures and exit 1."""
+    monkeypatch.setenv("NERVE_EDGE_CACHE", str(tmp_path / "cache"))
+    proc = run_tool("benchmarks.cli", ["ceiling", "--out", str(tmp_path / "c.json")],
+                    hide=["tensorflow", "tf_keras", "onnx"])
+    assert_one_error(proc, "edge-bench", "[convert]", "pip install", "make venv")
+    assert not (tmp_path / "c.json").exists()
+    assert "Traceback" not in proc.stderr
+
+
 def test_bad_path_is_one_line(tmp_path):
     proc = run_tool("benchmarks.cli", ["latency", "--models", str(tmp_path / "nope.tflite")])
     assert_one_error(proc, "edge-bench", "nope.tflite")

@@ -7,8 +7,13 @@ import sys
 import pytest
 
 from benchmarks import ceiling as ceil
+from benchmarks.ceiling_models import SHAPE_SOURCE, ConvShape, model_conv_shapes
 from benchmarks.latency import LatencyConfig, run_latency, summarize_times
+from benchmarks.macs import count_model_macs
+from edge.clikit import MissingExtra
 from edge.metadata import sha256_file
+
+SHIPPED_INT8 = SHAPE_SOURCE  # the default model whose layer shapes the model ceiling uses
 
 QUICK = {"threads": (1,), "warmup": 1, "runs": 3, "repeats": 2}
 LATENCY_KEYS = ("init_ms", "first_ms", "min_ms", "mean_ms", "std_ms", "p50_ms", "p90_ms",
@@ -60,37 +65,67 @@ def test_ceiling_measures_and_caches(tmp_path):
     pytest.importorskip("tensorflow")
     cfg = ceil.CeilingConfig(threads=(1,), warmup=1, runs=2, repeats=1, cache_dir=str(tmp_path))
     doc = ceil.run_ceiling(cfg, progress=lambda s: None)
-    rows = {(r["backend"], r["dtype"]): r for r in doc["results"]}
-    assert set(rows) == {(b, p) for b in ceil.BACKENDS for p in ceil.PRECISIONS}
-    for row in rows.values():
+    rows = {(r["shape"], r["backend"], r["dtype"]): r for r in doc["results"]}
+    assert set(rows) == {(s, b, p) for s in ("model", "wide") for b in ceil.BACKENDS
+                         for p in ceil.PRECISIONS}
+    model_macs = count_model_macs(SHIPPED_INT8)  # every MAC of the default model is a conv's
+    for (shape, _, _), row in rows.items():
         assert row["status"] == "ok", row.get("error")
-        assert row["macs"] == ceil.CEIL_MACS == 128 * 128 * 64 * 64 * 9
+        assert row["macs"] == (ceil.CEIL_MACS if shape == "wide" else model_macs)
         assert row["gmacs_per_s"] > 0
-    assert len(list((tmp_path / "ceiling").glob("*.tflite"))) == 2
+    assert ceil.CEIL_MACS == 128 * 128 * 64 * 64 * 9
+    assert doc["shapes"]["model"]["macs"] == model_macs
+    assert "3x3 12->12 at 64x88" in doc["shapes"]["model"]["convs"]  # thin, as in the model
+    assert len(list((tmp_path / "ceiling").glob("*.tflite"))) == 4
+    again = ceil.run_ceiling(cfg, progress=lambda s: None)  # from the cache, same models
+    assert [r["model"] for r in again["results"]] == [r["model"] for r in doc["results"]]
+
+
+def test_model_shapes_are_the_default_models_convolutions():
+    convs = model_conv_shapes()
+    assert len(convs) == 15 and max(c.cout for c in convs) <= 96  # thin: 1-96 channels
+    assert convs[0] == ConvShape(128, 176, 1, 12, 3, 2)  # the strided stem
+    assert sum(c.macs for c in convs) == count_model_macs(SHIPPED_INT8)
 
 
 def test_ceiling_without_tensorflow_or_cache_says_so(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow -> ImportError
     cfg = ceil.CeilingConfig(backends=("tflite",), cache_dir=str(tmp_path))
-    with pytest.raises(ceil.CeilingUnavailable, match="TensorFlow is not installed"):
-        ceil.tflite_ceiling_model("int8", cfg)
+    for shape_set in ("wide", "model"):
+        with pytest.raises(ceil.CeilingUnavailable, match="TensorFlow is not installed.*convert"):
+            ceil.tflite_ceiling_model("int8", cfg, shape_set)
     doc = ceil.run_ceiling(cfg, progress=lambda s: None)
     assert all(r["status"] == "failed" for r in doc["results"])
+    with pytest.raises(MissingExtra, match=r"\[convert\].*make venv"):
+        ceil.check_makeable(cfg)
 
 
-def test_attach_fractions_matches_precision_and_threads():
-    ceiling_doc = {"results": [
-        {"backend": "tflite", "dtype": "int8", "threads": 1, "gmacs_per_s": 100.0,
-         "status": "ok"},
-        {"backend": "tflite", "dtype": "float32", "threads": 1, "gmacs_per_s": 40.0,
-         "status": "ok"}]}
+def test_attach_fractions_uses_the_model_shaped_ceiling_and_keeps_the_wide_one():
+    def ceiling(shape, dtype, gmacs):
+        return {"shape": shape, "backend": "tflite", "dtype": dtype, "threads": 1,
+                "gmacs_per_s": gmacs, "status": "ok"}
+
+    ceiling_doc = {"results": [ceiling("model", "int8", 50.0), ceiling("wide", "int8", 100.0),
+                               ceiling("model", "float32", 20.0),
+                               ceiling("wide", "float32", 40.0)]}
     rows = [{"backend": "tflite", "dtype": "int8", "threads": 1, "gmacs_per_s": 10.0},
             {"backend": "tflite", "dtype": "float16", "threads": 1, "gmacs_per_s": 10.0},
             {"backend": "tflite", "dtype": "int8", "threads": 2, "gmacs_per_s": 10.0}]
     ceil.attach_fractions(rows, ceiling_doc)
-    assert rows[0]["fraction_of_ceiling"] == pytest.approx(0.1)
-    assert rows[1]["fraction_of_ceiling"] == pytest.approx(0.25)  # fp16 runs as float
+    assert rows[0]["fraction_of_ceiling"] == pytest.approx(0.2)
+    assert rows[0]["fraction_of_wide_ceiling"] == pytest.approx(0.1)
+    assert rows[1]["fraction_of_ceiling"] == pytest.approx(0.5)  # fp16 runs as float
+    assert rows[1]["fraction_of_wide_ceiling"] == pytest.approx(0.25)
     assert "fraction_of_ceiling" not in rows[2]  # no 2-thread ceiling measured
+
+
+def test_attach_fractions_reads_older_ceiling_documents_as_wide():
+    old = {"results": [{"backend": "tflite", "dtype": "int8", "threads": 1,
+                        "gmacs_per_s": 100.0, "status": "ok"}]}
+    rows = [{"backend": "tflite", "dtype": "int8", "threads": 1, "gmacs_per_s": 10.0}]
+    ceil.attach_fractions(rows, old)
+    assert rows[0]["fraction_of_wide_ceiling"] == pytest.approx(0.1)
+    assert "fraction_of_ceiling" not in rows[0]  # no model-shaped ceiling in it
 
 
 def test_latency_without_onnx_package_still_times(tiny_models, monkeypatch):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 from convert.cli import STEPS, chain_parser, main, step_parser
 from tests.cli_contract import (
@@ -53,14 +55,21 @@ def test_bad_path_is_one_line(tmp_path):
 def test_next_run_removes_staging_folders_of_killed_runs(tiny_run, tmp_path, capsys):
     dead = tmp_path / ".out.tmp-999999999-abcd"  # no such process
     old_style = tmp_path / ".out.tmp-xyz"  # an earlier version's name, without a pid
-    live = tmp_path / f".out.tmp-{os.getpid()}-efgh"  # a conversion running right now
-    for d in (dead, old_style, live):
-        d.mkdir()
-        (d / "half.tflite").write_bytes(b"x")
-    rc = main([str(tiny_run), "--out", str(tmp_path / "out"), "--data",
-               str(tmp_path / "missing")])
+    mine = tmp_path / f".out.tmp-{os.getpid()}-ijkl"  # this run has made none yet: stale
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    live = tmp_path / f".out.tmp-{running.pid}-efgh"  # a conversion running right now
+    try:
+        for d in (dead, old_style, mine, live):
+            d.mkdir()
+            (d / "half.tflite").write_bytes(b"x")
+        rc = main([str(tiny_run), "--out", str(tmp_path / "out"), "--data",
+                   str(tmp_path / "missing")])
+    finally:
+        running.kill()
+        running.wait()
     assert rc == 2 and "missing" in capsys.readouterr().err  # fails after the clean-up
-    assert not dead.exists() and not old_style.exists() and live.exists()
+    assert not dead.exists() and not old_style.exists() and not mine.exists()
+    assert live.exists()
 
 
 def test_sidecar_records_no_absolute_path(tiny_run, tmp_path):

@@ -1,7 +1,9 @@
-// The page: frames from a camera (getUserMedia, with a device picker) or a video file, through
-// the engine, drawn with the mask, per-stage ms and FPS. Exposes window.nerveEdge (see
-// docs/tablet.md): ready, segment(imageData), stats(). A multi-class model is drawn one
-// colour per class (the sidecar's), safety classes on top, with the centre-line warning.
+// The page: frames from a camera (getUserMedia, with a device picker), a video file or the
+// built-in demo clip (phantom frames the server renders, demo/phantom.*), through the engine,
+// drawn with the mask, per-stage ms and FPS. While nothing plays, an empty state says what to
+// do. Exposes window.nerveEdge (see docs/tablet.md): ready, segment(imageData), stats(). A
+// multi-class model is drawn one colour per class (the sidecar's), safety classes on top, with
+// the centre-line warning.
 //
 // URL options: ?backend=webgpu|wasm-threads|wasm (default: the best available),
 // ?threads=N (threaded WASM), ?roi=x,y,w,h (crop, as edge-run --roi).
@@ -47,6 +49,8 @@ let running = false;
 let lastTime = -1; // currentTime of the last processed video frame
 let lastHud = 0;
 let mask = new Uint8Array(0);
+let demoClip = null; // {frames: ImageBitmap[], fps, width, height}, loaded on first use
+let demo = null; // while the demo plays: {t0 (ms), last (frame index shown)}
 
 function message(text) { $('message').textContent = text || ''; }
 
@@ -74,9 +78,60 @@ async function step() {
 
 function schedule() {
   if (!running) return;
-  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(step);
+  if (demo) requestAnimationFrame(demoStep);
+  else if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(step);
   else requestAnimationFrame(step);
 }
+
+// The demo clip plays like a video: the frame due at this moment (fps from demo/phantom.json),
+// looping; each new one goes through processFrame once, late ones are skipped.
+async function demoStep(now) {
+  if (!running || !demo) return;
+  const k = Math.floor((now - demo.t0) * demoClip.fps / 1000) % demoClip.frames.length;
+  if (k !== demo.last) {
+    demo.last = k;
+    try {
+      await processFrame(demoClip.frames[k], demoClip.width, demoClip.height);
+    } catch (err) {
+      message(`frame failed: ${err.message || err}`);
+    }
+  }
+  schedule();
+}
+
+/** demo/phantom.json + the JPEG it names (frames stacked top to bottom) -> ImageBitmaps. */
+async function loadDemo() {
+  const response = await fetch('demo/phantom.json');
+  if (!response.ok) throw new Error(`demo/phantom.json: HTTP ${response.status}`);
+  const info = await response.json();
+  const sprite = new Image();
+  sprite.src = `demo/${info.sprite}`;
+  await sprite.decode();
+  const frames = await Promise.all(Array.from({length: info.frames}, (_, k) =>
+    createImageBitmap(sprite, 0, k * info.height, info.width, info.height)));
+  const scale = info.scale || 1; // stored small, drawn at the phantom's own size
+  return {frames, fps: info.fps, width: info.width * scale, height: info.height * scale};
+}
+
+async function playDemo() {
+  stop();
+  $('demo').disabled = true;
+  try {
+    await ready;
+    demoClip = demoClip || await loadDemo();
+  } catch (err) {
+    showEmpty(true);
+    return message(`demo clip: ${err.message || err}`);
+  } finally {
+    $('demo').disabled = false;
+  }
+  message('');
+  demo = {t0: performance.now(), last: -1};
+  start();
+}
+
+/** The empty state (what to do: camera, video or the demo) shows while nothing plays. */
+function showEmpty(show) { $('empty').hidden = !show; }
 
 /** The per-frame work, from any drawable source (video element, ImageBitmap). */
 async function processFrame(source, w, h) {
@@ -145,12 +200,15 @@ function start() {
   meter.reset();
   lastTime = -1;
   running = true;
+  showEmpty(false);
   $('stop').disabled = false;
   schedule();
 }
 
 function stop() {
   running = false;
+  demo = null;
+  showEmpty(true);
   const stream = video.srcObject;
   if (stream) stream.getTracks().forEach((t) => t.stop());
   video.srcObject = null;
@@ -208,6 +266,7 @@ function wireUi() {
   $('devices').addEventListener('change', () => { if (video.srcObject) startCamera(); });
   $('file').addEventListener('change', (e) => { if (e.target.files[0]) openVideo(e.target.files[0]); });
   $('stop').addEventListener('click', stop);
+  $('demo').addEventListener('click', playDemo);
 }
 
 // Offline: the service worker caches the page, runtime and model. On a host that cannot send
@@ -263,6 +322,7 @@ window.nerveEdge = {
     await ready;
     const bitmaps = await Promise.all(images.map((im) => createImageBitmap(im)));
     stop();
+    showEmpty(false);
     const runs = [];
     let start = 0;
     for (let k = 0; k < warmup + count; k++) {
