@@ -2,10 +2,17 @@
 benchmarks and the device all call these functions, so they can never disagree.
 
 Geometry: grayscale -> optional ROI crop (x, y, w, h in frame pixels) -> resize to the model
-input (H, W) with INTER_AREA. Values: ``x = pixel_8bit * scale + offset`` with scale/offset
-from the model's metadata (default 1/255 and 0: inputs in [0, 1]).
+input (H, W) (``resize_gray``: bilinear to twice the input, then an exact 2x box average).
+Values: ``x = pixel_8bit * scale + offset`` with scale/offset from the model's metadata
+(default 1/255 and 0: inputs in [0, 1]).
 
-Masks follow the same geometry (``mask_to_input``), so labels line up with inputs exactly.
+Every resize here is integer arithmetic (cv2.INTER_LINEAR_EXACT, the 2x box average, and the
+label masks' exact area coverage), so x86, arm64 and the browser (edge/web/app/imgproc.js)
+compute the same bits. OpenCV's plain INTER_LINEAR is not used: its uint8 SIMD kernels round
+differently per instruction set.
+
+Masks follow the same crop (``mask_to_input``): a label pixel is nerve when at least half of
+its area at the model input size was nerve, counted exactly.
 Quantization to int8/uint8 is NOT done here: the backend does it with the model's own
 scale/zero-point.
 """
@@ -13,6 +20,7 @@ scale/zero-point.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -85,18 +93,21 @@ def crop(image: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray
 
 
 def resize_gray(gray: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
-    """Resize to the model input with area-like averaging at any scale factor.
+    """Resize to the model input with area-like averaging at any scale factor, bit-exact on
+    every machine.
 
-    cv2.INTER_AREA is a true box filter but takes its slow generic path at non-integer factors
+    cv2.INTER_AREA is a true box filter but takes its slow float path at non-integer factors
     (measured 1-4 ms for 580x420 -> 176x128 on a loaded 2-core VM, most of a frame's budget),
-    while an exact 2x INTER_AREA reduction is fast. So: bilinear to twice the target size, then
-    an exact 2x area reduction (about 0.2 ms). Speckle is still averaged (no aliasing), and every
-    caller (training, calibration, validation, device) gets the same result.
+    while an exact 2x area reduction is fast. So: bilinear to twice the target size with
+    cv2.INTER_LINEAR_EXACT (8-bit fixed-point weights, the same bits on every instruction set,
+    unlike INTER_LINEAR), then an exact 2x box average, (a + b + c + d + 2) >> 2 (INTER_AREA's
+    integer path at exactly 2x). Speckle is still averaged (no aliasing), and every caller
+    (training, calibration, validation, device, the browser's imgproc.js) gets the same bits.
     """
     h, w = input_hw
     if gray.shape[:2] == (h, w):
         return gray
-    double = cv2.resize(gray, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    double = cv2.resize(gray, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR_EXACT)
     return cv2.resize(double, (w, h), interpolation=cv2.INTER_AREA)
 
 
@@ -119,14 +130,41 @@ def preprocess(image: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return normalize(frame_to_gray_input(image, cfg), cfg)
 
 
+@lru_cache(maxsize=16)
+def _overlaps(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) overlap of each output pixel with each input pixel along one axis, in
+    units of 1/n_out input pixel (integers): output pixel d spans [d*n_in, (d+1)*n_in) and input
+    pixel i spans [i*n_out, (i+1)*n_out) on a common integer grid. Rows sum to n_in."""
+    d = np.arange(n_out)[:, None] * n_in
+    i = np.arange(n_in)[None, :] * n_out
+    lo, hi = np.maximum(d, i), np.minimum(d + n_in, i + n_out)
+    w = np.clip(hi - lo, 0, None).astype(np.float64)
+    w.flags.writeable = False
+    return w
+
+
+def area_at_least_half(mask01: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """0/1 mask -> 0/1 mask of size hw: 1 where at least MASK_ON (half) of the output pixel's
+    area was 1.
+
+    Exact (INTER_AREA's coverage without its float rounding): the covered area is a sum of
+    integer overlaps, computed as float64 matrix products whose every product and partial sum
+    is an integer below 2**53, so no rounding happens in any order, on any machine.
+    """
+    h, w = hw
+    sh, sw = mask01.shape
+    covered = _overlaps(sh, h) @ mask01.astype(np.float64) @ _overlaps(sw, w).T
+    return (covered >= MASK_ON * (sh * sw)).astype(np.uint8)  # 0.5 * an integer: exact
+
+
 def mask_to_input(mask: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Label mask (any nonzero = nerve, or a bool array) -> HxW uint8 0/1 at the model input
-    size, through the same crop and resize as the image."""
-    m = (np.asarray(mask) > 0).astype(np.float32)
+    size, through the same crop as the image: a pixel is nerve when at least MASK_ON (half)
+    of its area was nerve (``area_at_least_half``, exact)."""
+    m = np.asarray(mask)
     if m.ndim == 3:
         m = m[:, :, 0]
-    m = crop(m, cfg.roi)
-    h, w = cfg.input_hw
-    if m.shape != (h, w):
-        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
-    return (m >= MASK_ON).astype(np.uint8)
+    m = crop((m > 0).astype(np.uint8), cfg.roi)
+    if m.shape == tuple(cfg.input_hw):
+        return m
+    return area_at_least_half(m, cfg.input_hw)
