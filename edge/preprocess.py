@@ -20,7 +20,6 @@ scale/zero-point.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -130,31 +129,34 @@ def preprocess(image: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return normalize(frame_to_gray_input(image, cfg), cfg)
 
 
-@lru_cache(maxsize=16)
-def _overlaps(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) overlap of each output pixel with each input pixel along one axis, in
-    units of 1/n_out input pixel (integers): output pixel d spans [d*n_in, (d+1)*n_in) and input
-    pixel i spans [i*n_out, (i+1)*n_out) on a common integer grid. Rows sum to n_in."""
-    d = np.arange(n_out)[:, None] * n_in
-    i = np.arange(n_in)[None, :] * n_out
-    lo, hi = np.maximum(d, i), np.minimum(d + n_in, i + n_out)
-    w = np.clip(hi - lo, 0, None).astype(np.float64)
-    w.flags.writeable = False
-    return w
+def _cover_axis(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Integer sums of ``a`` (int64) over n_out equal spans of ``axis``, partial pixels weighed
+    exactly: on a grid where an input pixel is n_out units wide, output pixel d spans
+    [d*n_in, (d+1)*n_in). The running integral at a boundary t = q*n_out + r (in units) is
+    n_out * (sum of the first q pixels) + r * pixel q; each output is the difference of two."""
+    n_in = a.shape[axis]
+    q, r = np.divmod(np.arange(n_out + 1) * n_in, n_out)
+    csum = np.cumsum(a, axis=axis)
+    csum = np.concatenate([np.zeros_like(np.take(csum, [0], axis=axis)), csum], axis=axis)
+    shape = [1, 1]
+    shape[axis] = -1
+    at = np.take(csum, q, axis=axis) * n_out + r.reshape(shape) * np.take(
+        a, np.minimum(q, n_in - 1), axis=axis)  # r == 0 where q == n_in
+    return np.diff(at, axis=axis)
 
 
 def area_at_least_half(mask01: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """0/1 mask -> 0/1 mask of size hw: 1 where at least MASK_ON (half) of the output pixel's
     area was 1.
 
-    Exact (INTER_AREA's coverage without its float rounding): the covered area is a sum of
-    integer overlaps, computed as float64 matrix products whose every product and partial sum
-    is an integer below 2**53, so no rounding happens in any order, on any machine.
+    Exact (INTER_AREA's coverage without its float rounding): the covered area is counted in
+    integers, one axis at a time (``_cover_axis``), in units where an output pixel's area is
+    sh * sw. No rounding anywhere, so the same labels on every machine.
     """
     h, w = hw
     sh, sw = mask01.shape
-    covered = _overlaps(sh, h) @ mask01.astype(np.float64) @ _overlaps(sw, w).T
-    return (covered >= MASK_ON * (sh * sw)).astype(np.uint8)  # 0.5 * an integer: exact
+    covered = _cover_axis(_cover_axis(mask01.astype(np.int64), w, 1), h, 0)
+    return (2 * covered >= sh * sw).astype(np.uint8)  # covered / (sh * sw) >= MASK_ON
 
 
 def mask_to_input(mask: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
