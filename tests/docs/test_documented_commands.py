@@ -1,16 +1,16 @@
 """A documented command is a tested command (issue 24, item 1).
 
 Every ``edge-run``, ``edge-train``, ``edge-convert``, ``edge-bench`` and ``make`` command in a
-code block of README.md or docs/*.md (tests/docs/commands.py says how they are read) is either
+code block of README.md or docs/*.md (tests/docs/doc_commands.py says how they are read) is either
 run here, in one working folder, in the order a user follows the docs, or listed in NOT_HERE
 below by its exact text with the reason. A command in neither fails the first test, so a new
 documented command cannot be skipped without a word; an entry whose command left the docs
 fails it too.
 
-How a command is run (the mapping, tests/docs/commands.py):
+How a command is run (the mapping, tests/docs/doc_commands.py):
 - placeholders -> stand-ins: ``clip.mp4``, ``scans/``, ``cine.dcm``, ``exports/``,
   ``kaggle-download/``, ``usgra-seg/``, ``/path/clinic`` are small real files made from the
-  phantom (tests/docs/workspace.py; DICOM written with pydicom as tests/dicom does); ``DATA``,
+  phantom (tests/docs/doc_workspace.py; DICOM written with pydicom as tests/dicom does); ``DATA``,
   ``DIR``, ``RUN``, ``model.keras``... are the data and run folders that earlier documented
   commands prepared and trained (docs/data.md, docs/train.md); ``runs/base16`` and
   ``runs/final/default`` are copies of docs/train.md's ``runs/unet``; ``model.tflite`` /
@@ -42,14 +42,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import commands as C  # noqa: E402
-import workspace  # noqa: E402
+import doc_commands as C  # noqa: E402
+import doc_workspace as workspace  # noqa: E402
 
 ROOT = C.ROOT
 CAMERA = "no camera here (a USB grabber / V4L2 device); the camera class is tested with a " \
@@ -115,6 +117,11 @@ EXPECT = {
 LIVE = {"edge-run --source phantom --serve 0.0.0.0:8080": "http://"}
 # Run folders the docs name that earlier documented commands did not make: copies of one.
 RUN_COPIES = {"runs/base16": "runs/unet", "runs/final/default": "runs/unet"}
+# Outputs: a later command that reads or writes one waits for the command that writes it.
+WRITE_FLAGS = {"--out", "--results", "--report", "--record", "--save-masks", "--json",
+               "--dicom-out", "--export-web"}
+COPYING = threading.Lock()
+LANES = 2  # commands at a time (the CI machine's cores), in dependency order
 STEP_TIMEOUT_S = 600
 LIVE_TIMEOUT_S = 120
 TAIL_CHARS = 3000
@@ -155,7 +162,7 @@ def test_every_documented_command_is_run_or_listed_with_its_reason():
         left = C.unmapped(argv)
         if left:
             problems.append(f"{cmd.where}: {cmd.text}\n    placeholders not mapped: {left} "
-                            f"(add them to tests/docs/commands.py PLACEHOLDERS, or the "
+                            f"(add them to tests/docs/doc_commands.py PLACEHOLDERS, or the "
                             f"command to NOT_HERE with its reason)")
     assert not problems, "\n".join(problems)
 
@@ -185,10 +192,58 @@ def _executable(tool: str) -> str:
     return str(folder / tool)
 
 
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _touches(argv: list[str]) -> tuple[set[str], set[str]]:
+    """(paths read, paths written) of a mapped command, relative to the working folder."""
+    words = argv[1:]
+    writes = {words[i + 1].rstrip("/") for i, w in enumerate(words[:-1]) if w in WRITE_FLAGS}
+    reads = {w.rstrip("/") for w in words
+             if not w.startswith("-") and ("/" in w or "." in w)} - writes
+    for alias, source in RUN_COPIES.items():  # copied (once) by the first command that needs it
+        if any(_overlap(p, alias) for p in reads | writes):
+            reads.add(source)
+    return reads, writes
+
+
+def _after(earlier: list[str], later: list[str]) -> bool:
+    """Must ``later`` wait for ``earlier``? (it reads what that writes, or writes what that
+    reads or writes; make works on the repository (the venv, the web runtime edge-run
+    serves), not on paths it names: it keeps its place among the edge-run commands)"""
+    tools = {earlier[0], later[0]}
+    if "make" in tools:
+        return tools <= {"make", "edge-run"}
+    (r1, w1), (r2, w2) = _touches(earlier), _touches(later)
+    return any(_overlap(a, b) for a in w1 for b in r2 | w2) or \
+        any(_overlap(a, b) for a in r1 for b in w2)
+
+
+def _in_order(jobs: list, run_one) -> list:
+    """run_one(job) for each job, LANES at a time, each after the earlier jobs it depends on
+    (_after): the documented order wherever it matters. Results in the jobs' order."""
+    needs = [{j for j in range(i) if _after(jobs[j][1], jobs[i][1])} for i in range(len(jobs))]
+    results: dict[int, object] = {}
+    running: dict = {}
+    pending = list(range(len(jobs)))
+    with ThreadPoolExecutor(LANES) as pool:
+        while pending or running:
+            for i in list(pending):
+                if len(running) < LANES and needs[i] <= results.keys():
+                    running[pool.submit(run_one, jobs[i])] = i
+                    pending.remove(i)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                results[running.pop(future)] = future.result()
+    return [results[i] for i in range(len(jobs))]
+
+
 def _prepare_outputs(argv: list[str], ws: Path) -> None:
     for alias, source in RUN_COPIES.items():
-        if any(w == alias or w.startswith(alias + "/") for w in argv) and (ws / source).is_dir():
-            if not (ws / alias).exists():
+        with COPYING:
+            if any(_overlap(w, alias) for w in argv) and (ws / source).is_dir() \
+                    and not (ws / alias).exists():
                 shutil.copytree(ws / source, ws / alias)
     out = C.out_path(argv)
     if out and argv[0] != "make":
@@ -219,50 +274,58 @@ def _run_live(argv: list[str], cwd: Path, env: dict, marker: str) -> tuple[int, 
     return proc.returncode, "".join(seen)
 
 
-def _run(cmd: C.DocCommand, ws: Path, env: dict, pacs_port: int) -> tuple[list[str], int, str]:
+def _argv(cmd: C.DocCommand, pacs_port: int) -> list[str]:
     argv = C.as_run(cmd, pacs_port) + EXTRA.get(cmd.text, [])
     if C.subcommand(argv) == "" and argv[0] == "edge-convert" and cmd.text not in EXPECT:
         argv.append("--allow-low-dice")  # a one-step model: written, flagged (see above)
+    return argv
+
+
+def _run(cmd: C.DocCommand, argv: list[str], ws: Path, env: dict) -> tuple[list[str], int, str,
+                                                                               float]:
+    t0 = time.monotonic()
     _prepare_outputs(argv, ws)
     full = [_executable(argv[0]), *argv[1:]]
     cwd = ROOT if argv[0] == "make" else ws
     if cmd.text in LIVE:
         code, output = _run_live(full, cwd, env, LIVE[cmd.text])
-        return full, code, output
+        return full, code, output, time.monotonic() - t0
     proc = subprocess.run(full, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=STEP_TIMEOUT_S, check=False)
-    return full, proc.returncode, proc.stdout[-TAIL_CHARS:] + proc.stderr
+    output = proc.stdout[-TAIL_CHARS:] + proc.stderr
+    return full, proc.returncode, output, time.monotonic() - t0
 
 
 @pytest.mark.slow
 def test_every_documented_command_runs_as_written(tmp_path):
     pytest.importorskip("tensorflow")  # edge-train / edge-convert / edge-bench run here
+    if not (ROOT / ".venv-edge" / "bin" / "edge-run").exists():
+        pytest.skip("the device venv .venv-edge is missing (make venv-edge; make test-rest "
+                    "and make test build it): the documented edge-run lines run there")
     ws = tmp_path / "work"
     ws.mkdir()
     env = _env()
     workspace.make(ws, str(_device_bin() / "python"), env, ROOT)
     pacs_port = _closed_port()
-    failures, lines = [], []
+    plan = planned()
+    jobs = [(cmd, _argv(cmd, pacs_port)) for cmd, what in plan if what == "run"]
     started = time.monotonic()
-    for cmd, what in planned():
-        if what == "not here":
-            lines.append(f"not here  {cmd.where}  {cmd.text}  -- {NOT_HERE[cmd.text]}")
-            continue
-        if what == "elsewhere":
-            lines.append(f"elsewhere {cmd.where}  {cmd.text}  -- {ELSEWHERE[cmd.text]}")
-            continue
-        if what == "same":
-            lines.append(f"same      {cmd.where}  {cmd.text}  (run above)")
+    results = dict(zip((cmd.where for cmd, _ in jobs),
+                       _in_order(jobs, lambda job: _run(*job, ws, env)), strict=True))
+    failures, lines = [], []
+    for cmd, what in plan:
+        if what != "run":
+            why = {"not here": NOT_HERE, "elsewhere": ELSEWHERE}.get(what, {}).get(cmd.text,
+                                                                                "run above")
+            lines.append(f"{what:<9} {cmd.where}  {cmd.text}  -- {why}")
             continue
         want = EXPECT.get(cmd.text, (0, ""))[0]
-        t0 = time.monotonic()
-        full, code, output = _run(cmd, ws, env, pacs_port)
-        took = time.monotonic() - t0
+        full, code, output, took = results[cmd.where]
         lines.append(f"exit {code:<4} {cmd.where}  {cmd.text}  ({took:.1f} s)")
         if code != want:
             failures.append(f"{cmd.where}: {cmd.text}\n  ran: {' '.join(full)}\n"
                             f"  exit {code}, expected {want}; output tail:\n"
                             f"{output[-TAIL_CHARS:]}")
-    lines.append(f"total {time.monotonic() - started:.0f} s")
+    lines.append(f"total {time.monotonic() - started:.0f} s ({LANES} at a time)")
     print("\n".join(lines))
     assert not failures, "\n\n".join(failures)

@@ -7,7 +7,7 @@ words as the environment, and keeps every line whose first word is (a path endin
 ``edge-run``, ``edge-train``, ``edge-convert``, ``edge-bench`` or ``make``.
 
 ``as_run()`` turns one into the argv the test runs, by the documented mapping below:
-PLACEHOLDERS (paths the docs assume: the stand-ins of tests/docs/workspace.py, or a run folder
+PLACEHOLDERS (paths the docs assume: the stand-ins of tests/docs/doc_workspace.py, or a run folder
 an earlier documented command trained), SHRINK (long work made short: one epoch, a few timed
 runs) and the network mapping (``--serve`` on any free port, a PACS that is not there: a closed
 local port).
@@ -130,15 +130,14 @@ def collect() -> list[DocCommand]:
 
 # ---------------------------------------------------------------------------------- mapping
 # Paths the docs assume: a placeholder word -> what the test uses. Relative paths are inside
-# the test's working folder (tests/docs/workspace.py made the stand-ins there); run folders
-# are those earlier documented commands trained (docs/train.md trains runs/unet).
+# the test's working folder (tests/docs/doc_workspace.py made the stand-ins there); run folders
+# are those earlier documented commands trained (docs/train.md trains runs/unet; the test copies
+# it to the other run folders the docs name, runs/base16 and runs/final/default).
 PLACEHOLDERS = {
     "/path/clinic": "clinic",  # README: a clinic's folder-layout data
     "DATA": "data/kaggle-nerve/train",  # "a prepared data folder" (docs/train.md, convert.md)
     "DIR": "data/kaggle-nerve/train",
     "RUN": "runs/unet",  # a training run folder
-    "runs/base16": "runs/unet",  # docs/convert.md's run folder
-    "runs/final/default": "runs/unet",  # docs/train.md's final run
     "model.keras": "runs/unet/model.keras",
     "model.tflite": str(ROOT / "edge/models/nerve_default_int8.tflite"),
     "model.onnx": str(ROOT / "edge/models/nerve_default.onnx"),
