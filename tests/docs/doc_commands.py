@@ -159,14 +159,17 @@ IN_WORD = {"NAME-": "base16-"}  # docs/bench.md: the run folder's name, before e
 
 @dataclass
 class Shrink:
-    """Flags set (replacing the documented value) or added, per tool and subcommand."""
+    """Flags set (replacing the documented value) or added, per tool and subcommand; the
+    value "" adds a switch, None removes the flag."""
 
     set: dict[str, str | None] = field(default_factory=dict)
 
     def apply(self, words: list[str]) -> list[str]:
         words = list(words)
         for flag, value in self.set.items():
-            if flag in words:
+            if value == "":  # a switch: added once
+                words += [] if flag in words else [flag]
+            elif flag in words:
                 i = words.index(flag)
                 if value is None:
                     del words[i:i + 2]
@@ -187,7 +190,7 @@ SHRINK = {
     ("edge-convert", "prune"): Shrink({"--epochs": "1"}),
     ("edge-convert", "quantize"): Shrink({"--calib-frames": "8"}),
     ("edge-bench", "compare"): Shrink({"--warmup": "2", "--runs": "5", "--repeats": "1",
-                                       "--max-frames": "30"}),
+                                       "--max-frames": "30", "--in-process": ""}),
     ("make", "run"): Shrink({}),  # RUN_FRAMES below
 }
 SUBCOMMANDS = {

@@ -2,10 +2,11 @@
 
 Every ``edge-run``, ``edge-train``, ``edge-convert``, ``edge-bench`` and ``make`` command in a
 code block of README.md or docs/*.md (tests/docs/doc_commands.py says how they are read) is either
-run here, in one working folder, in the order a user follows the docs, or listed in NOT_HERE
-below by its exact text with the reason. A command in neither fails the first test, so a new
-documented command cannot be skipped without a word; an entry whose command left the docs
-fails it too.
+run here, in one working folder, in the order a user follows the docs, or listed by its exact
+text with the reason: NOT_HERE (hardware that is not here, ``make test`` itself) or ELSEWHERE
+(another test runs it, same mapping, more assertions). A command in none of these fails the
+first test, so a new documented command cannot be skipped without a word; an entry whose
+command left the docs fails it too.
 
 How a command is run (the mapping, tests/docs/doc_commands.py):
 - placeholders -> stand-ins: ``clip.mp4``, ``scans/``, ``cine.dcm``, ``exports/``,
@@ -18,8 +19,8 @@ How a command is run (the mapping, tests/docs/doc_commands.py):
 - long work shrunk: ``--epochs N`` -> 1 with ``--max-steps-per-epoch 1 --progress 0``;
   ``edge-train cv --folds 3`` -> 2; edge-convert ``--prune-epochs 1 --latency-runs 3
   --calib-frames 8``, prune ``--epochs 1``; edge-bench compare ``--warmup 2 --runs 5 --repeats 1
-  --max-frames 30``; ``make run`` with ``RUN_FRAMES=200`` and ``-o .venv-edge/.installed``
-  (the suite's own venv, not rebuilt mid-test);
+  --max-frames 30 --in-process``; ``make run`` with ``RUN_FRAMES=200`` and
+  ``-o .venv-edge/.installed`` (the suite's own venv, not rebuilt mid-test);
 - a one-step model is below edge-convert's Dice floor: the conversions get
   ``--allow-low-dice`` (written, flagged), except those whose refusal the docs show (EXPECT);
 - network: ``--serve`` listens on a free port of the documented address (8080 may be taken);
@@ -31,7 +32,10 @@ How a command is run (the mapping, tests/docs/doc_commands.py):
 Each command's ``--out`` is removed first (the docs show alternatives writing the same
 folder). ``edge-run`` runs from the device venv (``.venv-edge``: the ``[dicom]`` extra is
 there), the other tools from this interpreter's venv, with this checkout's code (PYTHONPATH).
-``make`` runs in the repository root. Commands identical to an earlier one run once.
+``make`` runs in the repository root. Commands identical to an earlier one run once. Two
+commands run at a time (LANES), each after every earlier command whose files it reads or writes
+(``--out``, ``--report``, ... and the paths it names), so the docs' order holds wherever it
+matters. EXTRA adds flags to one command, with the reason.
 """
 
 from __future__ import annotations
