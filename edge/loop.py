@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge import sinks as sink_module  # gui_problem at call time: one stand-in for both
 from edge.backends import open_backend
 from edge.classes import ClassTally, class_lines, status_suffix
 from edge.clikit import stop_reason
@@ -43,7 +44,7 @@ from edge.preprocess import (
     normalize,
     to_gray8,
 )
-from edge.sinks import MaskDirSink, VideoFileSink, WindowSink, gui_problem
+from edge.sinks import MaskDirSink, VideoFileSink, WindowSink
 from edge.sources import SourceConfig, open_source
 from edge.types import Frame, FrameResult
 
@@ -240,7 +241,7 @@ def without_window_if_no_gui(cfg: RunConfig) -> RunConfig:
     others = cfg.serve or cfg.record or cfg.save_masks or cfg.dicom_out
     if cfg.headless or not others:
         return cfg
-    problem = gui_problem()
+    problem = sink_module.gui_problem()
     if problem is None:
         return cfg
     if not cfg.quiet:

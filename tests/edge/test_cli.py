@@ -168,9 +168,9 @@ def test_no_gui_and_no_output_still_exits_2(tmp_path, no_gui, capsys):
 
 
 def test_a_gui_build_keeps_its_window(monkeypatch):
-    from edge import loop
+    from edge import loop, sinks
 
-    monkeypatch.setattr(loop, "gui_problem", lambda: None)
+    monkeypatch.setattr(sinks, "gui_problem", lambda: None)
     cfg = loop.RunConfig(serve="0", record="x.mkv")
     assert loop.without_window_if_no_gui(cfg) is cfg
 
