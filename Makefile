@@ -62,7 +62,9 @@ test-dicom: $(VENV_EDGE)/.installed orthanc
 test-edge: $(VENV_EDGE)/.installed browser web-runtime
 	$(VENV_EDGE)/bin/python -m pytest -q tests/edge
 
-test-rest: $(VENV)/.installed
+# tests/docs runs the documented edge-run lines from $(VENV_EDGE) (the [dicom] extra is there)
+# and `edge-run --export-web` needs the web runtime.
+test-rest: $(VENV)/.installed $(VENV_EDGE)/.installed web-runtime
 	$(VENV)/bin/python -m pytest -q tests --ignore=tests/edge --ignore=tests/dicom
 
 # The device package on an emulated Raspberry Pi OS (Debian bookworm arm64, qemu-user): builds

@@ -211,6 +211,7 @@ def _run_onnx(args) -> int:
 
 def _run_validate(args) -> int:
     from convert.data import labelled_frames, open_source
+    from convert.quantize import has_int8_tensors
     from convert.validate import GateConfig, results_table, validate
     from edge.backends import open_backend
     from edge.fsutil import write_json_atomic
@@ -222,7 +223,9 @@ def _run_validate(args) -> int:
     exports = {p.name: p for p in args.exports}
     export_post = {name: settings_for(p, open_backend(p), **_overrides(args)).post
                    for name, p in exports.items()}
-    int8_files = tuple(n for n in exports if "int8" in n)  # file names carry the variant
+    # the Dice floor applies to int8 models: known by their tensors (a name like m.tflite
+    # does not say; the chain's names carry the variant)
+    int8_files = tuple(n for n, p in exports.items() if "int8" in n or has_int8_tensors(p))
     gate = GateConfig(args.max_dice_drop, args.max_drift, dice_gated=int8_files,
                       min_dice=args.min_dice, allow_low_dice=args.allow_low_dice)
     result = validate(source, source, exports, frames, src.pre, src.post, gate, export_post,

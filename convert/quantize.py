@@ -117,6 +117,17 @@ def input_quant(model_bytes: bytes) -> dict:
             "zero_point": int(zero_point)}
 
 
+def has_int8_tensors(path) -> bool:
+    """True for a TFLite file with int8 tensors (the int8 and int8-float-io variants), whatever
+    its name says (``edge-convert quantize --out m.tflite``); False for other files."""
+    if not str(path).lower().endswith(".tflite"):
+        return False
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=str(path)).get_tensor_details()
+    return any(np.dtype(t["dtype"]) == np.int8 for t in details)
+
+
 def check_input_quant(model_bytes: bytes, pre: PreprocessConfig) -> dict:
     """Record the int8 input quantization and whether it is the expected pixel - 128."""
     got = input_quant(model_bytes)

@@ -18,12 +18,13 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge import sinks as sink_module  # gui_problem at call time: one stand-in for both
 from edge.backends import open_backend
 from edge.classes import ClassTally, class_lines, status_suffix
 from edge.clikit import stop_reason
@@ -240,6 +241,22 @@ def check_class_count(path: Path, backend, meta: ModelMeta) -> None:
 
 
 # ------------------------------------------------------------------------------- outputs
+def without_window_if_no_gui(cfg: RunConfig) -> RunConfig:
+    """A window was asked for (no --headless) but this process cannot open one (headless
+    OpenCV, no display): with another output (--serve, --record, --save-masks, --dicom-out)
+    the run needs no window, so it runs headless and says so in one line; with none, the
+    config is kept and WindowSink refuses it (exit 2, the line names the fix)."""
+    others = cfg.serve or cfg.record or cfg.save_masks or cfg.dicom_out
+    if cfg.headless or not others:
+        return cfg
+    problem = sink_module.gui_problem()
+    if problem is None:
+        return cfg
+    if not cfg.quiet:
+        _say(f"edge-run: {problem}: running without a window (as with --headless)")
+    return replace(cfg, headless=True)
+
+
 def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
                model: dict[str, str] | None = None, warnings: list[str] | None = None) -> list:
     """Every requested output, opened (and so validated) now; closed by ``stack``.
@@ -443,6 +460,7 @@ def run(cfg: RunConfig) -> dict:
     SourceLost or BadFrame (policy "stop") is raised once the outputs are closed and the
     summary and report are out.
     """
+    cfg = without_window_if_no_gui(cfg)
     model_path = Path(cfg.model) if cfg.model else default_model_path(cfg.backend)
     if cfg.report:
         check_writable_file(cfg.report, "--report")

@@ -153,6 +153,55 @@ def test_window_without_gui_points_to_headless(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and not report.exists()
 
 
+@pytest.fixture
+def no_gui(monkeypatch):
+    """A stand-in for opencv-python-headless: its build information says GUI NONE."""
+    import cv2
+
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: "  GUI:                NONE\n")
+
+
+@pytest.mark.parametrize("outputs", [
+    ["--save-masks", "masks"],
+    ["--record", "out.mkv"],
+    ["--serve", "127.0.0.1:0"],
+    ["--serve", "0", "--record", "out.mkv"],
+], ids=["save-masks", "record", "serve", "serve+record"])
+def test_no_gui_with_an_output_runs_without_a_window(tmp_path, monkeypatch, no_gui, capsys,
+                                                     outputs):
+    # issue 24: `--serve 8080` (or --record, --save-masks) on a headless OpenCV build must not
+    # demand --headless: the output needs no window.
+    monkeypatch.chdir(tmp_path)
+    code = main(["--max-frames", "3", "--report", "run.json", *outputs])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "no GUI windows" in out and "running without a window" in out
+    assert "error" not in err
+    assert (tmp_path / "run.json").exists()
+    if "--save-masks" in outputs:
+        assert len(list((tmp_path / "masks").iterdir())) == 3
+    if "--record" in outputs:
+        assert (tmp_path / "out.mkv").stat().st_size > 0
+
+
+def test_no_gui_and_no_output_still_exits_2(tmp_path, no_gui, capsys):
+    report = tmp_path / "run.json"  # a report is no output to watch: a window is still needed
+    code = main(["--max-frames", "2", "--report", str(report)])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no GUI windows" in lines[0] and "--serve" in lines[0]
+    assert not report.exists()
+
+
+def test_a_gui_build_keeps_its_window(monkeypatch):
+    from edge import loop, sinks
+
+    monkeypatch.setattr(sinks, "gui_problem", lambda: None)
+    cfg = loop.RunConfig(serve="0", record="x.mkv")
+    assert loop.without_window_if_no_gui(cfg) is cfg
+
+
 def test_an_unreadable_image_folder_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
     # Tests run as root (chmod 000 would not stop us): fail the listing the way a folder
     # without read permission does.
