@@ -64,12 +64,26 @@ def wait_for(driver, predicate, message: str, timeout_s: float = WAIT_S):
     return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(predicate, message)
 
 
+# Hooks window.nerveEdge.ready once per document and reads what it settled to (null while
+# pending). Synchronous, so a document that goes away (the exported page's one reload under
+# its service worker, before its engine starts) only means "not yet": the next poll hooks the
+# document that replaced it. An asynchronous script would end in a script timeout there.
+READY_JS = """
+if (!window.nerveEdge) return null;
+if (!('_nerveReady' in window)) {
+  window._nerveReady = null;
+  nerveEdge.ready.then((r) => { window._nerveReady = {ok: r}; },
+                       (e) => { window._nerveReady = {error: String(e)}; });
+}
+return window._nerveReady;
+"""
+
+
 def wait_ready(driver) -> dict:
-    """Await window.nerveEdge.ready; fail with the page's own error when it rejects."""
-    got = driver.execute_async_script(
-        "const done = arguments[0];"
-        "const wait = () => window.nerveEdge ? nerveEdge.ready.then((r) => done({ok: r}),"
-        " (e) => done({error: String(e)})) : setTimeout(wait, 100); wait();")
+    """Await window.nerveEdge.ready on the page that stays; fail with the page's own error
+    when it rejects."""
+    got = wait_for(driver, lambda d: d.execute_script(READY_JS),
+                   "window.nerveEdge.ready never settled")
     if "error" in got:
         raise RuntimeError(f"the page did not start: {got['error']}")
     return got["ok"]

@@ -270,16 +270,36 @@ function wireUi() {
 }
 
 // Offline: the service worker caches the page, runtime and model. On a host that cannot send
-// the isolation headers, the worker adds them; reload once so threads become available.
+// the isolation headers, the worker adds them, and the first visit reloads once under it to get
+// threads. That reload comes BEFORE the engine starts: a page that is about to reload never
+// resolves nerveEdge.ready, so no engine is built for nothing and nothing that waits for ready
+// (the demo, a caller's segment/benchmark and its frames on the canvas) runs on a page that
+// then goes away. Resolves true when the page reloads.
 async function registerWorker() {
-  if (!('serviceWorker' in navigator) || !self.isSecureContext) return;
-  navigator.serviceWorker.addEventListener('controllerchange', () => {
-    if (!self.crossOriginIsolated && !sessionStorage.getItem('nerve-coi-reload')) {
-      sessionStorage.setItem('nerve-coi-reload', '1');
-      location.reload();
-    }
-  });
-  await navigator.serviceWorker.register('sw.js', {scope: './'});
+  if (!('serviceWorker' in navigator) || !self.isSecureContext) return false;
+  const sw = navigator.serviceWorker;
+  const reload = !self.crossOriginIsolated && !sw.controller &&
+    !sessionStorage.getItem('nerve-coi-reload'); // once per tab: never a reload loop
+  if (!reload) {
+    sw.register('sw.js', {scope: './'}).catch((err) => console.warn('service worker:', err));
+    return false;
+  }
+  // sw.js claims the page once active (skipWaiting + clients.claim); listen before registering.
+  const claimed = new Promise((resolve) => sw.addEventListener('controllerchange',
+                                                               () => resolve(true), {once: true}));
+  const reg = await sw.register('sw.js', {scope: './'});
+  const worker = reg.installing || reg.waiting;
+  // Settled when it claims the page, or when it fails to install (redundant) or activates
+  // without claiming it: then the page runs as it is (no threads) instead of waiting forever.
+  const settled = !worker ? Promise.resolve(sw.controller !== null) : Promise.race([
+    claimed, new Promise((resolve) => worker.addEventListener('statechange', () => {
+      if (worker.state === 'redundant') resolve(false);
+      if (worker.state === 'activated') resolve(sw.controller !== null);
+    }))]);
+  if (!await settled) return false;
+  sessionStorage.setItem('nerve-coi-reload', '1');
+  location.reload();
+  return true;
 }
 
 /** Ask the service worker to keep every file this page loaded (runtime wasm included). */
@@ -292,18 +312,25 @@ async function cacheLoadedFiles() {
   reg.active?.postMessage({type: 'cache', urls: [...new Set([location.href.split('?')[0], ...urls])]});
 }
 
-const ready = Engine.create(options()).then((e) => {
-  engine = e;
-  $('backend').textContent = e.backendLabel;
-  $('backend').title = `available here: ${e.available.join(', ')}; model ${e.cfg.name} ` +
-    `${e.cfg.version}`;
-  cacheLoadedFiles().catch(() => {});
-  return {backend: e.backendLabel, backendId: e.backend, available: e.available, model: e.meta};
-}, (err) => {
-  $('backend').textContent = 'no backend';
-  message(`cannot start: ${err.message || err}`);
-  throw err;
+const reloading = registerWorker().catch((err) => {
+  console.warn('service worker:', err);
+  return false;
 });
+
+// The engine starts once the page knows it stays (see registerWorker).
+const ready = reloading.then((reload) => (reload ? new Promise(() => {}) : Engine.create(options())))
+  .then((e) => {
+    engine = e;
+    $('backend').textContent = e.backendLabel;
+    $('backend').title = `available here: ${e.available.join(', ')}; model ${e.cfg.name} ` +
+      `${e.cfg.version}`;
+    cacheLoadedFiles().catch(() => {});
+    return {backend: e.backendLabel, backendId: e.backend, available: e.available, model: e.meta};
+  }, (err) => {
+    $('backend').textContent = 'no backend';
+    message(`cannot start: ${err.message || err}`);
+    throw err;
+  });
 
 window.nerveEdge = {
   ready,
@@ -348,4 +375,3 @@ window.nerveEdge = {
 };
 
 wireUi();
-registerWorker().catch((err) => console.warn('service worker:', err));
