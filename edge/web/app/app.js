@@ -51,8 +51,10 @@ let lastHud = 0;
 let mask = new Uint8Array(0);
 let demoClip = null; // {frames: ImageBitmap[], fps, width, height}, loaded on first use
 let demo = null; // while the demo plays: {t0 (ms), last (frame index shown)}
+let pressed = 0; // source choices so far: a press still waiting gives way to a later one
 
 function message(text) { $('message').textContent = text || ''; }
+function cannotStart(err) { message(`cannot start: ${err.message || err}`); }
 
 function options() {
   const roi = params.get('roi');
@@ -113,17 +115,37 @@ async function loadDemo() {
   return {frames, fps: info.fps, width: info.width * scale, height: info.height * scale};
 }
 
-async function playDemo() {
-  stop();
-  $('demo').disabled = true;
+/** Every source (camera, video, demo) starts through this: a press while the model still
+ *  loads waits for nerveEdge.ready (its control disabled, "loading the model…" shown) instead
+ *  of running frames with no engine. True when the source should start now: the engine is
+ *  ready and no later press replaced this one. */
+async function whenReady(control) {
+  const mine = ++pressed;
+  control.disabled = true;
+  if (!engine) message('loading the model…');
   try {
     await ready;
+  } catch (err) {
+    if (mine === pressed) cannotStart(err);
+    return false;
+  } finally {
+    control.disabled = false;
+  }
+  return mine === pressed;
+}
+
+async function playDemo() {
+  stop();
+  const button = $('demo');
+  if (!await whenReady(button)) return;
+  button.disabled = true; // while the clip loads (once, on first use)
+  try {
     demoClip = demoClip || await loadDemo();
   } catch (err) {
     showEmpty(true);
     return message(`demo clip: ${err.message || err}`);
   } finally {
-    $('demo').disabled = false;
+    button.disabled = false;
   }
   message('');
   demo = {t0: performance.now(), last: -1};
@@ -227,6 +249,7 @@ async function listCameras() {
 
 async function startCamera() {
   stop();
+  if (!await whenReady($('camera'))) return;
   const deviceId = $('devices').value;
   try {
     video.srcObject = await navigator.mediaDevices.getUserMedia(
@@ -242,6 +265,7 @@ async function startCamera() {
 
 async function openVideo(file) {
   stop();
+  if (!await whenReady($('file'))) return;
   video.src = URL.createObjectURL(file);
   video.loop = true;
   try {
@@ -255,13 +279,21 @@ async function openVideo(file) {
 
 function wireUi() {
   const cameraOk = !!navigator.mediaDevices?.getUserMedia;
-  $('camera').disabled = !cameraOk;
   if (!cameraOk) {
     message('The camera needs a secure page (https:// or localhost); a video file still works. ' +
             'See docs/tablet.md.');
   } else {
     listCameras().catch(() => {});
   }
+  // The controls (disabled in index.html) work once the page knows it stays: on a static
+  // host's first visit the page reloads under its service worker (see registerWorker) and a
+  // video picked before that would be lost with it. A press while the model loads waits.
+  reloading.then((reload) => {
+    if (reload) return;
+    $('camera').disabled = !cameraOk;
+    $('file').disabled = false;
+    $('demo').disabled = false;
+  });
   $('camera').addEventListener('click', startCamera);
   $('devices').addEventListener('change', () => { if (video.srcObject) startCamera(); });
   $('file').addEventListener('change', (e) => { if (e.target.files[0]) openVideo(e.target.files[0]); });
@@ -328,7 +360,7 @@ const ready = reloading.then((reload) => (reload ? new Promise(() => {}) : Engin
     return {backend: e.backendLabel, backendId: e.backend, available: e.available, model: e.meta};
   }, (err) => {
     $('backend').textContent = 'no backend';
-    message(`cannot start: ${err.message || err}`);
+    cannotStart(err);
     throw err;
   });
 
