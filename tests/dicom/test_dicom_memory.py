@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from dicomfiles import make_us
 
 from edge.sources import phantom_pair
@@ -36,3 +37,20 @@ def test_a_looped_cine_with_a_pixel_size_keeps_no_per_frame_state(tmp_path, monk
     assert area["unit"] == "mm2" and area["frames"] == FRAMES
     assert area["frames_with_nerve"] > 0 and 0 < area["mean"] <= area["max"]
     assert run.poller.last_status["area_mm2"] is not None
+
+
+def test_soak_of_a_dicom_cine_reports_mm2(tmp_path):
+    from benchmarks.cli import main as bench
+
+    frames = np.stack([phantom_pair(i, *HW[::-1])[0] for i in range(CINE_FRAMES)])
+    cine = make_us(tmp_path / "cine.dcm", frames,
+                   regions=[(0, 0, HW[1] - 1, HW[0] - 1, DELTA_CM)])
+    out = tmp_path / "soak.json"
+    assert bench(["soak", "--minutes", "0.2", "--sample-s", "0.5", "--block-s", "3",
+                  "--dicom", str(cine), "--model", FIXTURE_MODEL, "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert "--dicom" in doc["config"]["command"] and "--loop" in doc["config"]["command"]
+    covered = doc["coverage"]
+    assert covered["nerve_area_unit"] == "mm2" and covered["status_polls"] > 0
+    assert covered["last_status_area_mm2"] is not None
+    assert doc["edge_run_summary"]["nerve_area"]["pixel_area_mm2"] == pytest.approx(PIXEL_MM2)
