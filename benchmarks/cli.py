@@ -32,6 +32,8 @@ examples (DATA: a prepared data folder, see docs/data.md):
       --out benchmarks/results/compare.json      # also writes compare.md and compare.png
   edge-bench macs --models runs/a/model_int8.tflite runs/a/model.onnx
   edge-bench soak --minutes 20 --source phantom --threads 1 --out results/soak.json
+  edge-bench soak --minutes 20 --model edge/models/nerve_vessel_int8.tflite --out results/soak.json
+  edge-bench soak --minutes 20 --dicom cine.dcm --out results/soak.json   # areas in mm2
 """
 
 
