@@ -5,16 +5,7 @@ days. This runs ``edge-run ... --headless --serve 127.0.0.1:0`` (or any command)
 process, samples its resident memory (RSS) every SAMPLE_S seconds from /proc/PID/status
 (psutil elsewhere), reads the frame counter and FPS from edge-run's periodic stderr line
 ``edge-run: frame N, X FPS, ...``, stops it with SIGINT (a normal stop: summary + report) and
-reports the figures below.
-
-The child runs the whole default path, not just the model: every frame's nerve area and
-class tally (a multi-class model with --model, e.g. nerve_vessel_int8.tflite), the result
-handed to the web view (--serve on loopback; the soak finds its URL on the child's stdout
-and asks for /status.json, /metrics and /frame.jpg at every RSS sample, as a watching
-browser would: the status JSON and an overlay are computed), and the area in mm2 when the
-source knows its pixel size (--dicom with an ultrasound region). ``coverage`` in the result
-says which of these ran.
-
+reports:
 
   * rss slope_mb_per_h: least-squares slope of RSS over time AFTER the warm-up (allocator
     arenas, caches and the meter's exact-sample buffers fill during the first minutes), and
@@ -23,6 +14,15 @@ says which of these ran.
   * frames and FPS per block (BLOCK_S seconds), from the frame counter (exact) and the
     reported rolling FPS (mean of the lines in the block);
   * the machine (benchmarks.machine) and edge-run's own summary (its --report).
+
+The child runs the whole default path, not just the model: every frame's nerve area and
+class tally (a multi-class model with --model, e.g. nerve_vessel_int8.tflite), the result
+handed to the web view (--serve on loopback; the soak finds its URL on the child's stdout
+and asks for /status.json, /metrics and /frame.jpg at every RSS sample, as a watching
+browser would: the status JSON and an overlay are computed), and the area in mm2 when the
+source knows its pixel size (--dicom with an ultrasound region). ``coverage`` in the result
+says which of these ran. A DICOM cine with a frame time plays at its own rate while
+the web view is on (as edge-run does when watched).
 """
 
 from __future__ import annotations
