@@ -22,6 +22,7 @@ DELTA_CM = (0.01, 0.02)  # -> 0.1 mm x 0.2 mm = 0.02 mm2 per pixel
 PIXEL_MM2 = 0.02
 
 
+@pytest.mark.slow  # ~40 s of CPU
 def test_a_looped_cine_with_a_pixel_size_keeps_no_per_frame_state(tmp_path, monkeypatch):
     frames = np.stack([phantom_pair(i, *HW[::-1])[0] for i in range(CINE_FRAMES)])
     # No frame time: with --serve a cine with one plays at its own rate (30 FPS here).

@@ -20,6 +20,7 @@ WIDTH, HEIGHT = 176, 128
 PIXEL_AREA_MM2 = 0.0121  # what a DICOM region with 0.11 mm pixels declares
 
 
+@pytest.mark.slow  # ~25 s of CPU each
 @pytest.mark.parametrize("model, pixel_area_mm2", [
     ("nerve_fixture_int8.tflite", None),  # nerve-only: areas in px
     ("nerve_vessel_int8.tflite", PIXEL_AREA_MM2),  # classes, areas in mm2
