@@ -32,6 +32,8 @@ examples (DATA: a prepared data folder, see docs/data.md):
       --out benchmarks/results/compare.json      # also writes compare.md and compare.png
   edge-bench macs --models runs/a/model_int8.tflite runs/a/model.onnx
   edge-bench soak --minutes 20 --source phantom --threads 1 --out results/soak.json
+  edge-bench soak --minutes 20 --model edge/models/nerve_vessel_int8.tflite --out results/soak.json
+  edge-bench soak --minutes 20 --dicom cine.dcm --out results/soak.json   # areas in mm2
 """
 
 
@@ -166,6 +168,11 @@ def _add_soak(p: argparse.ArgumentParser) -> None:
     src.add_argument("--video", type=str, default=None, help="video file or stream URL")
     src.add_argument("--images", type=str, default=None, help="image folder")
     src.add_argument("--camera", type=str, default=None, help="camera index or device")
+    src.add_argument("--dicom", type=str, default=None,
+                     help="DICOM file or folder (areas in mm2 when it has an ultrasound region)")
+    p.add_argument("--serve", action=argparse.BooleanOptionalAction, default=True,
+                   help="edge-run --serve on loopback, its status, metrics and frame asked "
+                        "for at every sample like a watching browser (default on)")
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=True,
                    help="restart video files / image folders (default on)")
     p.add_argument("--extra", type=shlex.split, default=[],
@@ -283,7 +290,13 @@ GIGA = 1e9
 def cmd_soak(args) -> dict:
     from pathlib import Path
 
-    from benchmarks.soak import SoakConfig, build_edge_run_command, run_soak, temp_report_path
+    from benchmarks.soak import (
+        SERVE_SPEC,
+        SoakConfig,
+        build_edge_run_command,
+        run_soak,
+        temp_report_path,
+    )
 
     report = None
     if args.child:
@@ -291,10 +304,11 @@ def cmd_soak(args) -> dict:
     else:
         flags = (["--video", args.video] if args.video else ["--images", args.images]
                  if args.images else ["--camera", args.camera] if args.camera
-                 else ["--source", "phantom"])
+                 else ["--dicom", args.dicom] if args.dicom else ["--source", "phantom"])
         report = temp_report_path()
         command = build_edge_run_command(flags + (["--loop"] if args.loop else []), args.model,
-                                         args.threads, args.extra, report)
+                                         args.threads, args.extra, report,
+                                         SERVE_SPEC if args.serve else None)
     cfg = SoakConfig(minutes=args.minutes, command=command, sample_s=args.sample_s,
                      block_s=args.block_s, warmup_s=args.warmup_s, report=report)
     try:

@@ -1,9 +1,9 @@
 """edge-bench soak: run edge-run for minutes and watch its memory and speed.
 
-A clinic board runs for weeks; a leak of a few hundred bytes per frame fills a Pi's memory
-within days. This runs ``edge-run ... --headless`` (or any command) as a child process,
-samples its resident memory (RSS) every SAMPLE_S seconds from /proc/PID/status (psutil
-elsewhere), reads the frame counter and FPS from edge-run's periodic stderr line
+A clinic board runs for weeks; a leak of a few bytes per frame fills a Pi's memory within
+days. This runs ``edge-run ... --headless --serve 127.0.0.1:0`` (or any command) as a child
+process, samples its resident memory (RSS) every SAMPLE_S seconds from /proc/PID/status
+(psutil elsewhere), reads the frame counter and FPS from edge-run's periodic stderr line
 ``edge-run: frame N, X FPS, ...``, stops it with SIGINT (a normal stop: summary + report) and
 reports:
 
@@ -14,6 +14,15 @@ reports:
   * frames and FPS per block (BLOCK_S seconds), from the frame counter (exact) and the
     reported rolling FPS (mean of the lines in the block);
   * the machine (benchmarks.machine) and edge-run's own summary (its --report).
+
+The child runs the whole default path, not just the model: every frame's nerve area and
+class tally (a multi-class model with --model, e.g. nerve_vessel_int8.tflite), the result
+handed to the web view (--serve on loopback; the soak finds its URL on the child's stdout
+and asks for /status.json, /metrics and /frame.jpg at every RSS sample, as a watching
+browser would: the status JSON and an overlay are computed), and the area in mm2 when the
+source knows its pixel size (--dicom with an ultrasound region). ``coverage`` in the result
+says which of these ran. A DICOM cine with a frame time plays at its own rate while
+the web view is on (as edge-run does when watched).
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,6 +56,10 @@ KB = 1024  # /proc/PID/status reports kB (KiB)
 PROC_SELF_STATUS = Path("/proc/self/status")
 STATUS_RE = re.compile(r"edge-run: frame (\d+), ([0-9.]+) FPS")
 TARGET_SLOPE_MB_PER_H = 1.0  # issue 11: flat means below this after the warm-up
+SERVE_SPEC = "127.0.0.1:0"  # the child's web view: loopback, any free port
+SERVE_RE = re.compile(r"serve: clinic view at (http://\S+)")
+POLL_PATHS = ("/status.json", "/metrics", "/frame.jpg")  # what a watching browser asks for
+POLL_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -101,12 +116,16 @@ CHILD_BOOTSTRAP = ("import runpy, sys; sys.path[0] = {root!r}; "
 
 
 def build_edge_run_command(source_flags: list[str], model: str | None, threads: int,
-                           extra: list[str], report: str | None) -> tuple[str, ...]:
-    """edge-run in this interpreter, importing the same edge package as this process."""
+                           extra: list[str], report: str | None,
+                           serve: str | None = None) -> tuple[str, ...]:
+    """edge-run in this interpreter, importing the same edge package as this process;
+    ``serve``: its --serve spec (e.g. SERVE_SPEC), unless ``extra`` has one."""
     cmd = [sys.executable, "-c", CHILD_BOOTSTRAP.format(root=edge_root()), *source_flags,
            "--headless", "--threads", str(threads)]
     if model:
         cmd += ["--model", model]
+    if serve and "--serve" not in extra:
+        cmd += ["--serve", serve]
     cmd += extra
     if report:
         cmd += ["--report", report]
@@ -157,6 +176,10 @@ class _Watch:
     rss: list[tuple[float, int]] = field(default_factory=list)  # (t_s, bytes)
     status: list[tuple[float, int, float]] = field(default_factory=list)  # (t_s, frame, fps)
     stderr_tail: list[str] = field(default_factory=list)
+    serve_url: str | None = None  # the child's web view, from its stdout
+    polls: int = 0  # rounds of POLL_PATHS answered
+    poll_errors: list[str] = field(default_factory=list)  # the last few failures
+    last_status: dict | None = None  # the last /status.json
 
 
 STDERR_TAIL_LINES = 20  # kept for the result when the child fails
@@ -170,6 +193,38 @@ def _read_stderr(stream, watch: _Watch, t0: float) -> None:
             watch.status.append((time.monotonic() - t0, *got))
         else:
             watch.stderr_tail = (watch.stderr_tail + [line])[-STDERR_TAIL_LINES:]
+
+
+def _read_stdout(stream, watch: _Watch) -> None:
+    """Drain the child's stdout (a full pipe would block it), noting the web view's URL."""
+    for raw in stream:
+        if watch.serve_url is None:
+            match = SERVE_RE.search(raw.decode(errors="replace"))
+            if match:
+                watch.serve_url = match[1]
+
+
+def poll_urls(serve_url: str) -> list[str]:
+    """POLL_PATHS on the server of ``serve_url``, keeping its token query."""
+    parts = urllib.parse.urlsplit(serve_url)
+    return [urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+            for path in POLL_PATHS]
+
+
+def _poll(watch: _Watch) -> None:
+    """One round of a watching browser's requests once frames flow (before, /frame.jpg has
+    nothing to show); failures are noted, never fatal."""
+    if watch.serve_url is None or not watch.status:
+        return
+    try:
+        for url in poll_urls(watch.serve_url):
+            with urllib.request.urlopen(url, timeout=POLL_TIMEOUT_S) as answer:
+                body = answer.read()
+            if url.split("?")[0].endswith("/status.json"):
+                watch.last_status = json.loads(body)
+        watch.polls += 1
+    except (OSError, ValueError) as e:  # URLError and timeouts are OSErrors
+        watch.poll_errors = (watch.poll_errors + [str(e)])[-STDERR_TAIL_LINES:]
 
 
 def _default_sigint() -> None:
@@ -199,10 +254,11 @@ def _watch_child(cfg: SoakConfig, log) -> tuple[_Watch, int, str, float]:
     """Run the child for cfg.minutes, sampling; returns (watch, exit code, stop, wall s)."""
     watch = _Watch()
     t0 = time.monotonic()
-    proc = subprocess.Popen(cfg.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(cfg.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_default_sigint)
     reader = threading.Thread(target=_read_stderr, args=(proc.stderr, watch, t0), daemon=True)
     reader.start()
+    threading.Thread(target=_read_stdout, args=(proc.stdout, watch), daemon=True).start()
     stopped_by = "exited by itself"
     next_log = t0 + cfg.block_s
     try:
@@ -211,6 +267,7 @@ def _watch_child(cfg: SoakConfig, log) -> tuple[_Watch, int, str, float]:
             if rss is None:
                 break
             watch.rss.append((now - t0, rss))
+            _poll(watch)
             if now >= next_log:
                 next_log += cfg.block_s
                 frames = watch.status[-1][1] if watch.status else 0
@@ -288,8 +345,24 @@ def _edge_run_summary(report: str | None) -> dict | None:
     if not report or not Path(report).is_file():
         return None
     doc = json.loads(Path(report).read_text())
-    keep = ("frames", "wall_s", "fps", "stop_reason", "stages", "non_model_share")
+    keep = ("frames", "wall_s", "fps", "stop_reason", "stages", "non_model_share",
+            "bad_frames", "nerve_area", "classes", "safety_warning_frames")
     return {k: doc[k] for k in keep if k in doc}
+
+
+def coverage(watch: _Watch, summary: dict | None) -> dict:
+    """Which parts of the per-frame path the child ran: the nerve area (and its unit: mm2
+    when the source knew its pixel size), the classes tallied, the web view's status."""
+    summary = summary or {}
+    area = summary.get("nerve_area") or {}
+    return {
+        "nerve_area_unit": area.get("unit"),
+        "classes": sorted(summary.get("classes") or {}),
+        "serve_url": watch.serve_url,
+        "status_polls": watch.polls,
+        "poll_errors": watch.poll_errors,
+        "last_status_area_mm2": (watch.last_status or {}).get("area_mm2"),
+    }
 
 
 def run_soak(cfg: SoakConfig, log=None) -> dict:
@@ -304,6 +377,7 @@ def run_soak(cfg: SoakConfig, log=None) -> dict:
     slope = rss.get("slope_mb_per_h")
     blocks = fps_blocks(watch.status, cfg.block_s)
     rss.update(growth_per_frame(slope, blocks, cfg.effective_warmup_s))
+    summary = _edge_run_summary(cfg.report)
     doc = {
         "kind": "soak",
         "config": {**asdict(cfg), "command": shlex.join(cfg.command),
@@ -317,11 +391,13 @@ def run_soak(cfg: SoakConfig, log=None) -> dict:
         "target_slope_mb_per_h": TARGET_SLOPE_MB_PER_H,
         "frames": watch.status[-1][1] if watch.status else None,
         "fps_blocks": blocks,
-        "edge_run_summary": _edge_run_summary(cfg.report),
+        "coverage": coverage(watch, summary),
+        "edge_run_summary": summary,
         "stderr_tail": watch.stderr_tail,
     }
     log(f"soak: RSS {rss.get('start_mb')} -> {rss.get('end_mb')} MB, slope after "
-        f"{cfg.effective_warmup_s:.0f} s warm-up: {slope} MB/h; exit {code} ({stopped_by})")
+        f"{cfg.effective_warmup_s:.0f} s warm-up: {slope} MB/h; exit {code} ({stopped_by}); "
+        f"web view polled {watch.polls} time(s)")
     return doc
 
 

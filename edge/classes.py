@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edge.dicom.area import MM2_DECIMALS, NerveArea  # numbers only: no pydicom import
+from edge.stats import RunningStats
 from edge.types import ClassResult
 
 NEAR_CENTRE_TEXT = "near centre line"
@@ -49,13 +50,14 @@ def status_suffix(classes: list[ClassResult] | None, area: NerveArea) -> str:
 class _Counts:
     id: int
     safety: bool
-    areas: list[float] = field(default_factory=list)
+    areas: RunningStats = field(default_factory=RunningStats)  # bounded: no per-frame list
     near_centre: int = 0
 
 
 @dataclass
 class ClassTally:
-    """Accumulates per-class detection over a run for the --report block."""
+    """Accumulates per-class detection over a run for the --report block, in bounded memory
+    (counters and running area figures, edge.stats.RunningStats)."""
 
     area: NerveArea = field(default_factory=NerveArea)
     frames: int = 0
@@ -69,7 +71,7 @@ class ClassTally:
             counts = self._counts.setdefault(c.name, _Counts(c.id, c.safety))
             counts.near_centre += int(c.near_centre)
             if c.detected:
-                counts.areas.append(self.area.value(c.area_px))
+                counts.areas.add(self.area.value(c.area_px))
 
     def summary(self) -> dict:
         """``{"classes": {name: {...}}, "safety_warning_frames": n}`` (areas in the
@@ -79,9 +81,8 @@ class ClassTally:
             areas = c.areas
             classes[name] = {
                 "id": c.id, "safety": c.safety, "frames": self.frames,
-                "frames_detected": len(areas), "area_unit": self.area.unit,
-                "mean_area": round(sum(areas) / len(areas), MM2_DECIMALS) if areas else None,
-                "max_area": max(areas) if areas else None,
+                "frames_detected": areas.count, "area_unit": self.area.unit,
+                "mean_area": areas.mean(MM2_DECIMALS), "max_area": areas.max_or_none(),
                 "frames_near_centre": c.near_centre,
             }
         return {"classes": classes, "safety_warning_frames": self.warning_frames}

@@ -10,7 +10,8 @@
 
 Memory is bounded: a board runs for weeks at up to ~1000 frames/s, so nothing here may grow
 with the number of frames. Each stage keeps (see StageStats):
-  * exact count, sum (-> mean), min and max over the whole run;
+  * exact count, sum (-> mean), min and max over the whole run (edge.stats.RunningStats, the
+    helper every per-frame statistic of the report uses);
   * its first EXACT_SAMPLES durations, so short runs (benchmarks, tests) get exact
     percentiles (numpy's linear interpolation);
   * past that, a fixed log-spaced histogram over the whole run (HIST_BINS counters from
@@ -30,6 +31,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
+
+from edge.stats import RunningStats
 
 MS_PER_S = 1000.0
 FPS_WINDOW_S = 1.0  # rolling FPS over the last second ...
@@ -59,24 +62,29 @@ def bin_centre_ms(index: np.ndarray) -> np.ndarray:
     return HIST_MIN_MS * HIST_RATIO ** (np.asarray(index, dtype=np.float64) + 0.5)
 
 
-class StageStats:
-    """Streaming statistics of one stage's durations, in bounded memory (see module doc)."""
+class StageStats(RunningStats):
+    """Streaming statistics of one stage's durations, in bounded memory (see module doc):
+    RunningStats' count / total / min / max in ms, plus the percentile samples."""
 
     def __init__(self) -> None:
-        self.count = 0
-        self.sum_ms = 0.0
-        self.min_ms = math.inf
-        self.max_ms = -math.inf
+        super().__init__()
         self._exact: array | None = array("d")  # None once the histogram took over
         self._hist: array | None = None
 
+    @property
+    def sum_ms(self) -> float:
+        return self.total
+
+    @property
+    def min_ms(self) -> float:
+        return self.min
+
+    @property
+    def max_ms(self) -> float:
+        return self.max
+
     def add(self, ms: float) -> None:
-        self.count += 1
-        self.sum_ms += ms
-        if ms < self.min_ms:  # comparisons, not min()/max(): this runs ~6 times a frame
-            self.min_ms = ms
-        if ms > self.max_ms:
-            self.max_ms = ms
+        RunningStats.add(self, ms)
         if self._exact is not None:
             if len(self._exact) < EXACT_SAMPLES:
                 self._exact.append(ms)

@@ -4,11 +4,16 @@ ultrasound region), px otherwise. Pure numpy-free arithmetic: the loop may impor
     area = NerveArea(getattr(source, "pixel_area_mm2", None))
     area.text(post.area_px)        -> "nerve: yes, 12.3 mm2" (overlay / status line)
     area.add(post.area_px, post.detected); area.summary() -> the --report block
+
+The report block needs frames, mean and max only: they are kept as running figures
+(edge.stats.RunningStats), so a run of weeks holds a few numbers, not one per frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from edge.stats import RunningStats
 
 MM2_DECIMALS = 2
 
@@ -18,7 +23,7 @@ class NerveArea:
     """Converts and accumulates nerve areas. ``pixel_area_mm2`` None = report pixels."""
 
     pixel_area_mm2: float | None = None
-    _areas: list[float] = field(default_factory=list)
+    _areas: RunningStats = field(default_factory=RunningStats)  # frames with a nerve
     _frames: int = 0
 
     @property
@@ -45,7 +50,7 @@ class NerveArea:
     def add(self, area_px: int, detected: bool) -> None:
         self._frames += 1
         if detected:
-            self._areas.append(self.value(area_px))
+            self._areas.add(self.value(area_px))
 
     def summary(self) -> dict:
         """The --report block: unit, pixel size, frames with a nerve, mean/max area."""
@@ -54,7 +59,7 @@ class NerveArea:
             "unit": self.unit,
             "pixel_area_mm2": self.pixel_area_mm2,
             "frames": self._frames,
-            "frames_with_nerve": len(areas),
-            "mean": round(sum(areas) / len(areas), MM2_DECIMALS) if areas else None,
-            "max": max(areas) if areas else None,
+            "frames_with_nerve": areas.count,
+            "mean": areas.mean(MM2_DECIMALS),
+            "max": areas.max_or_none(),
         }

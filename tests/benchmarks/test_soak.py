@@ -22,6 +22,7 @@ from benchmarks.soak import (
     fps_blocks,
     growth_per_frame,
     parse_status,
+    poll_urls,
     read_rss_bytes,
     run_soak,
 )
@@ -141,6 +142,31 @@ def test_cli_soaks_a_real_edge_run(tmp_path: Path):
     assert summary["stop_reason"] == "interrupted (Ctrl-C)" and summary["frames"] >= doc["frames"]
     assert doc["rss"]["start_mb"] > 10  # measured once frames flow, not during start-up
     assert not Path(doc["config"]["report"]).exists()  # the temporary report is removed
+    # The whole default path ran: nerve area and class tally, the web view's status asked for.
+    assert "--serve 127.0.0.1:0" in doc["config"]["command"]
+    covered = doc["coverage"]
+    assert covered["nerve_area_unit"] == "px" and covered["classes"] == ["nerve"]
+    assert covered["status_polls"] > 0 and covered["serve_url"].startswith("http://127.0.0.1:")
+    assert summary["nerve_area"]["frames"] == summary["frames"]
+
+
+def test_cli_soaks_a_multi_class_model_and_can_leave_serve_out(tmp_path: Path):
+    out = tmp_path / "soak.json"
+    vessel = Path(edge_root()) / "edge" / "models" / "nerve_vessel_int8.tflite"
+    code = main(["soak", "--minutes", "0.15", "--sample-s", "0.5", "--block-s", "3",
+                 "--model", str(vessel), "--no-serve", "--out", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert "--serve" not in doc["config"]["command"]
+    assert doc["coverage"]["classes"] == ["nerve", "vessel"]
+    assert doc["coverage"]["status_polls"] == 0 and doc["coverage"]["serve_url"] is None
+
+
+def test_poll_urls_keep_the_token():
+    assert poll_urls("http://127.0.0.1:8080/?token=abc") == [
+        "http://127.0.0.1:8080/status.json?token=abc", "http://127.0.0.1:8080/metrics?token=abc",
+        "http://127.0.0.1:8080/frame.jpg?token=abc"]
+    assert poll_urls("http://[::1]:9/")[0] == "http://[::1]:9/status.json"
 
 
 def test_edge_run_child_imports_the_same_edge_as_the_soak(tmp_path: Path):
