@@ -414,8 +414,10 @@ def check(args: argparse.Namespace) -> dict:
     models = shipped_models(REPO)
     arm = Side("arm64", Path(board.WORK))
     x86 = Side("x86", work_host)
-    for side in ("arm64", "x86", "probe"):
-        (work_host / side).mkdir()
+    (work_host / "probe").mkdir()
+    for side in ("arm64", "x86"):
+        for frame_set in sets:
+            (work_host / side / frame_set).mkdir(parents=True)
     arm_runner, x86_runner = ArmRunner(root, args.cpu), X86Runner(args.x86_python)
     arm_python = f"{board.VENV}/bin/python"
     with board.mounted(root, board.local_dirs_for_pip(), args.cpu):
