@@ -5,8 +5,11 @@
 
 Everything up to the resize runs at the model's input size (128x176 by default), so the cost
 does not grow with the camera resolution and ``min_area`` means the same at any frame size.
-The binary mask is resized with INTER_LINEAR and re-thresholded at half: smooth contours
+The binary mask is resized with INTER_LINEAR_EXACT and re-thresholded at half: smooth contours
 instead of staircase edges, at the price of one uint8 resize (cheaper than resizing floats).
+INTER_LINEAR_EXACT is integer arithmetic (8-bit fixed-point weights), so the frame-size mask
+has the same bits on x86, arm64 and in the browser (edge/web/app/imgproc.js); OpenCV's plain
+INTER_LINEAR rounds differently per instruction set, which moved outline pixels.
 
 Multi-class models (a (1, H, W, C) output, C = the sidecar's classes) go through the same
 ``decide`` once per channel, with each class's own threshold and min area; the class-id map
@@ -28,7 +31,7 @@ from edge.metadata import DEFAULT_CLASSES, DEFAULT_MIN_AREA, DEFAULT_THRESHOLD, 
 from edge.types import ClassResult
 
 MASK_ON = 255  # mask value for nerve pixels in frame-size masks
-HALF = 127  # re-threshold after the linear resize of a 0/255 mask
+HALF = 127  # re-threshold after the bilinear resize of a 0/255 mask (nerve: > HALF)
 CONNECTIVITY = 8  # pixels touching at a corner belong to the same component
 # Safety rule: a safety structure within this fraction of the image width (either side) of the
 # image's vertical centre line raises the warning. 0.10 -> a band 20% of the width wide.
@@ -184,7 +187,7 @@ def to_frame(
     x, y, w, h = roi if roi is not None else (0, 0, fw, fh)
     if not mask01.any():
         return np.zeros((fh, fw), np.uint8)
-    scaled = cv2.resize(mask01 * np.uint8(MASK_ON), (w, h), interpolation=cv2.INTER_LINEAR)
+    scaled = cv2.resize(mask01 * np.uint8(MASK_ON), (w, h), interpolation=cv2.INTER_LINEAR_EXACT)
     _, scaled = cv2.threshold(scaled, HALF, MASK_ON, cv2.THRESH_BINARY)
     if roi is None:
         return scaled

@@ -2,10 +2,17 @@
 benchmarks and the device all call these functions, so they can never disagree.
 
 Geometry: grayscale -> optional ROI crop (x, y, w, h in frame pixels) -> resize to the model
-input (H, W) with INTER_AREA. Values: ``x = pixel_8bit * scale + offset`` with scale/offset
-from the model's metadata (default 1/255 and 0: inputs in [0, 1]).
+input (H, W) (``resize_gray``: bilinear to twice the input, then an exact 2x box average).
+Values: ``x = pixel_8bit * scale + offset`` with scale/offset from the model's metadata
+(default 1/255 and 0: inputs in [0, 1]).
 
-Masks follow the same geometry (``mask_to_input``), so labels line up with inputs exactly.
+Every resize here is integer arithmetic (cv2.INTER_LINEAR_EXACT, the 2x box average, and the
+label masks' exact area coverage), so x86, arm64 and the browser (edge/web/app/imgproc.js)
+compute the same bits. OpenCV's plain INTER_LINEAR is not used: its uint8 SIMD kernels round
+differently per instruction set.
+
+Masks follow the same crop (``mask_to_input``): a label pixel is nerve when at least half of
+its area at the model input size was nerve, counted exactly.
 Quantization to int8/uint8 is NOT done here: the backend does it with the model's own
 scale/zero-point.
 """
@@ -85,18 +92,21 @@ def crop(image: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray
 
 
 def resize_gray(gray: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
-    """Resize to the model input with area-like averaging at any scale factor.
+    """Resize to the model input with area-like averaging at any scale factor, bit-exact on
+    every machine.
 
-    cv2.INTER_AREA is a true box filter but takes its slow generic path at non-integer factors
+    cv2.INTER_AREA is a true box filter but takes its slow float path at non-integer factors
     (measured 1-4 ms for 580x420 -> 176x128 on a loaded 2-core VM, most of a frame's budget),
-    while an exact 2x INTER_AREA reduction is fast. So: bilinear to twice the target size, then
-    an exact 2x area reduction (about 0.2 ms). Speckle is still averaged (no aliasing), and every
-    caller (training, calibration, validation, device) gets the same result.
+    while an exact 2x area reduction is fast. So: bilinear to twice the target size with
+    cv2.INTER_LINEAR_EXACT (8-bit fixed-point weights, the same bits on every instruction set,
+    unlike INTER_LINEAR), then an exact 2x box average, (a + b + c + d + 2) >> 2 (INTER_AREA's
+    integer path at exactly 2x). Speckle is still averaged (no aliasing), and every caller
+    (training, calibration, validation, device, the browser's imgproc.js) gets the same bits.
     """
     h, w = input_hw
     if gray.shape[:2] == (h, w):
         return gray
-    double = cv2.resize(gray, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    double = cv2.resize(gray, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR_EXACT)
     return cv2.resize(double, (w, h), interpolation=cv2.INTER_AREA)
 
 
@@ -119,14 +129,44 @@ def preprocess(image: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return normalize(frame_to_gray_input(image, cfg), cfg)
 
 
+def _cover_axis(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Integer sums of ``a`` (int64) over n_out equal spans of ``axis``, partial pixels weighed
+    exactly: on a grid where an input pixel is n_out units wide, output pixel d spans
+    [d*n_in, (d+1)*n_in). The running integral at a boundary t = q*n_out + r (in units) is
+    n_out * (sum of the first q pixels) + r * pixel q; each output is the difference of two."""
+    n_in = a.shape[axis]
+    q, r = np.divmod(np.arange(n_out + 1) * n_in, n_out)
+    csum = np.cumsum(a, axis=axis)
+    csum = np.concatenate([np.zeros_like(np.take(csum, [0], axis=axis)), csum], axis=axis)
+    shape = [1, 1]
+    shape[axis] = -1
+    at = np.take(csum, q, axis=axis) * n_out + r.reshape(shape) * np.take(
+        a, np.minimum(q, n_in - 1), axis=axis)  # r == 0 where q == n_in
+    return np.diff(at, axis=axis)
+
+
+def area_at_least_half(mask01: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """0/1 mask -> 0/1 mask of size hw: 1 where at least MASK_ON (half) of the output pixel's
+    area was 1.
+
+    Exact (INTER_AREA's coverage without its float rounding): the covered area is counted in
+    integers, one axis at a time (``_cover_axis``), in units where an output pixel's area is
+    sh * sw. No rounding anywhere, so the same labels on every machine.
+    """
+    h, w = hw
+    sh, sw = mask01.shape
+    covered = _cover_axis(_cover_axis(mask01.astype(np.int64), w, 1), h, 0)
+    return (2 * covered >= sh * sw).astype(np.uint8)  # covered / (sh * sw) >= MASK_ON
+
+
 def mask_to_input(mask: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Label mask (any nonzero = nerve, or a bool array) -> HxW uint8 0/1 at the model input
-    size, through the same crop and resize as the image."""
-    m = (np.asarray(mask) > 0).astype(np.float32)
+    size, through the same crop as the image: a pixel is nerve when at least MASK_ON (half)
+    of its area was nerve (``area_at_least_half``, exact)."""
+    m = np.asarray(mask)
     if m.ndim == 3:
         m = m[:, :, 0]
-    m = crop(m, cfg.roi)
-    h, w = cfg.input_hw
-    if m.shape != (h, w):
-        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
-    return (m >= MASK_ON).astype(np.uint8)
+    m = crop((m > 0).astype(np.uint8), cfg.roi)
+    if m.shape == tuple(cfg.input_hw):
+        return m
+    return area_at_least_half(m, cfg.input_hw)

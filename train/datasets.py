@@ -42,7 +42,7 @@ MAX_CLASS_ID = 15  # folder masks: ids above this (and not the nerve class) mean
 KAGGLE_FRAME_HW = (420, 580)  # original Kaggle frame (rows, cols): the RLE coordinate system
 LIST_LIMIT = 3  # file names quoted in an error message
 PROGRESS_EVERY = 500  # frames between progress lines while loading
-CACHE_VERSION = 1  # bump when the cached array format changes
+CACHE_VERSION = 2  # bump when the cached arrays change (format, or the resizes: 2 = exact resizes)
 PORTABLE_PARTS = 2  # an absolute data path is recorded by its last parts only
 
 

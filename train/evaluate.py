@@ -94,7 +94,8 @@ def write_curves(history_csv, png) -> None:
 def _tile(gray: np.ndarray, truth: np.ndarray, pred: np.ndarray, label: str) -> np.ndarray:
     h, w = gray.shape
     big = (w * OVERLAY_SCALE, h * OVERLAY_SCALE)
-    img = cv2.cvtColor(cv2.resize(gray, big, interpolation=cv2.INTER_LINEAR), cv2.COLOR_GRAY2BGR)
+    img = cv2.cvtColor(cv2.resize(gray, big, interpolation=cv2.INTER_LINEAR_EXACT),
+                       cv2.COLOR_GRAY2BGR)
     for m, color in ((truth, TRUTH_BGR), (pred, PRED_BGR)):
         m_big = cv2.resize(m.astype(np.uint8), big, interpolation=cv2.INTER_NEAREST)
         contours, _ = cv2.findContours(m_big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from linear_exact import resize_linear_exact
 
 from edge.postprocess import PostprocessConfig, Postprocessor, binarize, split_outputs, to_frame
 
@@ -54,6 +55,16 @@ def test_mask_back_to_frame_size_and_into_roi():
     ys, xs = np.nonzero(placed)
     assert (ys.min(), xs.min()) == (50, 100)
     assert ys.max() < 50 + 17 and xs.max() < 100 + 25  # the quarter of the ROI, not the frame
+
+
+@pytest.mark.parametrize("frame_hw", [(420, 580), (421, 579), (97, 133), (16, 24), (1, 5)])
+def test_mask_to_frame_is_integer_bilinear_rethresholded_at_half(frame_hw):
+    """INTER_LINEAR_EXACT of the 0/255 mask, then > 127: pinned to a plain-numpy reference of
+    that integer arithmetic, so every machine draws the same outline pixels."""
+    rng = np.random.default_rng(frame_hw[1])
+    mask01 = (rng.random(HW) > 0.5).astype(np.uint8)
+    want = np.where(resize_linear_exact(mask01 * np.uint8(255), frame_hw[::-1]) > 127, 255, 0)
+    np.testing.assert_array_equal(to_frame(mask01, frame_hw), want)
 
 
 def test_postprocessor_result_fields():

@@ -1,9 +1,12 @@
-"""edge.preprocess on hand-made arrays: gray/BGR/16-bit inputs, ROI crop, normalization."""
+"""edge.preprocess on hand-made arrays: gray/BGR/16-bit inputs, ROI crop, normalization, and the
+resizes' exact integer arithmetic (the same bits on x86, arm64 and in the browser)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from linear_exact import box2, resize_linear_exact
 
 from edge.errors import RoiError
 from edge.preprocess import (
@@ -53,3 +56,38 @@ def test_roi_crops_before_resizing():
 def test_roi_outside_frame_is_refused(roi):
     with pytest.raises(RoiError, match="200x100 frame"):
         check_roi(roi, (100, 200))
+
+
+@pytest.mark.parametrize("frame_hw", [(420, 580), (421, 579), (97, 133), (40, 50), (1, 7)])
+def test_resize_is_integer_bilinear_then_exact_box_average(frame_hw):
+    """resize_gray = INTER_LINEAR_EXACT to twice the input, then (a + b + c + d + 2) >> 2: the
+    arithmetic is pinned to a plain-numpy reference, not only to this machine's OpenCV."""
+    rng = np.random.default_rng(sum(frame_hw))
+    gray = rng.integers(0, 256, frame_hw, dtype=np.uint8)
+    cfg = PreprocessConfig(input_hw=(128, 176))
+    want = box2(resize_linear_exact(gray, (2 * 176, 2 * 128)))
+    np.testing.assert_array_equal(frame_to_gray_input(gray, cfg), want)
+    double = cv2.resize(gray, (2 * 176, 2 * 128), interpolation=cv2.INTER_LINEAR_EXACT)
+    np.testing.assert_array_equal(double, resize_linear_exact(gray, (2 * 176, 2 * 128)))
+
+
+@pytest.mark.parametrize("src_hw, dst_hw", [((105, 145), (32, 44)), ((37, 23), (8, 9)),
+                                            ((5, 3), (9, 7)), ((1, 1), (2, 3)), ((6, 8), (3, 4))])
+def test_mask_to_input_counts_area_exactly(src_hw, dst_hw):
+    """A label pixel is nerve when at least half of its area was nerve, counted in integers:
+    checked against a brute force (each source pixel split into dst-size sub-pixels)."""
+    rng = np.random.default_rng(src_hw[0])
+    mask = (rng.random(src_hw) > 0.6).astype(np.uint8) * 255
+    got = mask_to_input(mask, PreprocessConfig(input_hw=dst_hw))
+    (sh, sw), (h, w) = src_hw, dst_hw
+    fine = np.repeat(np.repeat(mask > 0, h, axis=0), w, axis=1)  # (sh*h, sw*w)
+    covered = fine.reshape(h, sh, w, sw).sum(axis=(1, 3))
+    np.testing.assert_array_equal(got, (2 * covered >= sh * sw).astype(np.uint8))
+
+
+def test_mask_exactly_half_covered_is_nerve():
+    mask = np.zeros((4, 4), np.uint8)
+    mask[:, :1] = 1  # each 2x2 output pixel of the left column: exactly half nerve
+    mask[:1, 2:] = 1  # the right column's top pixel: exactly half nerve
+    np.testing.assert_array_equal(mask_to_input(mask, PreprocessConfig(input_hw=(2, 2))),
+                                  [[1, 1], [1, 0]])

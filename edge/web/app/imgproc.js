@@ -2,10 +2,13 @@
 // edge/postprocess.py (same steps, same order, same constants). No per-pixel canvas calls:
 // every function reads and writes flat typed arrays, and reuses buffers the caller owns.
 //
-//   RGBA frame -> gray (OpenCV's BGR2GRAY weights) -> ROI crop -> bilinear to 2x the input
-//   -> exact 2x box average (= edge's resize_gray) -> x = pixel * scale + offset
+//   RGBA frame -> gray (OpenCV's BGR2GRAY weights) -> ROI crop -> bilinear (INTER_LINEAR_EXACT)
+//   to 2x the input -> exact 2x box average (= edge's resize_gray) -> x = pixel * scale + offset
 //   probability map -> > threshold -> drop 8-connected components < min_area -> presence gate
-//   -> bilinear to the ROI/frame size, re-thresholded at half -> placed into the frame
+//   -> bilinear (INTER_LINEAR_EXACT) to the ROI/frame size, re-thresholded at half -> placed
+//   into the frame
+// Every resize is integer arithmetic, as in edge, so the page computes the same bits as
+// edge-run on x86 and arm64.
 
 // OpenCV's fixed-point RGB->gray weights (0.299, 0.587, 0.114 in 15 bits, as OpenCV 5's
 // cv2.cvtColor BGR2GRAY computes them): the same gray values as edge-run.
@@ -30,42 +33,46 @@ export function grayROI(rgba, width, roi, out) {
   return out;
 }
 
-// OpenCV's INTER_LINEAR on 8-bit images, bit for bit: weights are 11-bit fixed point
-// (saturate_cast<short>(w * 2048), rounded half to even), the horizontal pass sums in int, the
-// vertical pass is its SIMD kernel: ((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16), + 2,
-// >> 2, saturated to 0..255. Columns clamp at the border with weight (1, 0); rows keep their
-// weights and clamp the row index (as cv::resize does).
-const COEF_SCALE = 2048; // INTER_RESIZE_COEF_SCALE
+// OpenCV's INTER_LINEAR_EXACT on 8-bit images, bit for bit (its resize_bitExact, the kernel
+// edge uses because it gives the same bits on every instruction set). Weights are 8-bit fixed
+// point (OpenCV's ufixedpoint16): the source position f = (d + 0.5) * (1 / (dst / src)) - 0.5 in
+// doubles, w1 = round-half-even((f - floor(f)) * 256), w0 = 256 - w1. A destination left of the
+// first source pixel or right of the last takes that pixel alone (w0 = 256, w1 = 0). The
+// horizontal pass sums a * w0 + b * w1 (8 fractional bits), the vertical pass
+// (h0 * v0 + h1 * v1 + 32768) >> 16: every step an integer, no saturation needed.
+const ONE = 256; // 1.0 in 8-bit fixed point
+const ROUND = 1 << 15; // half of the 16 fractional bits after the vertical pass
 
 function roundHalfEven(v) {
   const r = Math.round(v);
   return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** Source indices and fixed-point weights of each destination column (clampX) or row. */
-function linearTaps(srcSize, dstSize, clampX) {
+/** Source indices and fixed-point weights of each destination column or row. */
+function linearTaps(srcSize, dstSize) {
   const idx = new Int32Array(dstSize);
-  const next = new Int32Array(dstSize); // the second tap, clamped at the edge
+  const next = new Int32Array(dstSize); // the second tap (= idx where the weight is 0)
   const w0 = new Int32Array(dstSize), w1 = new Int32Array(dstSize);
   const scale = 1 / (dstSize / srcSize);
   for (let d = 0; d < dstSize; d++) {
-    let f = Math.fround((d + 0.5) * scale - 0.5);
-    let i = Math.floor(f);
-    f = Math.fround(f - i);
-    if (clampX && i < 0) { i = 0; f = 0; }
-    if (clampX && i >= srcSize - 1) { i = srcSize - 1; f = 0; }
-    idx[d] = Math.min(Math.max(i, 0), srcSize - 1);
-    next[d] = Math.min(Math.max(i + 1, 0), srcSize - 1);
-    w0[d] = roundHalfEven(Math.fround(1 - f) * COEF_SCALE);
-    w1[d] = roundHalfEven(f * COEF_SCALE);
+    const f = scale * (d + 0.5) - 0.5;
+    const i = Math.floor(f);
+    if (i >= 0 && i < srcSize - 1) {
+      idx[d] = i; next[d] = i + 1;
+      w1[d] = roundHalfEven((f - i) * ONE);
+      w0[d] = ONE - w1[d];
+    } else {
+      idx[d] = next[d] = i < 0 ? 0 : srcSize - 1;
+      w0[d] = ONE; w1[d] = 0;
+    }
   }
   return {idx, next, w0, w1};
 }
 
 const tapCache = new Map();
-function taps(srcSize, dstSize, clampX) {
-  const key = `${srcSize}>${dstSize}${clampX ? 'x' : 'y'}`;
-  if (!tapCache.has(key)) tapCache.set(key, linearTaps(srcSize, dstSize, clampX));
+function taps(srcSize, dstSize) {
+  const key = `${srcSize}>${dstSize}`;
+  if (!tapCache.has(key)) tapCache.set(key, linearTaps(srcSize, dstSize));
   return tapCache.get(key);
 }
 
@@ -74,21 +81,27 @@ function lerp2(src, r0, r1, tx, x, b0, b1) {
   const i = tx.idx[x], i1 = tx.next[x], a0 = tx.w0[x], a1 = tx.w1[x];
   const h0 = src[r0 + i] * a0 + src[r0 + i1] * a1;
   const h1 = src[r1 + i] * a0 + src[r1 + i1] * a1;
-  const v = (((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16) + 2) >> 2;
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  return (h0 * b0 + h1 * b1 + ROUND) >>> 16;
 }
 
-/** Gray ROI (sw x sh) -> model-size gray (w x h): bilinear to 2w x 2h, then an exact 2x box
- *  average: edge.preprocess.resize_gray, bit for bit. */
-export function resizeGray(src, sw, sh, w, h, work, out) {
-  if (sw === w && sh === h) { out.set(src.subarray(0, w * h)); return out; }
-  const dw = 2 * w, dh = 2 * h;
-  const tx = taps(sw, dw, true), ty = taps(sh, dh, false);
+/** Bilinear resize (INTER_LINEAR_EXACT) of a whole sw x sh image to dw x dh: the browser twin
+ *  of cv2.resize(src, (dw, dh), interpolation=cv2.INTER_LINEAR_EXACT). */
+export function resizeLinearExact(src, sw, sh, dw, dh, out) {
+  const tx = taps(sw, dw), ty = taps(sh, dh);
   for (let y = 0; y < dh; y++) {
     const r0 = ty.idx[y] * sw, r1 = ty.next[y] * sw, b0 = ty.w0[y], b1 = ty.w1[y];
     const row = y * dw;
-    for (let x = 0; x < dw; x++) work[row + x] = lerp2(src, r0, r1, tx, x, b0, b1);
+    for (let x = 0; x < dw; x++) out[row + x] = lerp2(src, r0, r1, tx, x, b0, b1);
   }
+  return out;
+}
+
+/** Gray ROI (sw x sh) -> model-size gray (w x h): bilinear (INTER_LINEAR_EXACT) to 2w x 2h,
+ *  then an exact 2x box average: edge.preprocess.resize_gray, bit for bit. */
+export function resizeGray(src, sw, sh, w, h, work, out) {
+  if (sw === w && sh === h) { out.set(src.subarray(0, w * h)); return out; }
+  const dw = 2 * w;
+  resizeLinearExact(src, sw, sh, dw, 2 * h, work);
   for (let y = 0; y < h; y++) {
     const a = 2 * y * dw, b = a + dw;
     for (let x = 0; x < w; x++) {
@@ -182,7 +195,7 @@ export function toFrame(mask01, mw, mh, fw, fh, roi, out, reached = new Int32Arr
   const [x0, y0, w, h] = roi;
   if (mask255.length !== mw * mh) mask255 = new Uint8Array(mw * mh);
   for (let i = 0; i < mask255.length; i++) mask255[i] = mask01[i] * MASK_ON;
-  const tx = taps(mw, w, true), ty = taps(mh, h, false);
+  const tx = taps(mw, w), ty = taps(mh, h);
   const [dx0, dx1] = reach(tx, box[0], box[2]);
   const [dy0, dy1] = reach(ty, box[1], box[3]);
   reached.set([x0 + dx0, y0 + dy0, x0 + dx1, y0 + dy1]);
