@@ -138,13 +138,13 @@ def frames_folder(model: str, frame_set: str = "real") -> str:
 def run_edge(side: Side, run_name: str, cmd: list[str], runner) -> None:
     """Run one edge-run, record its exit code and duration, print one progress line."""
     started = time.monotonic()
-    got = runner(cmd)
+    got = runner(cmd, f"{side.name} {run_name}")
     side.durations_s[run_name] = round(time.monotonic() - started, 1)
     side.exit_codes[run_name] = got.returncode
     board.say(f"{side.name:5} {run_name:28} exit {got.returncode} "
               f"({side.durations_s[run_name]} s)")
     if got.returncode != 0:
-        print((got.stderr or "")[-2000:], file=sys.stderr)
+        print((got.stderr or got.stdout or "")[-2000:], file=sys.stderr)
 
 
 def run_side(side: Side, src: Path, models: list[str], sets: list[str], runner) -> None:
@@ -156,7 +156,8 @@ def run_side(side: Side, src: Path, models: list[str], sets: list[str], runner) 
 
 
 class ArmRunner:
-    """edge-run inside the root (paths are the root's), on the emulated ``cpu``."""
+    """edge-run inside the root (paths are the root's), on the emulated ``cpu``; a progress
+    line every 30 s while an emulated step runs (output merged into stdout)."""
 
     def __init__(self, root: Path, cpu: str) -> None:
         self.root, self.cpu = root, cpu
@@ -164,9 +165,9 @@ class ArmRunner:
     def edge_run(self, args: list[str]) -> list[str]:
         return [f"{board.VENV}/bin/edge-run", *args]
 
-    def __call__(self, cmd: list[str]) -> subprocess.CompletedProcess:
-        return board.in_root(self.root, cmd, cpu=self.cpu, capture_output=True,
-                             timeout=RUN_TIMEOUT_S)
+    def __call__(self, cmd: list[str], what: str = "emulated step") -> subprocess.CompletedProcess:
+        return board.run_with_progress(["chroot", str(self.root), *cmd], what,
+                                       timeout=RUN_TIMEOUT_S, env=board.chroot_env(self.cpu))
 
 
 class X86Runner:
@@ -178,7 +179,7 @@ class X86Runner:
     def edge_run(self, args: list[str]) -> list[str]:
         return [self.python, "-m", "edge.cli", *args]
 
-    def __call__(self, cmd: list[str]) -> subprocess.CompletedProcess:
+    def __call__(self, cmd: list[str], what: str = "") -> subprocess.CompletedProcess:  # noqa: ARG002
         env = {**os.environ, "PYTHONPATH": str(REPO), "OPENCV_LOG_LEVEL": "ERROR"}
         return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=RUN_TIMEOUT_S)

@@ -140,7 +140,10 @@ def run_pipeline(jobs_path: Path) -> None:
     from edge.preprocess import frame_to_gray_input, normalize
     from edge.sources import SourceConfig, open_source
 
-    for job in json.loads(jobs_path.read_text()):
+    jobs = json.loads(jobs_path.read_text())
+    for number, job in enumerate(jobs, 1):
+        print(f"job {number}/{len(jobs)}: {Path(job['model']).name} on {job['frames']}",
+              flush=True)  # the latest line is what check-arm64's progress lines show
         source_cfg = SourceConfig(kind="images", target=job["frames"])
         model = open_model(RunConfig(model=job["model"], source=source_cfg, headless=True),
                            Path(job["model"]))
@@ -169,7 +172,7 @@ def run_pipeline(jobs_path: Path) -> None:
             arrays[f"{frame.name}/prob"] = probs.astype(np.float32)
             arrays[f"{frame.name}/mask"] = np.stack(masks, axis=-1)
         source.close()
-        np.savez_compressed(job["out"], **arrays)
+        np.savez(job["out"], **arrays)  # not compressed: zlib is slow under emulation
 
 
 def main(argv: list[str] | None = None) -> int:
