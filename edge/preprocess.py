@@ -13,6 +13,7 @@ differently per instruction set.
 
 Masks follow the same crop (``mask_to_input``): a label pixel is nerve when at least half of
 its area at the model input size was nerve, counted exactly.
+
 Quantization to int8/uint8 is NOT done here: the backend does it with the model's own
 scale/zero-point.
 """
