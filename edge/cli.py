@@ -160,6 +160,10 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
                    help="copy the in-browser runner (page, runtime, web model: --model or the "
                         "packaged one) to DIR for any HTTPS host, then exit (default: none; "
                         "docs/tablet.md)")
+    g.add_argument("--fetch-web-runtime", action="store_true",
+                   help="download the in-browser runner's pinned runtime (LiteRT.js) from the "
+                        "npm registry into the installed kit, then exit (default: off; a board "
+                        "installed with pip, docs/deploy-pi.md)")
     clikit.add_common_flags(g)
 
 
@@ -222,6 +226,11 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)  # usage errors: argparse prints and exits 2
     if args.pacs_flush:  # only the DICOM outbox: no model, no frames
         return flush_outbox(args.dicom_out, args.pacs)
+    if args.fetch_web_runtime:  # no frames: install the /app/ runtime and stop
+        from edge.web.fetch import fetch_web_runtime
+
+        print(f"{PROG}: in-browser runtime installed in {fetch_web_runtime()}")
+        return clikit.EXIT_OK
     if args.export_web:  # no frames: copy the /app/ site and stop
         from edge.web.site import export_web
 

@@ -5,6 +5,7 @@ Run by `make check-arm64` on both machines (numpy + the interpreters only, no ed
     python check_arm64_probe.py inputs FRAMES_DIR MODEL INPUTS.npz [--count N]   (x86 only)
     python check_arm64_probe.py run MODEL INPUTS.npz OUTPUTS.npz
     python check_arm64_probe.py stages FRAMES_DIR MODEL OUT.npz [--count N]       (both)
+    python check_arm64_probe.py pipeline JOBS.json                                 (both)
 
 ``inputs`` makes the model inputs once (grayscale, resized, scaled by the model's sidecar),
 so both machines feed the very same tensors: any output difference then comes from the
@@ -15,6 +16,11 @@ reference kernels, and an ONNX model with ONNX Runtime on the CPU, one thread ea
 (edge.preprocess.resize_gray) and the model-size mask -> frame-size upscale
 (edge.postprocess.to_frame, on a fixed ellipse), to see whether OpenCV differs, plus the
 bilinear step alone as cv2.INTER_LINEAR and as cv2.INTER_LINEAR_EXACT (bit-exact by design).
+``pipeline`` runs each job (a frame folder and a model) through the installed edge package
+exactly as ``edge-run --images`` does (its model opening, pre-processing, interpreter and
+decision), and saves per frame the model input, the probabilities the mask is decided on and
+the model-size mask: check_arm64_compare then tells identical inputs from identical masks,
+and how far from the threshold each differing pixel's probability lies.
 """
 
 from __future__ import annotations
@@ -124,6 +130,51 @@ def run_model(model: Path, inputs_path: Path, out: Path) -> None:
     np.savez(out, **outputs)
 
 
+def run_pipeline(jobs_path: Path) -> None:
+    """Each job {"frames": DIR, "model": PATH, "out": NPZ}: per frame "NAME/input" (the uint8
+    model input), "NAME/prob" (H x W x C decision probabilities), "NAME/mask" (H x W x C, the
+    decide() result per class); plus "thresholds" (per class) and "quantized" (raw outputs
+    are int8/uint8: masks must match bit for bit)."""
+    from edge.loop import RunConfig, open_model
+    from edge.postprocess import decide, split_class_outputs, split_outputs
+    from edge.preprocess import frame_to_gray_input, normalize
+    from edge.sources import SourceConfig, open_source
+
+    jobs = json.loads(jobs_path.read_text())
+    for number, job in enumerate(jobs, 1):
+        print(f"job {number}/{len(jobs)}: {Path(job['model']).name} on {job['frames']}",
+              flush=True)  # the latest line is what check-arm64's progress lines show
+        source_cfg = SourceConfig(kind="images", target=job["frames"])
+        model = open_model(RunConfig(model=job["model"], source=source_cfg, headless=True),
+                           Path(job["model"]))
+        post = model.post
+        cfgs = post.class_cfgs if post.classes and len(post.classes) > 1 else (
+            [post.class_cfgs[0] if post.classes else post.cfg])
+        outs = getattr(model.backend, "_outs", None)
+        quantized = outs is not None and all(np.dtype(d["dtype"]) != np.float32 for d in outs)
+        arrays = {"thresholds": np.array([c.threshold for c in cfgs], np.float64),
+                  "quantized": np.array(quantized)}
+        source = open_source(source_cfg)
+        pre = None
+        while (frame := source.read()) is not None:
+            pre = pre or model.preprocess_config(
+                getattr(source, "roi", None) or getattr(source, "default_roi", None))
+            gray = frame_to_gray_input(frame.image, pre)
+            raw = (model.backend.run_gray8(gray) if model.fast
+                   else model.backend.run(normalize(gray, pre)))
+            if len(cfgs) > 1:
+                probs, presence = split_class_outputs(raw, len(cfgs))
+            else:
+                prob, one = split_outputs(raw)
+                probs, presence = prob[..., None], [one]
+            masks = [decide(probs[..., k].copy(), presence[k], c) for k, c in enumerate(cfgs)]
+            arrays[f"{frame.name}/input"] = gray
+            arrays[f"{frame.name}/prob"] = probs.astype(np.float32)
+            arrays[f"{frame.name}/mask"] = np.stack(masks, axis=-1)
+        source.close()
+        np.savez(job["out"], **arrays)  # not compressed: zlib is slow under emulation
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="check_arm64_probe")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -141,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("model", type=Path)
     b.add_argument("inputs", type=Path)
     b.add_argument("out", type=Path)
+    p = sub.add_parser("pipeline")
+    p.add_argument("jobs", type=Path)
     args = ap.parse_args(argv)
     if args.cmd == "inputs":
         make_inputs(args.frames, args.model, args.out, args.count)
+    elif args.cmd == "pipeline":
+        run_pipeline(args.jobs)
     elif args.cmd == "stages":
         run_stages(args.frames, args.model, args.out, args.count)
     else:

@@ -15,13 +15,19 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 SUITE = "bookworm"  # Raspberry Pi OS (64-bit) 12 = Debian bookworm arm64
 ARCH = "arm64"
-ROOT_PACKAGES = "python3,python3-venv,python3-pip,ca-certificates"
+# python3-numpy: Debian's numpy 1.24, what apt's picamera2 and simplejpeg are built against on
+# Raspberry Pi OS bookworm (Debian has no picamera2 package; its numpy stands in for it).
+ROOT_PACKAGES = "python3,python3-venv,python3-pip,python3-numpy,ca-certificates"
+SYSTEM_SITE = "/usr/lib/python3/dist-packages"  # where apt's Python packages live, in the root
+PIP_EXTRAS = "onnx,pi"  # docs/deploy-pi.md: pip install '/opt/nerve-edge/src[onnx,pi]'
+PROGRESS_EVERY_S = 30  # a long step (debootstrap, emulated pip) says where it is this often
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 HOST_TOOLS = {"debootstrap": "debootstrap", "qemu-aarch64-static": "qemu-user-static",
               "update-binfmts": "binfmt-support"}
@@ -139,7 +145,45 @@ def apt_mirror(sources: list[Path] | None = None) -> str:
 
 
 def is_built(root: Path) -> bool:
-    return (root / BUILT_STAMP).is_file()
+    """Built completely, with today's package list (an older root lacks python3-numpy)."""
+    return build_info(root).get("packages") == ROOT_PACKAGES
+
+
+def run_with_progress(cmd: list[str], what: str, timeout: float | None = None,
+                      **kwargs) -> subprocess.CompletedProcess:
+    """Run ``cmd`` (its stdout and stderr merged), print one progress line at least every
+    PROGRESS_EVERY_S seconds (elapsed time and its latest output line), and return its exit
+    code and its last output lines; never raises on a non-zero exit."""
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", **kwargs)
+    tail: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            if line.strip():
+                tail.append(line.rstrip())
+                del tail[:-200]
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    while True:
+        try:
+            proc.wait(timeout=PROGRESS_EVERY_S)
+            break
+        except subprocess.TimeoutExpired:
+            spent = time.monotonic() - started
+            if timeout is not None and spent > timeout:
+                proc.kill()
+                proc.wait()
+                break
+            last = tail[-1][:100] if tail else "no output yet"
+            say(f"{what}: {spent:.0f} s, {last}")
+    reader.join(timeout=10)
+    out = "\n".join(tail)
+    if timeout is not None and time.monotonic() - started > timeout:
+        raise subprocess.TimeoutExpired(cmd, timeout, output=out)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
 
 
 def debootstrap(root: Path) -> float:
@@ -149,12 +193,17 @@ def debootstrap(root: Path) -> float:
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
     mirror = apt_mirror()
-    say(f"debootstrap {SUITE} {ARCH} from {mirror} into {root} (a few minutes, once)")
+    say(f"debootstrap {SUITE} {ARCH} from {mirror} into {root} (a few minutes, once; a "
+        f"progress line every {PROGRESS_EVERY_S} s)")
     started = time.monotonic()
-    run(["debootstrap", f"--arch={ARCH}", "--variant=minbase", f"--include={ROOT_PACKAGES}",
-         SUITE, str(partial), mirror], stdout=subprocess.DEVNULL)
+    got = run_with_progress(["debootstrap", f"--arch={ARCH}", "--variant=minbase",
+                             f"--include={ROOT_PACKAGES}", SUITE, str(partial), mirror],
+                            "building the arm64 root")
+    if got.returncode != 0:
+        raise RuntimeError(f"debootstrap failed (exit {got.returncode}): "
+                           f"{got.stdout.strip()[-1000:]}")
     spent = round(time.monotonic() - started, 1)
-    stamp = {"suite": SUITE, "mirror": mirror, "debootstrap_s": spent,
+    stamp = {"suite": SUITE, "mirror": mirror, "packages": ROOT_PACKAGES, "debootstrap_s": spent,
              "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (partial / BUILT_STAMP).write_text(json.dumps(stamp) + "\n")
     assert_unmounted(root)
@@ -304,16 +353,43 @@ def copy_tree(repo: Path, root: Path) -> None:
             shutil.copy2(source, dest / rel)
 
 
+def venv_has_system_site(root: Path) -> bool:
+    cfg = root / VENV.lstrip("/") / "pyvenv.cfg"
+    text = cfg.read_text() if cfg.is_file() else ""
+    return re.search(r"^include-system-site-packages\s*=\s*true", text, re.M) is not None
+
+
 def install_package(root: Path) -> subprocess.CompletedProcess:
-    """``pip install '.[onnx]'`` into a venv in the root, as on a Pi. A local folder is always
-    rebuilt and reinstalled; the dependencies are reused once installed (and their wheels stay
-    in the root's pip cache), so a warm check only rebuilds nerve-edge itself."""
-    if not (root / VENV.lstrip("/") / "bin/python").exists():
-        got = in_root(root, ["python3", "-m", "venv", VENV], capture_output=True)
+    """As docs/deploy-pi.md: a venv made with ``--system-site-packages`` (so apt's numpy 1.24,
+    and on a Pi apt's picamera2, stay visible) and a plain (non-editable) ``pip install
+    'SRC[onnx,pi]'``. A local folder is always rebuilt and reinstalled; the dependencies are
+    reused once installed (their wheels stay in the root's pip cache)."""
+    if not venv_has_system_site(root):
+        shutil.rmtree(root / VENV.lstrip("/"), ignore_errors=True)
+        got = in_root(root, ["python3", "-m", "venv", "--system-site-packages", VENV],
+                      capture_output=True)
         if got.returncode != 0:
             return got
-    return in_root(root, [f"{VENV}/bin/pip", "install", "-q", f"{SRC}[onnx]"],
-                   capture_output=True, timeout=PIP_INSTALL_TIMEOUT_S)
+    return run_with_progress(
+        ["chroot", str(root), f"{VENV}/bin/pip", "install", "--progress-bar", "off",
+         f"{SRC}[{PIP_EXTRAS}]"], "pip install in the arm64 root",
+        timeout=PIP_INSTALL_TIMEOUT_S, env=chroot_env())
+
+
+def venv_numpy(root: Path) -> dict:
+    """Which numpy and OpenCV the venv imports, from where, and whether pip put a numpy of its
+    own into the venv (it must not: it would shadow apt's, which picamera2 is built against)."""
+    code = ("import json, numpy, cv2; print(json.dumps({'numpy': numpy.__version__, "
+            "'numpy_file': numpy.__file__, 'opencv': cv2.__version__}))")
+    got = in_root(root, [f"{VENV}/bin/python", "-c", code], capture_output=True)
+    try:
+        facts = json.loads(got.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": (got.stderr or got.stdout or "").strip()[-500:]}
+    site = root / VENV.lstrip("/") / "lib"
+    facts["numpy_in_venv"] = sorted(p.name for p in site.glob("python3*/site-packages/numpy*"))
+    facts["from_system"] = facts["numpy_file"].startswith(SYSTEM_SITE + "/")
+    return facts
 
 
 def pip_versions(root: Path) -> dict[str, str]:

@@ -1,10 +1,11 @@
 """The /app/ site: which URL serves which file, and its export as a static folder.
 
 The page's own files live here (edge/web/app/); the runtime (LiteRT.js JS + wasm) comes from
-the npm registry at set-up time (`make web-runtime` -> edge/web/vendor/, gitignored); the
-model is the packaged web variant and its sidecar; the demo clip is rendered from the
-phantom (edge/web/demo.py), never committed. The map is built once, from this fixed list: a
-request can only ever name one of these files.
+the npm registry at set-up time (`make web-runtime` or `edge-run --fetch-web-runtime` ->
+edge/web/vendor/, gitignored, packaged into a wheel built after it); the model is the packaged
+web variant and its sidecar; the demo clip is rendered from the phantom (edge/web/demo.py),
+never committed. The map is built once, from this fixed list: a request can only ever name one
+of these files.
 
     python -m edge.web.site DIR      (same as edge-run --export-web DIR)
 """
@@ -26,8 +27,12 @@ DEFAULT_MODEL = MODELS_DIR / "nerve_default_web.tflite"
 # LiteRT.js picks one of these by browser features (relaxed SIMD, threads); JSPI is not used.
 WASM_VARIANTS = ("litert_wasm_internal", "litert_wasm_compat_internal",
                  "litert_wasm_threaded_internal")
-RUNTIME_MISSING = ("the in-browser runtime is not installed: run `make web-runtime` "
-                   "(needs npm; fetches @litertjs/core from the npm registry)")
+# A source checkout (Makefile beside the package) has `make web-runtime`; an installed kit has
+# edge-run's own fetch (edge/web/fetch.py, no npm needed).
+_CHECKOUT = (HERE.parents[1] / "Makefile").is_file()
+RUNTIME_MISSING = ("the in-browser runtime is not installed: run `edge-run --fetch-web-runtime` "
+                   "(downloads the pinned LiteRT.js from the npm registry"
+                   + ("; or `make web-runtime` in this checkout)" if _CHECKOUT else ")"))
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".json": "application/json", ".webmanifest": "application/manifest+json",
          ".wasm": "application/wasm", ".tflite": "application/octet-stream",
@@ -35,7 +40,7 @@ TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=u
 
 
 def runtime_files() -> dict[str, Path]:
-    """Site path -> vendored runtime file ({} when `make web-runtime` has not run)."""
+    """Site path -> vendored runtime file ({} before `make web-runtime` / --fetch-web-runtime)."""
     core, utils = VENDOR_DIR / "core", VENDOR_DIR / "wasm-utils"
     files = {"runtime/litert.js": core / "dist" / "index.js",
              "runtime/wasm-utils.js": utils / "dist" / "index.js"}

@@ -1,7 +1,8 @@
 """scripts/check_arm64*.py without a root: Dice and agreement on hand-made masks, the verdict
-that makes `make check-arm64` fail, skip reasons, and the host-settings parsing. The real
-emulated run is `make check-arm64` (part of `make test`); its report is
-benchmarks/results/arm64.json."""
+that makes `make check-arm64` fail (identical inputs; identical masks for int8 models; float
+models' differing pixels within 1e-5 of the threshold), skip reasons, progress lines, the
+host-settings parsing. The real emulated run is `make check-arm64` (part of `make test`); its
+recorded report is benchmarks/results/arm64.json."""
 
 from __future__ import annotations
 
@@ -73,27 +74,70 @@ def test_compare_dirs_counts_identical_outline_and_missing(tmp_path):
     assert got["differing_pixels"] == 1 and got["differing_pixels_on_outline"] == 1
 
 
-def test_verdict_threshold():
-    ok = {"frames": 30, "mean_dice": 0.995, "min_dice": 0.98, "bit_identical": 0}
-    assert cmp.verdict(ok)[0]
-    assert not cmp.verdict({**ok, "mean_dice": 0.989})[0]
-    assert not cmp.verdict({**ok, "frames": 0})[0]
+def entry(quantized: bool, same_inputs=30, same_masks=30, worst=None, model_masks=None):
+    return {"frames": 30, "probe_frames": 30, "missing_on_arm64": [], "quantized": quantized,
+            "identical_inputs": same_inputs, "bit_identical": same_masks,
+            "differing_pixels": 0 if same_masks == 30 else 12,
+            "identical_model_masks": same_masks if model_masks is None else model_masks,
+            "max_threshold_distance": worst}
 
 
-def report_with(exit_code: int, mean: float) -> dict:
-    agree = {"frames": 30, "mean_dice": mean, "min_dice": mean, "bit_identical": 0}
-    agree["passed"] = cmp.verdict(agree)[0]
-    return {"arm64": {"exit_codes": {"phantom": exit_code}},
+def test_verdict_int8_needs_identical_inputs_and_masks():
+    assert cmp.verdict(entry(True)) == (True, "30/30 identical inputs, 30/30 identical masks, "
+                                              "0 differing pixels")
+    passed, line = cmp.verdict(entry(True, same_masks=29))
+    assert not passed and "must be bit-identical" in line
+    passed, line = cmp.verdict(entry(True, same_inputs=29))
+    assert not passed and "inputs differ" in line
+    assert not cmp.verdict({**entry(True), "frames": 0})[0]
+    assert not cmp.verdict({**entry(True), "probe_frames": 29})[0]
+    assert not cmp.verdict({**entry(True), "missing_on_arm64": ["a.png"]})[0]
+
+
+def test_verdict_float_allows_flips_next_to_the_threshold_only():
+    passed, line = cmp.verdict(entry(False, same_masks=28, worst=3e-7))
+    assert passed and "max distance to the threshold 3.00e-07" in line
+    passed, line = cmp.verdict(entry(False, same_masks=28, worst=2e-5))
+    assert not passed and "> 1e-05" in line
+    assert not cmp.verdict(entry(False, same_inputs=29))[0]
+    # identical at model size but not at frame size: the upscale is not exact
+    assert not cmp.verdict(entry(False, same_masks=28, worst=None, model_masks=30))[0]
+
+
+def test_compare_pipeline_measures_the_distance_to_the_threshold(tmp_path):
+    gray = np.zeros((4, 4), np.uint8)
+    prob = np.full((4, 4, 1), 0.2, np.float32)
+    prob[0, 0, 0] = 0.5 + 4e-6  # x86: just above the threshold
+    mask = (prob > 0.5).astype(np.uint8)
+    arm_prob = prob.copy()
+    arm_prob[0, 0, 0] = 0.5 - 1e-6  # arm64: just below
+    common = {"thresholds": np.array([0.5]), "quantized": np.array(False)}
+    np.savez(tmp_path / "x86.npz", **common, **{"f/input": gray, "f/prob": prob, "f/mask": mask})
+    np.savez(tmp_path / "arm.npz", **common, **{"f/input": gray, "f/prob": arm_prob,
+                                                "f/mask": (arm_prob > 0.5).astype(np.uint8)})
+    got = cmp.compare_pipeline(tmp_path / "x86.npz", tmp_path / "arm.npz")
+    assert got["identical_inputs"] == 1 and got["identical_model_masks"] == 0
+    assert got["differing_model_pixels"] == 1 and not got["quantized"]
+    assert got["max_threshold_distance"] == pytest.approx(4e-6, abs=1e-7)
+
+
+def report_with(exit_code: int, passed: bool, from_system: bool = True) -> dict:
+    agree = {**entry(True), "passed": passed, "line": "..."}
+    return {"arm64": {"exit_codes": {"phantom": exit_code},
+                      "venv_imports": {"from_system": from_system, "numpy_in_venv": []}},
             "x86": {"exit_codes": {"phantom": 0}},
-            "agreement": {"nerve_default_int8.tflite": agree}, "timings_s": {}}
+            "agreement": {"phantom-frames": {"nerve_default_int8.tflite": agree}},
+            "timings_s": {}}
 
 
-@pytest.mark.parametrize("exit_code, mean, expected", [
-    (0, 0.995, check.EXIT_PASS), (1, 0.995, check.EXIT_FAIL), (0, 0.98, check.EXIT_FAIL)])
-def test_main_fails_on_a_wrong_exit_code_or_low_agreement(monkeypatch, tmp_path, exit_code,
-                                                          mean, expected):
+@pytest.mark.parametrize("exit_code, passed, from_system, expected", [
+    (0, True, True, check.EXIT_PASS), (1, True, True, check.EXIT_FAIL),
+    (0, False, True, check.EXIT_FAIL), (0, True, False, check.EXIT_FAIL)])
+def test_main_fails_on_a_wrong_exit_code_a_mask_or_pips_own_numpy(monkeypatch, tmp_path,
+                                                                  exit_code, passed,
+                                                                  from_system, expected):
     monkeypatch.setattr(board, "preflight", lambda: None)
-    monkeypatch.setattr(check, "check", lambda args: report_with(exit_code, mean))
+    monkeypatch.setattr(check, "check", lambda args: report_with(exit_code, passed, from_system))
     (tmp_path / "kaggle-nerve" / "train").mkdir(parents=True)
     out = tmp_path / "r.json"
     assert check.main(["--report", str(out), "--data", str(tmp_path)]) == expected
@@ -196,3 +240,62 @@ def test_conclusion_names_the_stage_that_differs():
         "the model's kernels (CPU) differ")
     assert cmp.conclusion("m.onnx", {"m.onnx": {"CPU": off}, **cv_off}).startswith("both")
     assert cmp.conclusion("m.onnx", {}) == "not probed"
+
+
+def test_the_default_report_is_not_a_tracked_file():
+    assert check.DEFAULT_REPORT.is_relative_to(Path.home() / ".cache")
+    assert "benchmarks/results/arm64.json" not in check.parse_args([]).report.as_posix()
+    makefile = (SCRIPTS.parent / "Makefile").read_text()
+    default = [ln for ln in makefile.splitlines() if ln.startswith("ARM64_REPORT ?=")]
+    assert default and "benchmarks/results" not in default[0]
+
+
+def test_a_long_step_prints_progress_lines(monkeypatch, capsys):
+    monkeypatch.setattr(board, "PROGRESS_EVERY_S", 0.2)
+    got = board.run_with_progress([sys.executable, "-c", "import time; print('step one', "
+                                   "flush=True); time.sleep(2); print('done')"], "a long step")
+    assert got.returncode == 0 and got.stdout.splitlines() == ["step one", "done"]
+    progress = [ln for ln in capsys.readouterr().out.splitlines() if "a long step" in ln]
+    assert len(progress) >= 2 and any("step one" in line for line in progress)
+
+
+def test_a_root_built_with_another_package_list_is_rebuilt(tmp_path):
+    stamp = {"suite": "bookworm", "packages": "python3,python3-venv,python3-pip,ca-certificates"}
+    (tmp_path / board.BUILT_STAMP).write_text(json.dumps(stamp))
+    assert not board.is_built(tmp_path)  # built before python3-numpy was in the list
+    (tmp_path / board.BUILT_STAMP).write_text(json.dumps({**stamp,
+                                                         "packages": board.ROOT_PACKAGES}))
+    assert board.is_built(tmp_path) and "python3-numpy" in board.ROOT_PACKAGES
+
+
+def test_the_pi_extra_keeps_apts_numpy():
+    import tomllib
+
+    extras = tomllib.loads((SCRIPTS.parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert "numpy>=1.23.2,<2" in extras["pi"]  # apt's 1.24 satisfies it: pip adds none
+    assert any(r.startswith("opencv-python-headless") and "<4.12" in r for r in extras["pi"])
+    assert "pi" in board.PIP_EXTRAS.split(",")
+
+
+@pytest.mark.parametrize("model, quantized", [("nerve_fixture_int8.tflite", True),
+                                              ("nerve_fixture.onnx", False)])
+def test_pipeline_probe_against_itself_is_identical(tmp_path, model, quantized):
+    """The probe as both machines run it (here: x86 twice): inputs, probabilities and
+    model-size masks per frame, which compare_model then finds identical."""
+    pytest.importorskip("onnxruntime")
+    frames = tmp_path / "frames"
+    check.write_phantom_frames(frames, 3)
+    path = SCRIPTS.parent / "edge" / "models" / model
+    for side in ("x86", "arm64"):
+        jobs = tmp_path / f"jobs.{side}.json"
+        jobs.write_text(json.dumps([{"frames": str(frames), "model": str(path),
+                                     "out": str(tmp_path / f"{side}.npz")}]))
+        probe = importlib.import_module("check_arm64_probe")
+        probe.run_pipeline(jobs)
+        write_masks(tmp_path / "masks" / side, {"a.png": disc(40)})
+    got = cmp.compare_model(tmp_path / "masks" / "x86", tmp_path / "masks" / "arm64",
+                            tmp_path / "x86.npz", tmp_path / "arm64.npz")
+    assert got["probe_frames"] == 3 and got["identical_inputs"] == 3
+    assert got["identical_model_masks"] == 3 and got["quantized"] is quantized
+    assert got["max_threshold_distance"] is None
