@@ -106,6 +106,8 @@ def _command(line: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
             cut.append(word[:-1])
             break
         cut.append(word)
+    if cut and cut[0] == "sudo":  # a board's root commands (docs/deploy-pi.md) count too
+        cut.pop(0)
     env = []
     while cut and ENV_WORD.match(cut[0]):
         env.append(cut.pop(0))

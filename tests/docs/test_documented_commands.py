@@ -100,6 +100,10 @@ ELSEWHERE = {
     "--out runs/clinic": FINETUNE,
     "edge-train eval --model runs/clinic --out runs/clinic/eval": FINETUNE,
     "edge-convert runs/clinic --out runs/clinic/export": FINETUNE,
+    "/opt/nerve-edge/venv/bin/edge-run --fetch-web-runtime":
+        "make check-arm64 (this line in the board venv of its arm64 root, from the npm "
+        "registry, as docs/deploy-pi.md installs) and tests/boards/test_fetch_web_runtime.py "
+        "(a stand-in registry); here it would replace this checkout's own runtime",
 }
 # Flags added to one documented command beyond the mapping, by its exact text, with why.
 EXTRA = {
