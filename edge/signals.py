@@ -1,0 +1,186 @@
+"""Ctrl-C and SIGTERM at any moment of a tool's life end it with exit 130 and one line.
+
+Standard library only, so each entry module (edge/cli.py, train/cli.py, convert/cli.py,
+benchmarks/cli.py) installs it in its first lines, before numpy, OpenCV or TensorFlow load.
+A signal then means, by phase:
+
+- **starting** (from the entry module's first lines until the tool's body runs, and inside
+  ``nothing_to_save()``, e.g. TensorFlow's import): nothing is written yet, so the line is
+  printed and the process leaves at once (``os._exit(130)``). Nothing is raised into the
+  import machinery or into C code that is half way through initialising.
+- **running**: ``KeyboardInterrupt`` (Ctrl-C) or ``Terminated`` (SIGTERM) is raised in the main
+  thread, so every ``except KeyboardInterrupt`` cleanup path (summary, report, playable
+  recording, checkpoint, no partial files) runs for both signals. A signal that arrives
+  while a module is being imported is held back and raised as soon as the import is over:
+  raised inside an import, it leaves half-initialised native modules behind (pybind11 turns
+  it into "ImportError: initialization failed", and the interpreter can then abort while it
+  finalizes, "Fatal Python error: PyThreadState_Get").
+- **leaving** (``finish(code)``): the tool's work is done and its line printed; the process
+  ends with ``os._exit`` after the Python-level shutdown (non-daemon threads, atexit), so
+  neither a late signal nor a native library's threads meet a finalizing interpreter.
+  A signal meanwhile ends it with 130 (and the line, unless one was printed already).
+
+Outside a program (a test calling ``main([...])`` in-process) nothing ever calls ``os._exit``:
+signals are only raised as exceptions, held back during imports as above.
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives the same (a normal stop)
+REDELIVER_S = 0.02  # how often a signal held back during an import is tried again
+# Frames of the import machinery (frozen in CPython 3.11+, a file with -X frozen_modules=off).
+IMPORT_FRAMES = ("<frozen importlib._bootstrap", os.path.join("importlib", "_bootstrap"))
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM; handled like Ctrl-C (KeyboardInterrupt)."""
+
+
+def stop_reason(exc: BaseException) -> str:
+    """'terminated (SIGTERM)' or 'interrupted (Ctrl-C)' for reports and summaries."""
+    return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+
+
+def _reason(signum: int) -> str:
+    return stop_reason(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
+
+
+class _State:
+    prog = "nerve-edge"
+    program = False  # True: this process is the tool (may leave with os._exit)
+    before_body = False  # a program whose body has not started: nothing to save yet
+    starting = 0  # > 0: inside nothing_to_save()
+    exit_code: int | None = None  # set by finish(): leaving
+    pending: int | None = None  # a signal held back during an import
+    stderr_fd: int | None = None  # a copy of fd 2 (fd 2 may be captured meanwhile)
+    wake = threading.Event()  # set while a signal is held back
+    courier: threading.Thread | None = None
+
+
+_S = _State()
+
+
+def launched_as(prog: str, module_name: str) -> bool:
+    """True when the module calling this is the program: ``python -m``/runpy as __main__,
+    or the console script ``prog`` (pip's launcher imports the module, then calls main)."""
+    return module_name == "__main__" or os.path.basename(sys.argv[0] if sys.argv else "") == prog
+
+
+def install_if_program(prog: str, module_name: str) -> None:
+    """The first lines of an entry module: ``install(prog, program=True)`` when the module is
+    the program (see launched_as); nothing when it is imported as a library."""
+    if launched_as(prog, module_name):
+        install(prog, program=True)
+
+
+def install(prog: str, program: bool = False) -> None:
+    """Handle SIGINT and SIGTERM from now on (main thread only). ``program``: this process
+    is the tool itself, so it is still starting and may leave with os._exit. Installing
+    again keeps ``program`` (an entry module, then run_cli)."""
+    if program and not _S.program:
+        _S.program = _S.before_body = True
+        with contextlib.suppress(OSError):
+            _S.stderr_fd = os.dup(2)
+    _S.prog = prog
+    _S.exit_code = None
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _handle)
+        signal.signal(signal.SIGINT, _handle)
+
+
+def body_started() -> None:
+    """The tool's body runs from here: a signal now raises (the body's cleanup paths run)."""
+    _S.before_body = False
+
+
+@contextlib.contextmanager
+def nothing_to_save() -> Iterator[None]:
+    """A stretch (a heavy import, a start-up) that writes nothing: a signal meanwhile ends the
+    program at once with its line, instead of waiting for the stretch to end."""
+    _S.starting += 1
+    try:  # (in a program only: in-process, a signal meanwhile raises as usual)
+        yield
+    finally:
+        _S.starting -= 1
+
+
+def finish(code: int) -> int:
+    """End of the tool. In a program: flush, run the Python-level shutdown and leave with
+    ``code`` without finalizing the interpreter. In-process: return ``code``."""
+    _S.exit_code = code
+    if not _S.program:
+        return code
+    _flush()
+    shutdown_threads = getattr(threading, "_shutdown", None)  # joins non-daemon threads
+    if shutdown_threads is not None and code != EXIT_INTERRUPTED:  # interrupted: leave now
+        shutdown_threads()
+    atexit._run_exitfuncs()  # e.g. temporary folders' finalizers
+    _flush()
+    os._exit(code)
+
+
+def _handle(signum: int, frame) -> None:
+    if _S.program and (_S.exit_code is not None or _S.before_body or _S.starting):
+        _leave(signum)
+    if _in_import(frame):
+        _S.pending = signum
+        _redeliver_later()
+        return
+    _S.pending = None
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _leave(signum: int) -> None:
+    """Print the one line (unless an interrupted run printed it already) and leave now."""
+    if _S.exit_code != EXIT_INTERRUPTED:
+        line = f"{_S.prog}: {_reason(signum)}\n".encode()
+        _flush()
+        with contextlib.suppress(OSError):
+            os.write(_S.stderr_fd if _S.stderr_fd is not None else 2, line)
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _in_import(frame) -> bool:
+    while frame is not None:
+        if any(name in frame.f_code.co_filename for name in IMPORT_FRAMES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _redeliver_later() -> None:
+    """A daemon thread hands the held-back signal to the main thread again every
+    REDELIVER_S until the import is over (then _handle raises it)."""
+    _S.wake.set()
+    if _S.courier is None:
+        _S.courier = threading.Thread(target=_courier, name="signal-courier", daemon=True)
+        _S.courier.start()
+
+
+def _courier() -> None:
+    while True:
+        _S.wake.wait()
+        time.sleep(REDELIVER_S)
+        signum = _S.pending
+        if signum is not None:
+            _thread.interrupt_main(signum)
+            continue
+        _S.wake.clear()
+        if _S.pending is not None:  # held back again between the read and the clear
+            _S.wake.set()
