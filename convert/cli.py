@@ -170,8 +170,7 @@ def _run_chain(args, argv) -> int:
     try:
         run_chain(args.model, args.data, args.out, cfg)
     except KeyboardInterrupt as e:
-        print(f"edge-convert: {clikit.stop_reason(e)}; nothing written", file=sys.stderr,
-              flush=True)
+        signals.say_stopped("edge-convert", e, "nothing written")
         return clikit.EXIT_INTERRUPTED
     return clikit.EXIT_OK
 

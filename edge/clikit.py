@@ -192,7 +192,7 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
         code = body(argv)
         return EXIT_OK if code is None else int(code)
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM before the body handled it
-        print(f"{prog}: {stop_reason(e)}", file=sys.stderr, flush=True)
+        signals.say_stopped(prog, e)
         return EXIT_INTERRUPTED
     except EdgeError as e:
         if debug:

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives the same (a normal stop)
 REDELIVER_S = 0.02  # how often a signal held back during an import is tried again
 # Frames of the import machinery (frozen in CPython 3.11+, a file with -X frozen_modules=off).
+TRACE_ENV = "EDGE_SIGNAL_TRACE"  # tests: where each handled signal landed (see _trace)
 IMPORT_FRAMES = ("<frozen importlib._bootstrap", os.path.join("importlib", "_bootstrap"))
 
 
@@ -83,6 +84,35 @@ def install_if_program(prog: str, module_name: str) -> None:
         install(prog, program=True)
 
 
+class _LineTracker:
+    """sys.stderr in a program, remembering whether the text written so far ends a line: an
+    interruption can come between print's text and its newline, and the stop line must still
+    be a line of its own (say_stopped)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.at_line_start = True
+
+    def write(self, text: str) -> int:
+        if text:  # before the write: interrupted inside it, the text is out or on its way
+            self.at_line_start = text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _line_start() -> str:
+    """'\n' when stderr's last text did not end a line (see _LineTracker), else ''."""
+    return "" if getattr(sys.stderr, "at_line_start", True) else "\n"
+
+
+def say_stopped(prog: str, exc: BaseException, detail: str = "") -> None:
+    """The one stop line, ``PROG: terminated (SIGTERM)[; detail]``, on a line of its own."""
+    text = f"{prog}: {stop_reason(exc)}" + (f"; {detail}" if detail else "")
+    print(_line_start() + text, file=sys.stderr, flush=True)
+
+
 def install(prog: str, program: bool = False) -> None:
     """Handle SIGINT and SIGTERM from now on (main thread only). ``program``: this process
     is the tool itself, so it is still starting and may leave with os._exit. Installing
@@ -91,6 +121,8 @@ def install(prog: str, program: bool = False) -> None:
         _S.program = _S.before_body = True
         with contextlib.suppress(OSError):
             _S.stderr_fd = os.dup(2)
+        if sys.stderr is not None and not isinstance(sys.stderr, _LineTracker):
+            sys.stderr = _LineTracker(sys.stderr)
     _S.prog = prog
     _S.exit_code = None
     if threading.current_thread() is threading.main_thread():
@@ -131,20 +163,38 @@ def finish(code: int) -> int:
 
 def _handle(signum: int, frame) -> None:
     if _S.program and (_S.exit_code is not None or _S.before_body or _S.starting):
+        _trace("leave", "leaving" if _S.exit_code is not None else "starting", frame)
         _leave(signum)
     if _in_import(frame):
+        _trace("hold", "import", frame)
         _S.pending = signum
         _redeliver_later()
         return
+    _trace("raise", "run", frame)
     _S.pending = None
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _trace(what: str, phase: str, frame) -> None:
+    """With TRACE_ENV set (tests): one line per handled signal, ``what phase importing``
+    (the modules being imported, outermost first), appended to that file."""
+    path = os.environ.get(TRACE_ENV)
+    if not path:
+        return
+    modules = []
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            modules.append(str(frame.f_globals.get("__name__")))
+        frame = frame.f_back
+    with contextlib.suppress(OSError), open(path, "a") as f:
+        f.write(f"{what} {phase} {','.join(reversed(modules)) or '-'}\n")
 
 
 def _leave(signum: int) -> None:
     """Print the one line (unless an interrupted run printed it already) and leave now."""
     if _S.exit_code != EXIT_INTERRUPTED:
-        line = f"{_S.prog}: {_reason(signum)}\n".encode()
         _flush()
+        line = f"{_line_start()}{_S.prog}: {_reason(signum)}\n".encode()
         with contextlib.suppress(OSError):
             os.write(_S.stderr_fd if _S.stderr_fd is not None else 2, line)
     os._exit(EXIT_INTERRUPTED)

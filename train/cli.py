@@ -272,8 +272,7 @@ def _train(argv: list[str]) -> int:
     try:
         train(cfg)
     except KeyboardInterrupt as e:
-        print(f"edge-train: {clikit.stop_reason(e)}; {_resume_hint(a.out)}", file=sys.stderr,
-              flush=True)
+        signals.say_stopped("edge-train", e, _resume_hint(a.out))
         return clikit.EXIT_INTERRUPTED
     return clikit.EXIT_OK
 
