@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def hook(event, a):
     if event != "import" or n == -2:
         return
     if n == -1:
-        if a[0] != heavy:
+        if a[0] != heavy and not a[0].startswith(heavy + "."):  # import_module: no event
             return
         os.write(fd, b"start\n")
     n += 1
@@ -84,6 +85,10 @@ class Tool:
     module: str  # edge.cli
     args: list[str]
     heavy: str  # the heavy import to sweep (numpy, tensorflow)
+    run_marker: tuple[str, str]  # (file in tmp, text): the run has started
+    end_marker: tuple[str, str]  # (file in tmp, text): the run's last output
+    allowed: tuple[str, ...] = ()  # prefixes of the stderr lines a normal run prints
+    clean: tuple[str, ...] = ()  # outputs (in tmp) removed before each start
     python: str = sys.executable
     env: dict = field(default_factory=dict)
 
@@ -135,8 +140,9 @@ class Child:
 
 
 def spawn(tool: Tool, tmp: Path, at: int = -3, atexit_s: float = 0.0) -> Child:
-    for name in ("out.txt", "err.txt", "trace.txt"):
-        (tmp / name).unlink(missing_ok=True)
+    for name in ("out.txt", "err.txt", "trace.txt", *tool.clean):
+        path = tmp / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, PYTHONUNBUFFERED="1", EDGE_SIGNAL_TRACE=str(tmp / "trace.txt"),
                SIGNAL_SWEEP_ATEXIT_S=str(atexit_s),
@@ -216,7 +222,8 @@ def check(tool: Tool, signum: int, rc: int, err: str, trace: str, landing: str,
     lines = err.strip().splitlines()
     stops = [ln for ln in lines if ln.startswith(f"{tool.prog}: {STOP_LINES[signum]}")]
     assert len(stops) == 1 and lines[-1] == stops[0], (landing, err[-3000:])
-    others = [ln for ln in lines[:-1] if not ln.startswith(allowed_lines)]
+    others = [ln for ln in lines[:-1] if not ln.startswith(allowed_lines)
+              and "Warning: " not in ln]  # a library's warnings.warn line
     assert not others, (landing, others)
 
 
@@ -297,3 +304,37 @@ def file_shows(path: Path, text: str) -> Callable[[Child], float]:
         target = path if path.is_absolute() else child.out.parent / path
         return child.wait_until(lambda: target.exists() and text in target.read_text())
     return marker
+
+
+POINTS = ("first-lines", "imports", "start-up", "run", "shutdown")
+
+
+def sweep_all(tool: Tool, tmp: Path, points=POINTS) -> dict:
+    """A probe run, then REPEATS sends at each point; returns {point: where they landed}."""
+    run_marker = file_shows(Path(tool.run_marker[0]), tool.run_marker[1])
+    end_marker = file_shows(Path(tool.end_marker[0]), tool.end_marker[1])
+    p = probe(tool, tmp, run_marker, end_marker)
+    started_s, ended_run_s = p["markers"]
+    print(f"\n{tool.prog} probe: {p}", file=sys.stderr)
+    plan = {
+        "first-lines": dict(send=first_lines),
+        "imports": dict(send=at_import, at=lambda i: int(spread(i, 0.95 * p["imports"]))),
+        "start-up": dict(send=after(heavy_done, started_s)),
+        "run": dict(send=after(run_marker, 0.8 * (ended_run_s - started_s))),
+        "shutdown": shutdown(end_marker, p["ended_s"] - ended_run_s),
+    }
+    return {point: sweep(tool, tmp, point, allowed_lines=tool.allowed, **plan[point])
+            for point in points}
+
+
+def assert_swept(tallies: dict, heavy: str) -> None:
+    """Every point got its sends; the import sweep landed inside HEAVY's import and the run
+    sweep in the run, mostly (a few may land just before or after, under load)."""
+    for point, tally in tallies.items():
+        assert sum(tally.values()) == REPEATS, point
+    if "imports" in tallies:
+        inside = sum(n for where, n in tallies["imports"].items() if f"{heavy}'s" in where)
+        assert inside >= REPEATS // 2, tallies["imports"]
+    if "run" in tallies:  # raised in the run, or held in one of its lazy imports first
+        in_run = sum(n for where, n in tallies["run"].items() if where.startswith(("run", "im")))
+        assert in_run >= REPEATS // 2, tallies["run"]
