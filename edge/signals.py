@@ -152,6 +152,8 @@ def finish(code: int) -> int:
     _S.exit_code = code
     if not _S.program:
         return code
+    if _S.pending is not None:  # held back during a last import, not raised yet: stop here
+        _leave(_S.pending)
     _flush()
     shutdown_threads = getattr(threading, "_shutdown", None)  # joins non-daemon threads
     if shutdown_threads is not None and code != EXIT_INTERRUPTED:  # interrupted: leave now
