@@ -40,6 +40,17 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives the same (a normal stop)
 REDELIVER_S = 0.02  # how often a signal held back during an import is tried again
 # Frames of the import machinery (frozen in CPython 3.11+, a file with -X frozen_modules=off).
 TRACE_ENV = "EDGE_SIGNAL_TRACE"  # tests: where each handled signal landed (see _trace)
+RETRY_S = 1.0  # a raised signal nobody handled (C code swallowed it) is raised again after
+# Code that C calls back and that loses or mangles an exception raised in it: weakref
+# callbacks and __del__ ("Exception ignored in ..."), abc's isinstance hooks, TensorFlow's
+# Python helpers its C++ calls (a KeyboardInterrupt there became "SystemError: <built-in
+# function __import__> returned a result with an exception set" and was lost). A signal
+# landing in one of the innermost CALLBACK_DEPTH frames of such code is held back like one
+# during an import.
+CALLBACK_FILES = tuple(os.sep + name for name in (
+    "weakref.py", "_weakrefset.py", "abc.py", "_collections_abc.py", "typing.py",
+    os.path.join("tensorflow", "")))
+CALLBACK_DEPTH = 3
 IMPORT_FRAMES = ("<frozen importlib._bootstrap", os.path.join("importlib", "_bootstrap"))
 
 
@@ -48,7 +59,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def stop_reason(exc: BaseException) -> str:
-    """'terminated (SIGTERM)' or 'interrupted (Ctrl-C)' for reports and summaries."""
+    """'terminated (SIGTERM)' or 'interrupted (Ctrl-C)' for reports and summaries. Asking
+    means the interruption is handled: it is not raised again (see RETRY_S)."""
+    _S.raised = None
     return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
 
 
@@ -64,7 +77,9 @@ class _State:
     exit_code: int | None = None  # set by finish(): leaving
     pending: int | None = None  # a signal held back during an import
     stderr_fd: int | None = None  # a copy of fd 2 (fd 2 may be captured meanwhile)
-    wake = threading.Event()  # set while a signal is held back
+    raised: int | None = None  # a signal raised but not handled yet (see RETRY_S)
+    raised_at = 0.0
+    wake = threading.Event()  # set while a signal is held back or raised and not handled
     courier: threading.Thread | None = None
 
 
@@ -167,13 +182,20 @@ def _handle(signum: int, frame) -> None:
     if _S.program and (_S.exit_code is not None or _S.before_body or _S.starting):
         _trace("leave", "leaving" if _S.exit_code is not None else "starting", frame)
         _leave(signum)
-    if _in_import(frame):
-        _trace("hold", "import", frame)
+    if _S.raised is not None and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        _S.raised = None  # the raised one is being handled (an except/finally path): done
+        return
+    held = "import" if _in_import(frame) else "callback" if _in_callback(frame) else None
+    if held:
+        _trace("hold", held, frame)
         _S.pending = signum
         _redeliver_later()
         return
     _trace("raise", "run", frame)
     _S.pending = None
+    if _S.program:  # raised again after RETRY_S unless handled (stop_reason) by then
+        _S.raised, _S.raised_at = signum, time.monotonic()
+        _redeliver_later()
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
@@ -216,6 +238,17 @@ def _in_import(frame) -> bool:
     return False
 
 
+def _in_callback(frame) -> bool:
+    for _ in range(CALLBACK_DEPTH):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "__del__" or any(f in code.co_filename for f in CALLBACK_FILES):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _redeliver_later() -> None:
     """A daemon thread hands the held-back signal to the main thread again every
     REDELIVER_S until the import is over (then _handle raises it)."""
@@ -225,14 +258,31 @@ def _redeliver_later() -> None:
         _S.courier.start()
 
 
+def _deliver(signum: int) -> None:
+    """The signal again, to the main thread: a real one, so a blocking call there (sleep,
+    a queue) wakes up and the handler runs now. Not if someone replaced the handler since."""
+    if signal.getsignal(signum) is not _handle:
+        _S.pending = _S.raised = None
+    elif hasattr(signal, "pthread_kill"):
+        signal.pthread_kill(threading.main_thread().ident, signum)
+    else:
+        _thread.interrupt_main(signum)
+
+
 def _courier() -> None:
     while True:
         _S.wake.wait()
         time.sleep(REDELIVER_S)
         signum = _S.pending
         if signum is not None:
-            _thread.interrupt_main(signum)
+            _deliver(signum)
+            continue
+        raised = _S.raised
+        if raised is not None:
+            if time.monotonic() - _S.raised_at >= RETRY_S:
+                _S.raised_at = time.monotonic()
+                _deliver(raised)
             continue
         _S.wake.clear()
-        if _S.pending is not None:  # held back again between the read and the clear
+        if _S.pending is not None or _S.raised is not None:  # set between the read and clear
             _S.wake.set()

@@ -147,8 +147,8 @@ def spawn(tool: Tool, tmp: Path, at: int = -3, atexit_s: float = 0.0) -> Child:
     env = dict(os.environ, PYTHONUNBUFFERED="1", EDGE_SIGNAL_TRACE=str(tmp / "trace.txt"),
                SIGNAL_SWEEP_ATEXIT_S=str(atexit_s),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
-                                                        os.environ.get("PYTHONPATH")])),
-               **tool.env)
+                                                        os.environ.get("PYTHONPATH")])))
+    env.update(tool.env)
     with open(tmp / "out.txt", "w") as out, open(tmp / "err.txt", "w") as err:
         proc = subprocess.Popen(
             [tool.python, "-c", LAUNCHER, str(write_fd), tool.heavy, str(at), tool.module,

@@ -106,3 +106,41 @@ def test_a_signal_while_leaving_ends_with_130_and_its_line():
         signals.finish(0)
         """)
     assert (proc.returncode, proc.stderr) == (130, "tool: interrupted (Ctrl-C)\n")
+
+
+def test_a_raised_signal_that_code_swallowed_is_raised_again():
+    proc = run_program("""
+        import os, signal, sys, time
+        from edge import signals
+        signals.install("tool", program=True)
+        signals.body_started()
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass  # swallowed, as some C code does: no stop_reason()
+        try:
+            time.sleep(10)
+            sys.exit(signals.finish(0))
+        except KeyboardInterrupt as e:
+            signals.say_stopped("tool", e)
+            sys.exit(signals.finish(130))
+        """)
+    assert (proc.returncode, proc.stderr) == (130, "tool: terminated (SIGTERM)\n")
+
+
+def test_a_signal_in_a_weakref_callback_is_held_back(handlers):
+    import weakref
+
+    class Thing:
+        pass
+
+    got = []
+    thing = Thing()
+    weakref.finalize(thing, lambda: (os.kill(os.getpid(), signal.SIGINT), got.append(1)))
+    with pytest.raises(KeyboardInterrupt):
+        del thing  # the callback runs here; the signal must not be raised inside it
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pass
+    assert got == [1]
