@@ -14,11 +14,20 @@ A signal then means, by phase:
   while a module is being imported is held back and raised as soon as the import is over:
   raised inside an import, it leaves half-initialised native modules behind (pybind11 turns
   it into "ImportError: initialization failed", and the interpreter can then abort while it
-  finalizes, "Fatal Python error: PyThreadState_Get").
+  finalizes, "Fatal Python error: PyThreadState_Get"). The same for a signal landing in code
+  that C calls back and that would lose the exception (weakref callbacks, ``__del__``,
+  TensorFlow's Python helpers: CALLBACK_FILES). One raised and then swallowed by C code
+  anyway (nobody asked stop_reason() within RETRY_S, and no KeyboardInterrupt is being
+  handled) is raised again.
 - **leaving** (``finish(code)``): the tool's work is done and its line printed; the process
   ends with ``os._exit`` after the Python-level shutdown (non-daemon threads, atexit), so
   neither a late signal nor a native library's threads meet a finalizing interpreter.
   A signal meanwhile ends it with 130 (and the line, unless one was printed already).
+
+Before the entry module's first line (the interpreter starting: ~60-200 ms after exec on a
+loaded 2-core machine) no Python code can handle a signal: the kernel's default ends the
+process (SIGTERM: -15, no output), or Python's own SIGINT handler raises a KeyboardInterrupt
+with a traceback while ``site`` or the package imports.
 
 Outside a program (a test calling ``main([...])`` in-process) nothing ever calls ``os._exit``:
 signals are only raised as exceptions, held back during imports as above.
