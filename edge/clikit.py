@@ -184,9 +184,10 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
 
     argparse's own usage errors still exit 2 through SystemExit (its one-line message).
     """
+    program = argv is None  # run as the program (the entry module usually said so already)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv
-    install_signal_handlers(prog)  # the entry module installed them first when it is the program
+    signals.install(prog, program=program)  # the entry module installed them first
     signals.body_started()  # a signal now raises, so the body's cleanup paths run
     try:
         code = body(argv)
