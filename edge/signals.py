@@ -268,8 +268,9 @@ def _redeliver_later() -> None:
 
 
 def _deliver(signum: int) -> None:
-    """The signal again, to the main thread: a real one, so a blocking call there (sleep,
-    a queue) wakes up and the handler runs now. Not if someone replaced the handler since."""
+    """A swallowed signal again, to the main thread: a real one, so a blocking call there
+    (sleep, a queue) wakes up and the handler runs now (at most once per RETRY_S: C code may
+    not expect EINTR). Not if someone replaced the handler since."""
     if signal.getsignal(signum) is not _handle:
         _S.pending = _S.raised = None
     elif hasattr(signal, "pthread_kill"):
@@ -283,8 +284,8 @@ def _courier() -> None:
         _S.wake.wait()
         time.sleep(REDELIVER_S)
         signum = _S.pending
-        if signum is not None:
-            _deliver(signum)
+        if signum is not None:  # the main thread is running Python code (an import, a
+            _thread.interrupt_main(signum)  # callback): no real signal, no EINTR in C code
             continue
         raised = _S.raised
         if raised is not None:

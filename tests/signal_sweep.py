@@ -306,7 +306,8 @@ def file_shows(path: Path, text: str) -> Callable[[Child], float]:
     return marker
 
 
-POINTS = ("first-lines", "imports", "start-up", "run", "shutdown")
+POINTS = tuple(os.environ.get("NERVE_EDGE_SIGNAL_POINTS",  # a subset, e.g. to debug one
+                               "first-lines,imports,start-up,run,shutdown").split(","))
 
 
 def sweep_all(tool: Tool, tmp: Path, points=POINTS) -> dict:
