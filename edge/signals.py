@@ -60,6 +60,14 @@ CALLBACK_FILES = tuple(os.sep + name for name in (
     "weakref.py", "_weakrefset.py", "abc.py", "_collections_abc.py", "typing.py",
     os.path.join("tensorflow", "")))
 CALLBACK_DEPTH = 3
+# In a program, a signal is raised only while the main thread runs the kit's own code or
+# tf_keras' (Python called from Python); anywhere else (TensorFlow's, numpy's Python helpers,
+# possibly called back from C++) it is held back until the kit's code runs again (one such
+# raise inside TensorFlow's nest helpers ended in "SystemError ... exception set", exit 1).
+_KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RAISE_IN = tuple(os.path.join(_KIT, pkg, "") for pkg in ("edge", "train", "convert",
+                                                         "benchmarks")) + (
+    os.path.join("site-packages", "tf_keras", ""),)
 IMPORT_FRAMES = ("<frozen importlib._bootstrap", os.path.join("importlib", "_bootstrap"))
 
 
@@ -194,7 +202,8 @@ def _handle(signum: int, frame) -> None:
     if _S.raised is not None and isinstance(sys.exc_info()[1], KeyboardInterrupt):
         _S.raised = None  # the raised one is being handled (an except/finally path): done
         return
-    held = "import" if _in_import(frame) else "callback" if _in_callback(frame) else None
+    held = ("import" if _in_import(frame) else "callback" if _in_callback(frame)
+            else "library" if _S.program and not _in_kit(frame) else None)
     if held:
         _trace("hold", held, frame)
         _S.pending = signum
@@ -245,6 +254,10 @@ def _in_import(frame) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _in_kit(frame) -> bool:
+    return frame is not None and any(root in frame.f_code.co_filename for root in RAISE_IN)
 
 
 def _in_callback(frame) -> bool:

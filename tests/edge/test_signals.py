@@ -113,6 +113,7 @@ def test_a_raised_signal_that_code_swallowed_is_raised_again():
         import os, signal, sys, time
         from edge import signals
         signals.install("tool", program=True)
+        signals.RAISE_IN += ("<string>",)  # this code counts as the kit's (raised in, not held)
         signals.body_started()
         try:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -127,6 +128,29 @@ def test_a_raised_signal_that_code_swallowed_is_raised_again():
             sys.exit(signals.finish(130))
         """)
     assert (proc.returncode, proc.stderr) == (130, "tool: terminated (SIGTERM)\n")
+
+
+def test_a_program_raises_only_in_the_kits_code():
+    proc = run_program("""
+        import os, signal, sys, time
+        from edge import signals
+        signals.install("tool", program=True)
+        signals.body_started()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # held: this code is not the kit's
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline:
+                pass
+            print("held", flush=True)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                signals.launched_as("x", "y")  # the kit's code: raised in there
+        except KeyboardInterrupt as e:
+            signals.say_stopped("tool", e)
+            sys.exit(signals.finish(130))
+        """)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "held\n",
+                                                          "tool: interrupted (Ctrl-C)\n")
 
 
 def test_a_signal_in_a_weakref_callback_is_held_back(handlers):
