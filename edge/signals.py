@@ -60,14 +60,16 @@ CALLBACK_FILES = tuple(os.sep + name for name in (
     "weakref.py", "_weakrefset.py", "abc.py", "_collections_abc.py", "typing.py",
     os.path.join("tensorflow", "")))
 CALLBACK_DEPTH = 3
-# In a program, a signal is raised only while the main thread runs the kit's own code or
-# tf_keras' (Python called from Python); anywhere else (TensorFlow's, numpy's Python helpers,
-# possibly called back from C++) it is held back until the kit's code runs again (one such
-# raise inside TensorFlow's nest helpers ended in "SystemError ... exception set", exit 1).
+# In a program, a signal is not raised in an installed library's Python code (TensorFlow's,
+# numpy's helpers, possibly called back from C++: one such raise inside TensorFlow's nest
+# helpers ended in "SystemError ... exception set", exit 1) but held back until the kit's
+# own code, the standard library's (a blocking subprocess or queue wait) or tf_keras'
+# training loop runs again.
 _KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RAISE_IN = tuple(os.path.join(_KIT, pkg, "") for pkg in ("edge", "train", "convert",
                                                          "benchmarks")) + (
     os.path.join("site-packages", "tf_keras", ""),)
+LIBRARY_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 IMPORT_FRAMES = ("<frozen importlib._bootstrap", os.path.join("importlib", "_bootstrap"))
 
 
@@ -257,7 +259,11 @@ def _in_import(frame) -> bool:
 
 
 def _in_kit(frame) -> bool:
-    return frame is not None and any(root in frame.f_code.co_filename for root in RAISE_IN)
+    """The kit's own code, tf_keras' or the standard library's: not another library's."""
+    if frame is None:
+        return True
+    name = frame.f_code.co_filename
+    return any(root in name for root in RAISE_IN) or not any(d in name for d in LIBRARY_DIRS)
 
 
 def _in_callback(frame) -> bool:

@@ -113,7 +113,6 @@ def test_a_raised_signal_that_code_swallowed_is_raised_again():
         import os, signal, sys, time
         from edge import signals
         signals.install("tool", program=True)
-        signals.RAISE_IN += ("<string>",)  # this code counts as the kit's (raised in, not held)
         signals.body_started()
         try:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -130,11 +129,12 @@ def test_a_raised_signal_that_code_swallowed_is_raised_again():
     assert (proc.returncode, proc.stderr) == (130, "tool: terminated (SIGTERM)\n")
 
 
-def test_a_program_raises_only_in_the_kits_code():
+def test_a_program_holds_a_signal_back_in_another_librarys_code():
     proc = run_program("""
         import os, signal, sys, time
         from edge import signals
         signals.install("tool", program=True)
+        signals.LIBRARY_DIRS += ("<string>",)  # this code counts as another library's
         signals.body_started()
         try:
             os.kill(os.getpid(), signal.SIGINT)  # held: this code is not the kit's
