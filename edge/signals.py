@@ -41,6 +41,7 @@ import contextlib
 import os
 import signal
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Iterator
@@ -60,15 +61,16 @@ CALLBACK_FILES = tuple(os.sep + name for name in (
     "weakref.py", "_weakrefset.py", "abc.py", "_collections_abc.py", "typing.py",
     os.path.join("tensorflow", "")))
 CALLBACK_DEPTH = 3
-# In a program, a signal is not raised in an installed library's Python code (TensorFlow's,
-# numpy's helpers, possibly called back from C++: one such raise inside TensorFlow's nest
-# helpers ended in "SystemError ... exception set", exit 1) but held back until the kit's
-# own code, the standard library's (a blocking subprocess or queue wait) or tf_keras'
-# training loop runs again.
+# In a program, a signal is raised only in the kit's own code (or in the standard library
+# called from it: a subprocess or queue wait); in an installed library's code (TensorFlow's
+# helpers that its C++ calls back, tf_keras saving through h5py) it is held back until the
+# kit's code runs again: raised there it ended in "SystemError ... exception set" (exit 1)
+# or h5py's "Exception ignored ... KeyError" in the sweep. Training calls the kit's code
+# after every batch (train.loop.StopPoint), so a stop still comes within a batch.
 _KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RAISE_IN = tuple(os.path.join(_KIT, pkg, "") for pkg in ("edge", "train", "convert",
-                                                         "benchmarks")) + (
-    os.path.join("site-packages", "tf_keras", ""),)
+                                                         "benchmarks"))
+STDLIB = (os.path.join(sysconfig.get_paths()["stdlib"], ""), "<frozen ")
 LIBRARY_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 IMPORT_FRAMES = ("<frozen importlib._bootstrap", os.path.join("importlib", "_bootstrap"))
 
@@ -259,11 +261,15 @@ def _in_import(frame) -> bool:
 
 
 def _in_kit(frame) -> bool:
-    """The kit's own code, tf_keras' or the standard library's: not another library's."""
-    if frame is None:
-        return True
-    name = frame.f_code.co_filename
-    return any(root in name for root in RAISE_IN) or not any(d in name for d in LIBRARY_DIRS)
+    """The innermost frame that is not the standard library's is the kit's own."""
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if any(root in name for root in RAISE_IN):
+            return True
+        if not name.startswith(STDLIB) or any(d in name for d in LIBRARY_DIRS):
+            return False
+        frame = frame.f_back
+    return True
 
 
 def _in_callback(frame) -> bool:

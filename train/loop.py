@@ -258,6 +258,18 @@ def _atomic_save(save_fn, path: Path) -> None:
         save_fn(str(tmp))
 
 
+class StopPoint(keras.callbacks.Callback):
+    """Runs the kit's code after every batch: where edge.signals raises a Ctrl-C/SIGTERM held
+    back while TensorFlow's and tf_keras' code ran (not raised inside them: h5py, C++)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._supports_tf_logs = True  # no per-batch conversion of the logs
+
+    def on_train_batch_end(self, batch, logs=None) -> None:  # noqa: ARG002
+        return None
+
+
 class ValidationDice(keras.callbacks.Callback):
     """Each epoch: score the model on the cached val frames with edge.evaluate.score (the one
     evaluator; threshold and presence gate as on the device, no min area: a quick figure for
@@ -517,6 +529,7 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
         ValidationDice(data.val, cfg, device_model),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=cfg.resume),
         BestAndResume(out, ckpt, state, cfg, device_model),
+        StopPoint(),
     ]
     callbacks += _tensorboard(out)
     if state["epoch"] < cfg.epochs:
