@@ -99,6 +99,7 @@ class _State:
     pending: int | None = None  # a signal held back during an import
     stderr_fd: int | None = None  # a copy of fd 2 (fd 2 may be captured meanwhile)
     raised: int | None = None  # a signal raised but not handled yet (see RETRY_S)
+    leaving = False  # _leave under way
     raised_at = 0.0
     wake = threading.Event()  # set while a signal is held back or raised and not handled
     courier: threading.Thread | None = None
@@ -200,6 +201,8 @@ def finish(code: int) -> int:
 
 
 def _handle(signum: int, frame) -> None:
+    if _S.leaving:  # _leave is printing the line: let it finish
+        return
     if _S.program and (_S.exit_code is not None or _S.before_body or _S.starting):
         _trace("leave", "leaving" if _S.exit_code is not None else "starting", frame)
         _leave(signum)
@@ -214,6 +217,17 @@ def _handle(signum: int, frame) -> None:
         _redeliver_later()
         return
     _trace("raise", "run", frame)
+    _raise(signum)
+
+
+def check() -> None:
+    """A safe point in the kit's code (e.g. after each training batch): raise a signal held
+    back meanwhile now, instead of waiting for the next hand-back to land in the kit's code."""
+    if _S.pending is not None and _S.exit_code is None:
+        _raise(_S.pending)
+
+
+def _raise(signum: int) -> None:
     _S.pending = None
     if _S.program:  # raised again after RETRY_S unless handled (stop_reason) by then
         _S.raised, _S.raised_at = signum, time.monotonic()
@@ -238,6 +252,7 @@ def _trace(what: str, phase: str, frame) -> None:
 
 def _leave(signum: int) -> None:
     """Print the one line (unless an interrupted run printed it already) and leave now."""
+    _S.leaving = True
     if _S.exit_code != EXIT_INTERRUPTED:
         _flush()
         line = f"{_line_start()}{_S.prog}: {_reason(signum)}\n".encode()

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from edge import signals
 from edge.clikit import config_block
 from edge.errors import ModelError
 from edge.evaluate import LabelledFrames, class_posts, score, score_classes
@@ -267,7 +268,7 @@ class StopPoint(keras.callbacks.Callback):
         self._supports_tf_logs = True  # no per-batch conversion of the logs
 
     def on_train_batch_end(self, batch, logs=None) -> None:  # noqa: ARG002
-        return None
+        signals.check()
 
 
 class ValidationDice(keras.callbacks.Callback):
