@@ -8,6 +8,12 @@ variant failed), 130 interrupted (Ctrl-C or SIGTERM; no partial result file is l
 
 from __future__ import annotations
 
+# First: Ctrl-C and SIGTERM end the program with 130 and one line from here on, also during
+# the heavy imports below and in the body (numpy, OpenCV, TensorFlow): edge.signals.
+from edge import signals
+
+signals.install_if_program("edge-bench", __name__)
+
 import argparse
 import json
 import shlex
@@ -371,7 +377,7 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return clikit.run_cli("edge-bench", _main, argv)
+    return signals.finish(clikit.run_cli("edge-bench", _main, argv))  # a program leaves here
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ command), 130 interrupted (Ctrl-C or SIGTERM: nothing is written, no partial fil
 
 from __future__ import annotations
 
+# First: Ctrl-C and SIGTERM end the program with 130 and one line from here on, also during
+# the heavy imports below and in the body (numpy, OpenCV, TensorFlow): edge.signals.
+from edge import signals
+
+signals.install_if_program("edge-convert", __name__)
+
 import argparse
 import shlex
 import sys
@@ -164,8 +170,7 @@ def _run_chain(args, argv) -> int:
     try:
         run_chain(args.model, args.data, args.out, cfg)
     except KeyboardInterrupt as e:
-        print(f"edge-convert: {clikit.stop_reason(e)}; nothing written", file=sys.stderr,
-              flush=True)
+        signals.say_stopped("edge-convert", e, "nothing written")
         return clikit.EXIT_INTERRUPTED
     return clikit.EXIT_OK
 
@@ -264,14 +269,15 @@ def _main(argv: list[str]) -> int:
     if step != "targets":
         from train.modelio import import_tensorflow
 
-        import_tensorflow()  # one line when missing; start-up noise hidden unless --verbose
+        with signals.nothing_to_save():  # a signal meanwhile: 130 at once
+            import_tensorflow()  # one line when missing; start-up noise hidden unless --verbose
     if step:
         return STEP_RUNNERS[step](args)
     return _run_chain(args, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return clikit.run_cli("edge-convert", _main, argv)
+    return signals.finish(clikit.run_cli("edge-convert", _main, argv))  # a program leaves here
 
 
 if __name__ == "__main__":

@@ -8,6 +8,12 @@ summary, the report and a playable recording).
 
 from __future__ import annotations
 
+# First: Ctrl-C and SIGTERM end the program with 130 and one line from here on, also during
+# the heavy imports below and in the body (numpy, OpenCV, TensorFlow): edge.signals.
+from edge import signals
+
+signals.install_if_program("edge-run", __name__)
+
 import argparse
 import os
 import sys
@@ -243,7 +249,7 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return clikit.run_cli(PROG, _main, argv)
+    return signals.finish(clikit.run_cli(PROG, _main, argv))  # a program leaves here
 
 
 if __name__ == "__main__":

@@ -4,15 +4,20 @@
   130 interrupted. SIGTERM (how systemd and supervisors stop a service) is handled exactly
   like Ctrl-C: it raises ``Terminated`` (a KeyboardInterrupt) in the main thread, so every
   ``except KeyboardInterrupt`` cleanup path (summary, report, playable recording, checkpoint,
-  no partial files) runs for both signals.
+  no partial files) runs for both signals. Before that (start-up, heavy imports) and after
+  (leaving), a signal ends the program at once with 130 and its one line: edge.signals, which
+  each entry module installs in its first lines.
 - Errors are one line, ``PROG: error: ...``; a traceback only with ``--debug``.
 - A missing optional package (tensorflow, onnx, ...) is one line with the install command
   that works from this repository.
 
 Usage in a tool::
 
+    from edge import signals                          # the module's first lines
+    signals.install_if_program("edge-train", __name__)
+    ...
     def main(argv=None) -> int:
-        return run_cli("edge-train", _main, argv)     # _main(argv) -> int
+        return signals.finish(run_cli("edge-train", _main, argv))   # _main(argv) -> int
 """
 
 from __future__ import annotations
@@ -21,14 +26,15 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import signal
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
+from edge import signals
 from edge.errors import EdgeError, UserInputError
+from edge.signals import Terminated, stop_reason  # noqa: F401  (the tools' names for them)
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -60,24 +66,10 @@ class MissingExtra(UserInputError):
     cannot work here" apart and stop."""
 
 
-class Terminated(KeyboardInterrupt):
-    """Raised in the main thread on SIGTERM; handled like Ctrl-C (KeyboardInterrupt)."""
-
-
-def stop_reason(exc: BaseException) -> str:
-    """'terminated (SIGTERM)' or 'interrupted (Ctrl-C)' for reports and summaries."""
-    return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
-
-
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise Terminated()
-
-
-def install_signal_handlers() -> None:
-    """SIGTERM -> Terminated, SIGINT -> KeyboardInterrupt (Python's default, restored in case
-    a parent process ignored it). Main thread only (signal module rule)."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+def install_signal_handlers(prog: str = "nerve-edge") -> None:
+    """SIGTERM -> Terminated, SIGINT -> KeyboardInterrupt (also when a parent process ignored
+    it), held back while a module is being imported: edge.signals. Main thread only."""
+    signals.install(prog)
 
 
 def install_hint(extra: str) -> str:
@@ -193,14 +185,16 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
 
     argparse's own usage errors still exit 2 through SystemExit (its one-line message).
     """
+    program = argv is None  # run as the program (the entry module usually said so already)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv
-    install_signal_handlers()
+    signals.install(prog, program=program)  # the entry module installed them first
+    signals.body_started()  # a signal now raises, so the body's cleanup paths run
     try:
         code = body(argv)
         return EXIT_OK if code is None else int(code)
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM before the body handled it
-        print(f"{prog}: {stop_reason(e)}", file=sys.stderr, flush=True)
+        signals.say_stopped(prog, e)
         return EXIT_INTERRUPTED
     except EdgeError as e:
         if debug:

@@ -9,8 +9,13 @@ last epoch's checkpoint is kept, continue with --resume).
 
 from __future__ import annotations
 
+# First: Ctrl-C and SIGTERM end the program with 130 and one line from here on, also during
+# the heavy imports below and in the body (numpy, OpenCV, TensorFlow): edge.signals.
+from edge import signals
+
+signals.install_if_program("edge-train", __name__)
+
 import argparse
-import os
 import sys
 
 from edge import clikit
@@ -260,14 +265,14 @@ def _train(argv: list[str]) -> int:
     clikit.quiet_tensorflow(a.verbose)
     from train.modelio import import_tensorflow
 
-    import_tensorflow()  # one line when missing; start-up noise hidden unless --verbose
-    from train.loop import train
+    with signals.nothing_to_save():  # a signal meanwhile: 130 at once, not after the import
+        import_tensorflow()  # one line when missing; start-up noise hidden unless --verbose
+        from train.loop import train
 
     try:
         train(cfg)
     except KeyboardInterrupt as e:
-        print(f"edge-train: {clikit.stop_reason(e)}; {_resume_hint(a.out)}", file=sys.stderr,
-              flush=True)
+        signals.say_stopped("edge-train", e, _resume_hint(a.out))
         return clikit.EXIT_INTERRUPTED
     return clikit.EXIT_OK
 
@@ -316,16 +321,10 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = clikit.run_cli("edge-train", _main, argv)
-    if argv is None and code == clikit.EXIT_INTERRUPTED:
-        # Run as a program and stopped mid-epoch: tf.data's worker threads may still call into
-        # Python while the interpreter finalizes, which aborts the process (a fatal
-        # "PyThreadState_Get" error, exit -6, seen under load). The checkpoint is on disk and
-        # the message printed, so leave without finalizing, with the documented exit code.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    # A program leaves in signals.finish without finalizing the interpreter: stopped
+    # mid-epoch, tf.data's worker threads may still call into Python while it finalizes,
+    # which aborts the process (a fatal "PyThreadState_Get" error, exit -6, seen under load).
+    return signals.finish(clikit.run_cli("edge-train", _main, argv))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from edge import signals
 from edge.clikit import config_block
 from edge.errors import ModelError
 from edge.evaluate import LabelledFrames, class_posts, score, score_classes
@@ -256,6 +257,18 @@ def _atomic_save(save_fn, path: Path) -> None:
     """save_fn(tmp_path) then rename: a killed run never leaves half a model."""
     with atomic_path(path) as tmp:  # keeps the .keras/.h5 suffix Keras picks the format by
         save_fn(str(tmp))
+
+
+class StopPoint(keras.callbacks.Callback):
+    """Runs the kit's code after every batch: where edge.signals raises a Ctrl-C/SIGTERM held
+    back while TensorFlow's and tf_keras' code ran (not raised inside them: h5py, C++)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._supports_tf_logs = True  # no per-batch conversion of the logs
+
+    def on_train_batch_end(self, batch, logs=None) -> None:  # noqa: ARG002
+        signals.check()
 
 
 class ValidationDice(keras.callbacks.Callback):
@@ -517,6 +530,7 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
         ValidationDice(data.val, cfg, device_model),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=cfg.resume),
         BestAndResume(out, ckpt, state, cfg, device_model),
+        StopPoint(),
     ]
     callbacks += _tensorboard(out)
     if state["epoch"] < cfg.epochs:
