@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+from train.loop import StopPoint  # a Ctrl-C/SIGTERM stops the fit after the batch
 
 DEFAULT_SPARSITY = 0.5  # share of zeros in each pruned kernel
 DEFAULT_EPOCHS = 2
@@ -122,7 +123,7 @@ def prune_model(model, x: np.ndarray, y: np.ndarray, cfg: PruneConfig = PruneCon
     wrapped.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=_losses(model))
     wrapped.fit(
         x, _targets(model, y), batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], verbose=2,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), StopPoint()], verbose=2,
     )
     return tfmot.sparsity.keras.strip_pruning(wrapped)
 

@@ -214,7 +214,10 @@ def _handle(signum: int, frame) -> None:
     if held:
         _trace("hold", held, frame)
         _S.pending = signum
-        _redeliver_later()
+        if held == "library":
+            _raise_back_in_kit(frame)
+        else:
+            _redeliver_later()
         return
     _trace("raise", "run", frame)
     _raise(signum)
@@ -296,6 +299,34 @@ def _in_callback(frame) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _raise_back_in_kit(frame) -> None:
+    """Raise the held signal at the next line the innermost kit frame runs (the way pdb stops
+    a frame: its f_trace plus a thread trace that traces nothing else). A retry timer would
+    not do: the eval loop checks for signals right after C code returns, so a loop that
+    spends its time in a library's wrapper (ONNX Runtime's run) would be caught there
+    every time."""
+    while frame is not None and not any(root in frame.f_code.co_filename for root in RAISE_IN):
+        frame = frame.f_back
+    if frame is None:  # no kit frame (cannot happen in a program): fall back to the timer
+        _redeliver_later()
+        return
+    frame.f_trace = _kit_line
+    frame.f_trace_lines = True
+    sys.settrace(_trace_nothing)
+
+
+def _trace_nothing(frame, event, arg):  # noqa: ARG001
+    return None
+
+
+def _kit_line(frame, event, arg):  # noqa: ARG001
+    frame.f_trace = None
+    sys.settrace(None)
+    if _S.pending is not None and _S.exit_code is None:
+        _raise(_S.pending)
+    return None
 
 
 def _redeliver_later() -> None:
