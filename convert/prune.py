@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 import train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-from train.loop import StopPoint  # a Ctrl-C/SIGTERM stops the fit after the batch
 
 DEFAULT_SPARSITY = 0.5  # share of zeros in each pruned kernel
 DEFAULT_EPOCHS = 2
@@ -113,6 +112,8 @@ def prune_model(model, x: np.ndarray, y: np.ndarray, cfg: PruneConfig = PruneCon
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
+
+    from train.loop import StopPoint  # a Ctrl-C/SIGTERM stops the fit after the batch
 
     if not 0.0 < cfg.target_sparsity < 1.0:
         raise ValueError(f"--prune {cfg.target_sparsity}: sparsity must be in (0, 1), e.g. 0.5")
