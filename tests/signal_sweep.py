@@ -229,12 +229,12 @@ def check(tool: Tool, signum: int, rc: int, err: str, trace: str, landing: str,
 
 def sweep(tool: Tool, tmp: Path, point: str, send: Callable[[Child, int], bool],
           at: Callable[[int], int] = lambda i: -3, atexit_s: Callable[[int], float] = lambda i: 0,
-          allowed_lines: tuple[str, ...] = ()) -> collections.Counter:
-    """REPEATS sends at one point (alternating SIGTERM, SIGINT); returns where they landed.
+          allowed_lines: tuple[str, ...] = (), n: int = REPEATS) -> collections.Counter:
+    """n sends at one point (alternating SIGTERM, SIGINT); returns where they landed.
     send(child, i) waits for the point and returns False when the tool ended first; at(i) and
     atexit_s(i): the launcher's settings for send i."""
     tally: collections.Counter = collections.Counter()
-    for i in range(REPEATS):
+    for i in range(n):
         signum = SIGNALS[i % len(SIGNALS)]
         child = spawn(tool, tmp, at(i), atexit_s(i))
         sent = send(child, i) and child.alive()
@@ -244,13 +244,13 @@ def sweep(tool: Tool, tmp: Path, point: str, send: Callable[[Child, int], bool],
         landing = _landing(trace, tool.heavy) if sent else "ended before the send"
         tally[landing] += 1
         check(tool, signum, rc, err, trace, landing, allowed_lines)
-    print(f"\n{tool.prog} {point}: {REPEATS} sends, landed: {dict(tally)}", file=sys.stderr)
+    print(f"\n{tool.prog} {point}: {n} sends, landed: {dict(tally)}", file=sys.stderr)
     return tally
 
 
-def spread(i: int, window: float) -> float:
-    """The i-th of REPEATS values spread evenly over [0, window) (delays, import counts)."""
-    return window * (i + 0.5) / REPEATS
+def spread(i: int, window: float, n: int = REPEATS) -> float:
+    """The i-th of n values spread evenly over [0, window) (delays, import counts)."""
+    return window * (i + 0.5) / n
 
 
 def first_lines(child: Child, i: int) -> bool:  # noqa: ARG001
@@ -265,24 +265,25 @@ def at_import(child: Child, i: int) -> bool:  # noqa: ARG001
     return True
 
 
-def after(marker: Callable[[Child], object], window_s: float) -> Callable[[Child, int], bool]:
+def after(marker: Callable[[Child], object], window_s: float,
+          n: int = REPEATS) -> Callable[[Child, int], bool]:
     """Send a spread delay (over window_s) after marker(child) returned."""
     def send(child: Child, i: int) -> bool:
         start = marker(child)
         start = start[0] if isinstance(start, tuple) else start
-        time.sleep(max(0.0, start + spread(i, window_s) - time.monotonic()))
+        time.sleep(max(0.0, start + spread(i, window_s, n) - time.monotonic()))
         return True
     return send
 
 
-def shutdown(end_marker: Callable[[Child], float], window_s: float) -> dict:
+def shutdown(end_marker: Callable[[Child], float], window_s: float, n: int = REPEATS) -> dict:
     """sweep() settings for the shutdown point: sends 0, 1 (one of each signal) after the run's
     last output line, spread over what was left of the probe's life; sends 2, 3 in the
     Python-level shutdown made long (at_exit); and so on."""
     def in_atexit(i: int) -> bool:
         return (i // 2) % 2 == 1
 
-    late, during = after(end_marker, window_s), after(at_exit, ATEXIT_S)
+    late, during = after(end_marker, window_s, n), after(at_exit, ATEXIT_S, n)
     return dict(send=lambda child, i: (during if in_atexit(i) else late)(child, i),
                 atexit_s=lambda i: ATEXIT_S if in_atexit(i) else 0.0)
 
@@ -306,12 +307,15 @@ def file_shows(path: Path, text: str) -> Callable[[Child], float]:
     return marker
 
 
+ALL_POINTS = ("first-lines", "imports", "start-up", "run", "shutdown")
 POINTS = tuple(os.environ.get("NERVE_EDGE_SIGNAL_POINTS",  # a subset, e.g. to debug one
-                               "first-lines,imports,start-up,run,shutdown").split(","))
+                               ",".join(ALL_POINTS)).split(","))
 
 
-def sweep_all(tool: Tool, tmp: Path, points=POINTS) -> dict:
-    """A probe run, then REPEATS sends at each point; returns {point: where they landed}."""
+def sweep_all(tool: Tool, tmp: Path, points=POINTS, repeats: dict | None = None) -> dict:
+    """A probe run, then REPEATS sends at each point (repeats: fewer at some points, by
+    name); returns {point: where they landed}."""
+    n = {point: (repeats or {}).get(point, REPEATS) for point in ALL_POINTS}
     run_marker = file_shows(Path(tool.run_marker[0]), tool.run_marker[1])
     end_marker = file_shows(Path(tool.end_marker[0]), tool.end_marker[1])
     p = probe(tool, tmp, run_marker, end_marker)
@@ -319,24 +323,26 @@ def sweep_all(tool: Tool, tmp: Path, points=POINTS) -> dict:
     print(f"\n{tool.prog} probe: {p}", file=sys.stderr)
     plan = {
         "first-lines": dict(send=first_lines),
-        "imports": dict(send=at_import, at=lambda i: int(spread(i, 0.95 * p["imports"]))),
-        "start-up": dict(send=after(heavy_done, started_s)),
-        "run": dict(send=after(run_marker, 0.5 * (ended_run_s - started_s))),  # load varies
-        "shutdown": shutdown(end_marker, p["ended_s"] - ended_run_s),
+        "imports": dict(send=at_import,
+                        at=lambda i: int(spread(i, 0.95 * p["imports"], n["imports"]))),
+        "start-up": dict(send=after(heavy_done, started_s, n["start-up"])),
+        "run": dict(send=after(run_marker, 0.5 * (ended_run_s - started_s),  # load varies
+                               n["run"])),
+        "shutdown": shutdown(end_marker, p["ended_s"] - ended_run_s, n["shutdown"]),
     }
-    return {point: sweep(tool, tmp, point, allowed_lines=tool.allowed, **plan[point])
-            for point in points}
+    return {point: sweep(tool, tmp, point, allowed_lines=tool.allowed, n=n[point],
+                         **plan[point]) for point in points}
 
 
-def assert_swept(tallies: dict, heavy: str) -> None:
+def assert_swept(tallies: dict, heavy: str, repeats: dict | None = None) -> None:
     """Every point got its sends; the import sweep landed inside HEAVY's import and the run
     sweep in the run, mostly (a few may land just before or after, under load)."""
     for point, tally in tallies.items():
-        assert sum(tally.values()) == REPEATS, point
+        assert sum(tally.values()) == (repeats or {}).get(point, REPEATS), point
     if "imports" in tallies:
-        inside = sum(n for where, n in tallies["imports"].items() if f"{heavy}'s" in where)
-        assert inside >= REPEATS // 2, tallies["imports"]
+        inside = sum(k for where, k in tallies["imports"].items() if f"{heavy}'s" in where)
+        assert inside >= sum(tallies["imports"].values()) // 2, tallies["imports"]
     if "run" in tallies:  # raised in the run, or held first (an import, a library, a callback)
-        in_run = sum(n for where, n in tallies["run"].items()
+        in_run = sum(k for where, k in tallies["run"].items()
                      if where.startswith(("run", "import", "library", "callback")))
-        assert in_run >= REPEATS // 2, tallies["run"]
+        assert in_run >= sum(tallies["run"].values()) // 2, tallies["run"]
