@@ -1,7 +1,7 @@
 """Ctrl-C and SIGTERM sent to a tool at several points of its life, REPEATS times each point:
 every send must end the tool with exit 130 and one line on stderr (no traceback, no "Fatal
 Python error"). Used by tests/edge/test_signals_any_moment.py (edge-run, edge-bench: no
-TensorFlow) and tests/train/test_signals_any_moment.py (edge-train, edge-convert).
+TensorFlow) and tests/train/test_tf_tools_signals_any_moment.py (edge-train, edge-convert).
 
 How a send is timed (the sender is always this test process, with os.kill):
 - ``first-lines``: as soon as /proc/PID/status shows SIGTERM caught, i.e. the entry module's

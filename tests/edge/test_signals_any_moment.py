@@ -2,7 +2,7 @@
 module's first lines, during numpy's import, start-up (OpenCV, the model), the run and the
 shutdown, NERVE_EDGE_SIGNAL_REPEATS (20) sends per point, each ending with 130 and one
 line (tests/signal_sweep.py says how the sends are timed). edge-train and edge-convert (with
-TensorFlow's import): tests/train/test_signals_any_moment.py."""
+TensorFlow's import): tests/train/test_tf_tools_signals_any_moment.py."""
 
 from __future__ import annotations
 
