@@ -6,10 +6,10 @@ import contextlib
 
 import pytest
 
-from edge.dicom import outbox as outbox_mod
-from edge.dicom.outbox import Outbox, flush_message
-from edge.dicom.pacs import PacsError, PacsNode
 from edge.errors import UserInputError
+from edge.io.dicom import outbox as outbox_mod
+from edge.io.dicom.outbox import Outbox, flush_message
+from edge.io.dicom.pacs import PacsError, PacsNode
 
 
 def test_parse_dimse_and_dicomweb_specs() -> None:

@@ -1,4 +1,4 @@
-"""Sequence of Ultrasound Regions -> default ROI and pixel area (edge/dicom/regions.py)."""
+"""Sequence of Ultrasound Regions -> default ROI and pixel area (edge/io/dicom/regions.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from edge.dicom.area import NerveArea
-from edge.dicom.read import DicomSource
-from edge.dicom.regions import image_region
+from edge.io.dicom.area import NerveArea
+from edge.io.dicom.read import DicomSource
+from edge.io.dicom.regions import image_region
 
 GRAY = np.zeros((1, 100, 200), np.uint8)  # 200 wide, 100 high
 

@@ -12,14 +12,14 @@ import pytest
 from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us
 
 from edge.cli import main
-from edge.dicom.area import NerveArea
-from edge.dicom.read import DicomSource
-from edge.dicom.seg import read_masks
+from edge.io.dicom.area import NerveArea
+from edge.io.dicom.read import DicomSource
+from edge.io.dicom.seg import read_masks
+from edge.io.sources import SourceConfig, phantom_pair
 from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
 from edge.preprocess import frame_to_gray_input, normalize
 from edge.serve import status_of
-from edge.sources import SourceConfig, phantom_pair
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")
 CINE_FRAMES = 6

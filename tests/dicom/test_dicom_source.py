@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from dicomfiles import US_EXAMPLES
 
-from edge.dicom import read as dicom_read
-from edge.dicom.read import DicomSource, frame_rate
 from edge.errors import BadFrame, SourceError
-from edge.sources import SourceConfig, open_source, source_from_uri
+from edge.io.dicom import read as dicom_read
+from edge.io.dicom.read import DicomSource, frame_rate
+from edge.io.sources import SourceConfig, open_source, source_from_uri
 
 REPO = Path(__file__).resolve().parents[2]
 RGB_TOLERANCE = 2  # YBR_FULL -> RGB round trip in 8 bits
@@ -217,7 +217,7 @@ def test_missing_decoder_names_the_extra_and_the_install_command(us_examples) ->
         "import sys\n"
         "for m in ('pylibjpeg', 'libjpeg', 'openjpeg', 'PIL', 'gdcm', 'rle'):\n"
         "    sys.modules[m] = None\n"
-        "from edge.dicom.read import DicomSource\n"
+        "from edge.io.dicom.read import DicomSource\n"
         "from edge.errors import BadFrame, SourceError\n"
         f"try:\n    DicomSource({str(us_examples['examples_ybr_color.dcm'])!r})\n"
         "except SourceError as e:\n    print(e)\n"

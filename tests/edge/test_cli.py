@@ -142,7 +142,7 @@ def test_bad_input_exits_2_with_one_line(name, tmp_path, capsys):
 
 
 def test_window_without_gui_points_to_headless(tmp_path, capsys):
-    from edge.sinks import gui_problem
+    from edge.io.sinks import gui_problem
 
     if gui_problem() is None:
         pytest.skip("this OpenCV build has GUI windows: the no-GUI message cannot appear")

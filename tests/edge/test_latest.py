@@ -1,4 +1,4 @@
-"""LatestFrame (edge/latest.py): keeps only the newest frame, ends, re-raises, shuts down."""
+"""LatestFrame (edge/io/latest.py): keeps only the newest frame, ends, re-raises, shuts down."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from edge import latest
 from edge.errors import BadFrame, SourceLost
-from edge.latest import LatestFrame
+from edge.io import latest
+from edge.io.latest import LatestFrame
 from edge.types import Frame
 
 WAIT_S = 5.0  # generous bound for anything that should happen "soon"

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 import edge.loop
-from edge import sources
 from edge.cli import main
 from edge.clikit import Terminated
+from edge.io import sources
+from edge.io.phantom import phantom_pair
+from edge.io.sources import CameraSource, SourceConfig
 from edge.loop import RunConfig, default_model_path, run
 from edge.metadata import sha256_file
-from edge.phantom import phantom_pair
-from edge.sources import CameraSource, SourceConfig
 from edge.types import Frame
 
 PHANTOM_HW = (420, 580)

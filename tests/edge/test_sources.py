@@ -1,4 +1,4 @@
-"""Frame sources (edge/sources.py, edge/phantom.py): every kind, the factory, every bad input,
+"""Frame sources (edge/io/sources.py, edge/io/phantom.py): every kind, the factory, every bad input,
 bad frames, lost and frozen live sources, real-time pacing."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import sources
 from edge.errors import BadFrame, SourceError, SourceLost
-from edge.latest import LatestFrame
-from edge.phantom import PhantomSource, phantom_pair
-from edge.sources import (
+from edge.io import sources
+from edge.io.latest import LatestFrame
+from edge.io.phantom import PhantomSource, phantom_pair
+from edge.io.sources import (
     CameraSource,
     ImageDirSource,
     Paced,
@@ -224,7 +224,7 @@ def test_video_standing_in_for_a_camera_reconnects_after_it_stops(small_video: P
         return cv2.VideoCapture(str(small_video))
 
     camera = CameraSource(0, retry_s=5.0, capture_factory=reopen_video)
-    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="edge.io.sources"):
         frames = read_all(camera, limit=SMALL_VIDEO_FRAMES + 2)
     camera.close()
     assert len(frames) == SMALL_VIDEO_FRAMES + 2
@@ -236,7 +236,7 @@ def test_video_standing_in_for_a_camera_reconnects_after_it_stops(small_video: P
 def test_stalled_camera_retries_with_backoff_then_is_lost(caplog) -> None:
     factory = CaptureFactory(FakeCapture(frames=3), FakeCapture(frames=0, opened=False))
     camera = CameraSource(0, retry_s=0.5, capture_factory=factory)
-    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="edge.io.sources"):
         start = time.monotonic()
         frames = read_until_lost(camera)
         elapsed = time.monotonic() - start

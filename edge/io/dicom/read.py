@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 
 from edge.clikit import install_hint, require
-from edge.dicom.regions import UltrasoundRegion, image_region
 from edge.errors import BadFrame, SourceError
+from edge.io.dicom.regions import UltrasoundRegion, image_region
 from edge.types import Frame
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from edge.errors import SourceError
 from edge.types import Frame, new_frame
 
 if TYPE_CHECKING:
-    from edge.sources import SourceConfig
+    from edge.io.sources import SourceConfig
 
 PHANTOM_WIDTH = 580  # px, the Kaggle frame size
 PHANTOM_HEIGHT = 420

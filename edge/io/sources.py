@@ -5,9 +5,9 @@
     open_source(SourceConfig(kind="images", target="dir"))  image folder (tif/png/jpg/bmp, 8/16-bit)
     open_source(SourceConfig(kind="picamera"))              Raspberry Pi camera (picamera2)
     open_source(SourceConfig(kind="phantom"))               built-in synthetic ultrasound
-    open_source(SourceConfig(kind="dicom", target="a.dcm"))  DICOM file or folder (edge.dicom)
+    open_source(SourceConfig(kind="dicom", target="a.dcm"))  DICOM file or folder (edge.io.dicom)
 
-Live sources (cameras, streams, the Pi camera) are wrapped in edge.latest.LatestFrame unless
+Live sources (cameras, streams, the Pi camera) are wrapped in edge.io.latest.LatestFrame unless
 ``latest=False``, so the loop always gets the newest frame instead of a seconds-old buffer.
 A live source that stops delivering is reopened with exponential backoff for up to
 ``retry_s`` seconds, then raises SourceLost (a frozen stream whose reads block is caught by
@@ -15,7 +15,7 @@ LatestFrame's watchdog within the same budget). Files and folders end with read(
 undecodable frame in them raises BadFrame and the next read moves on. ``realtime`` (or an
 ``fps`` for a file) plays files, folders and the phantom at their frame rate (Paced).
 Optional hardware libraries (picamera2) are imported inside the class that needs them.
-The phantom lives in edge.phantom.
+The phantom lives in edge.io.phantom.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import cv2
 import numpy as np
 
 from edge.errors import BadFrame, SourceError, SourceLost
-from edge.latest import LatestFrame
-from edge.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource, phantom_pair
+from edge.io.latest import LatestFrame
+from edge.io.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource, phantom_pair
 from edge.types import Frame, FrameSource, new_frame
 
 # Re-exported: callers written before the phantom got its own module import it from here.
@@ -589,8 +589,8 @@ def pace_rate(cfg: SourceConfig, source: FrameSource) -> float | None:
 
 # --------------------------------------------------------------------------- DICOM
 def _open_dicom(cfg: SourceConfig) -> FrameSource:
-    """DICOM files and cines: edge.dicom (extra [dicom]), imported only when asked."""
-    from edge.dicom.read import DicomSource
+    """DICOM files and cines: edge.io.dicom (extra [dicom]), imported only when asked."""
+    from edge.io.dicom.read import DicomSource
 
     return DicomSource.from_config(cfg)
 

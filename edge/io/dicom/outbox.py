@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.dicom.pacs import PacsError, PacsNode
 from edge.fsutil import atomic_path, check_writable_dir
+from edge.io.dicom.pacs import PacsError, PacsNode
 
 OUTBOX = "outbox"
 TRIES = 3  # connection attempts per flush

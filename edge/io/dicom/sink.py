@@ -19,12 +19,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.dicom.area import NerveArea
-from edge.dicom.outbox import OUTBOX, Outbox, flush_message
-from edge.dicom.pacs import PacsNode
-from edge.dicom.seg import build_capture, build_seg
 from edge.errors import OutputError
 from edge.fsutil import atomic_path, check_writable_dir
+from edge.io.dicom.area import NerveArea
+from edge.io.dicom.outbox import OUTBOX, Outbox, flush_message
+from edge.io.dicom.pacs import PacsNode
+from edge.io.dicom.seg import build_capture, build_seg
 from edge.overlay import draw_overlay
 from edge.types import FrameResult
 

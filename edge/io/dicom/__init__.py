@@ -10,5 +10,5 @@
     flags.py    edge-run's --dicom-out / --pacs / --pacs-flush (plain argparse)
 
 Nothing here imports pydicom, highdicom or pynetdicom at module level, so importing
-edge.dicom costs nothing when the run does not use DICOM.
+edge.io.dicom costs nothing when the run does not use DICOM.
 """
