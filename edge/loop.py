@@ -85,7 +85,7 @@ class RunConfig:
     providers: ONNX Runtime execution providers (None = CPU).
     source: which frames to read (edge.io.sources.SourceConfig; default: the phantom).
     roi: (x, y, w, h) crop in frame pixels before resizing to the model input (None = the
-         source's own ``roi`` attribute if it has one, else the whole frame).
+         source's image region, ``info.roi``, if it has one, else the whole frame).
     threshold, min_area: override the sidecar's values (None = sidecar / defaults).
     smooth: EMA weight of the previous probability map (0 = off; forced off for image folders).
     alpha: overlay fill opacity.
@@ -475,21 +475,21 @@ def run(cfg: RunConfig) -> dict:
     meter = StageMeter(order=STAGES)
     bad = BadFrames(cfg.on_bad_frame)
     with contextlib.ExitStack() as stack:
-        source = open_source(cfg.source)
+        # a recorded DICOM cine plays at its own rate when watched (a window, --serve)
+        source = open_source(cfg.source, watched=not cfg.headless or bool(cfg.serve))
         stack.callback(source.close)
         first = first_frame(source, bad, cfg)
-        roi = cfg.roi or getattr(source, "roi", None) or getattr(source, "default_roi", None)
+        info = source.info
+        roi = cfg.roi or info.roi
         if cfg.roi is None and roi is not None and not cfg.quiet:
             _say(f"          roi     {','.join(map(str, roi))} (the source's image region)")
         check_roi(roi, first.image.shape[:2])
-        if hasattr(source, "pace"):  # a recorded DICOM cine plays at its own rate when watched
-            source.pace(not cfg.headless or bool(cfg.serve))
-        sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps,
+        sinks = open_sinks(cfg, stack, info.fps or cfg.source.fps,
                            model_labels(model) if cfg.serve else None,
                            warnings=model.warnings)
         if cfg.dicom_out:
             sinks.append(open_dicom_sink(cfg, stack, source, model.meta.version))
-        area = NerveArea(getattr(source, "pixel_area_mm2", None))
+        area = NerveArea(info.pixel_area_mm2)
         tally = ClassTally(NerveArea(area.pixel_area_mm2))
         reason, stopped_by = loop(cfg, model, model.preprocess_config(roi), source, sinks,
                                   meter, first, bad, area, tally)

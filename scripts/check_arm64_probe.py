@@ -157,8 +157,7 @@ def run_pipeline(jobs_path: Path) -> None:
         source = open_source(source_cfg)
         pre = None
         while (frame := source.read()) is not None:
-            pre = pre or model.preprocess_config(
-                getattr(source, "roi", None) or getattr(source, "default_roi", None))
+            pre = pre or model.preprocess_config(source.info.roi)
             gray = frame_to_gray_input(frame.image, pre)
             raw = (model.backend.run_gray8(gray) if model.fast
                    else model.backend.run(normalize(gray, pre)))

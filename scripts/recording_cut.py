@@ -44,7 +44,7 @@ VARIANTS = (
 
 def frames(n: int):
     """Phantom overlays like edge-run records (gray frame, mask fill, text)."""
-    from edge.io.sources import PhantomSource
+    from edge.io.phantom import PhantomSource
     from edge.overlay import draw_overlay
 
     src = PhantomSource()

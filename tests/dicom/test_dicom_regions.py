@@ -50,8 +50,8 @@ def test_units_other_than_cm_give_a_roi_but_no_mm2(us_file) -> None:
 def test_source_exposes_the_region(us_file) -> None:
     path = us_file("s.dcm", pixels=GRAY, regions=[(20, 10, 179, 89, (0.05, 0.05))])
     source = DicomSource(path)
-    assert source.default_roi == (20, 10, 160, 80)
-    assert source.pixel_area_mm2 == pytest.approx(0.25)
+    assert source.info.roi == (20, 10, 160, 80)
+    assert source.info.pixel_area_mm2 == pytest.approx(0.25)
     source.close()
 
 

@@ -15,7 +15,8 @@ from edge.cli import main
 from edge.io.dicom.area import NerveArea
 from edge.io.dicom.read import DicomSource
 from edge.io.dicom.seg import read_masks
-from edge.io.sources import SourceConfig, phantom_pair
+from edge.io.phantom import phantom_pair
+from edge.io.sources import SourceConfig
 from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
 from edge.preprocess import frame_to_gray_input, normalize
@@ -102,7 +103,7 @@ def test_overlay_and_status_json_carry_mm2(phantom_cine) -> None:
     model = open_model(cfg, Path(FIXTURE_MODEL))
     pre = model.preprocess_config(cfg.roi)
     source = DicomSource(phantom_cine)
-    area = NerveArea(source.pixel_area_mm2)
+    area = NerveArea(source.info.pixel_area_mm2)
     frame = source.read()
     gray = frame_to_gray_input(frame.image, pre)
     outputs = model.backend.run_gray8(gray) if model.fast else model.backend.run(

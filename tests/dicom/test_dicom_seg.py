@@ -95,7 +95,7 @@ def test_sink_writes_seg_and_capture_per_file_at_close(us_file, tmp_path):
 
 
 def test_sink_refuses_a_source_that_is_not_dicom(tmp_path):
-    from edge.io.sources import PhantomSource
+    from edge.io.phantom import PhantomSource
 
     with pytest.raises(OutputError, match="needs DICOM input"):
         DicomSink(tmp_path, PhantomSource(64, 48))
