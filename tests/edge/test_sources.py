@@ -25,6 +25,7 @@ from edge.io.pacing import Paced
 from edge.io.phantom import PhantomSource, phantom_pair
 from edge.io.picamera import PiCameraSource
 from edge.io.sources import SourceConfig, open_source, source_from_uri
+from edge.types import SourceInfo
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL_VIDEO_FRAMES = 12  # see conftest.small_video
@@ -200,7 +201,7 @@ def test_camera_requests_size_and_reports_what_it_got() -> None:
     assert capture.props[cv2.CAP_PROP_FRAME_HEIGHT] == 720
     assert capture.props[cv2.CAP_PROP_FPS] == 60
     assert camera.actual_size == (640, 480)
-    assert camera.info.live is True
+    assert camera.info == SourceInfo("camera 0", live=True, fps=60.0)  # what the device gave
     assert [f.index for f in read_until_lost(camera)] == [0, 1]
     camera.close()
     assert capture.released
@@ -444,7 +445,7 @@ def test_picamera_delivers_the_y_plane(monkeypatch) -> None:
     assert cam.config["main"] == {"size": (64, 48), "format": "YUV420"}
     assert cam.config["controls"] == {"FrameRate": 30.0}
     frame = source.read()
-    assert source.info.live is True
+    assert source.info == SourceInfo("the Pi camera", live=True, fps=30)
     assert frame.image.shape == (48, 64) and frame.image.dtype == np.uint8
     assert np.array_equal(frame.image[5], np.arange(64, dtype=np.uint8))
     source.close()
