@@ -195,7 +195,8 @@ def test_no_gui_and_no_output_still_exits_2(tmp_path, no_gui, capsys):
 
 
 def test_a_gui_build_keeps_its_window(monkeypatch):
-    from edge import loop, sinks
+    from edge import loop
+    from edge.io import sinks
 
     monkeypatch.setattr(sinks, "gui_problem", lambda: None)
     cfg = loop.RunConfig(serve="0", record="x.mkv")
