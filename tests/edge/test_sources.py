@@ -1,5 +1,6 @@
-"""Frame sources (edge/io/sources.py, edge/io/phantom.py): every kind, the factory, every bad input,
-bad frames, lost and frozen live sources, real-time pacing."""
+"""Frame sources (edge/io/: camera.py, files.py, picamera.py, phantom.py and the factory,
+sources.py): every kind, every bad input, bad frames, lost and frozen live sources, real-time
+pacing (pacing.py). SourceInfo and the backoff helper: test_source_info.py, test_backoff.py."""
 
 from __future__ import annotations
 
