@@ -38,8 +38,8 @@ class PipelineConfig:
 def run_config(model: str | Path, cfg: PipelineConfig):
     """The edge.loop.RunConfig for one headless, output-free, quiet run. Files and folders
     loop, so every model sees max_frames frames however short the clip."""
+    from edge.io.sources import is_stream_url, source_from_uri
     from edge.loop import RunConfig
-    from edge.sources import is_stream_url, source_from_uri
 
     source = source_from_uri(cfg.source)
     if source.kind in FILE_KINDS and not is_stream_url(source.target):
@@ -51,7 +51,7 @@ def run_config(model: str | Path, cfg: PipelineConfig):
 def check_source(cfg: PipelineConfig) -> None:
     """Open and close the source once: a bad --source is a user error (SourceError), found
     before minutes of other measurements rather than after."""
-    from edge.sources import open_source, source_from_uri
+    from edge.io.sources import open_source, source_from_uri
 
     open_source(source_from_uri(cfg.source)).close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge.dicom.area import MM2_DECIMALS, NerveArea  # numbers only: no pydicom import
+from edge.io.dicom.area import MM2_DECIMALS, NerveArea  # numbers only: no pydicom import
 from edge.stats import RunningStats
 from edge.types import ClassResult
 

@@ -19,7 +19,7 @@ import os
 import sys
 
 from edge import clikit
-from edge.dicom.flags import add_dicom_flags, flush_outbox
+from edge.io.dicom.flags import add_dicom_flags, flush_outbox
 
 PROG = "edge-run"
 EXAMPLES = """\
@@ -67,7 +67,7 @@ def _providers(text: str) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------- flags
 def _add_source_flags(ap: argparse.ArgumentParser) -> None:
-    from edge.sources import DEFAULT_RETRY_S
+    from edge.io.sources import DEFAULT_RETRY_S
 
     g = ap.add_argument_group("source (one of; default: --source phantom)")
     x = g.add_mutually_exclusive_group()
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------- config
 def _source_config(args: argparse.Namespace):
-    from edge.sources import SourceConfig
+    from edge.io.sources import SourceConfig
 
     if args.camera is not None:
         kind, target = "camera", args.camera

@@ -24,13 +24,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge import sinks as sink_module  # gui_problem at call time: one stand-in for both
 from edge.backends import open_backend
 from edge.classes import ClassTally, class_lines, status_suffix
 from edge.clikit import stop_reason
-from edge.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
+from edge.io import sinks as sink_module  # gui_problem at call time: one stand-in for both
+from edge.io.dicom.area import NerveArea  # numbers only: no pydicom import
+from edge.io.sinks import MaskDirSink, VideoFileSink, WindowSink
+from edge.io.sources import SourceConfig, open_source
 from edge.metadata import ModelMeta, check_sha256, load_meta, low_dice_warning
 from edge.meter import StageMeter, format_summary
 from edge.overlay import draw_overlay
@@ -44,8 +46,6 @@ from edge.preprocess import (
     normalize,
     to_gray8,
 )
-from edge.sinks import MaskDirSink, VideoFileSink, WindowSink
-from edge.sources import SourceConfig, open_source
 from edge.types import Frame, FrameResult
 
 # The packaged models, first match wins: the trained model once it ships, else the fixture.
@@ -83,9 +83,9 @@ class RunConfig:
     backend: "tflite" | "onnx" | None (= from the model's suffix).
     threads: interpreter threads (see DEFAULT_THREADS).
     providers: ONNX Runtime execution providers (None = CPU).
-    source: which frames to read (edge.sources.SourceConfig; default: the phantom).
+    source: which frames to read (edge.io.sources.SourceConfig; default: the phantom).
     roi: (x, y, w, h) crop in frame pixels before resizing to the model input (None = the
-         source's own ``roi`` attribute if it has one, else the whole frame).
+         source's image region, ``info.roi``, if it has one, else the whole frame).
     threshold, min_area: override the sidecar's values (None = sidecar / defaults).
     smooth: EMA weight of the previous probability map (0 = off; forced off for image folders).
     alpha: overlay fill opacity.
@@ -95,7 +95,7 @@ class RunConfig:
     show_fps: draw FPS and per-stage ms on the overlay. quiet: no config block, status or summary.
     on_bad_frame: "skip" (warn, count in the summary, go on) or "stop" (end the run, exit 2).
     allow_sha256_mismatch: run a model whose sidecar sha256 does not match (warned, reported).
-    dicom_out: folder for the DICOM SEG + overlay capture (DICOM input only; edge.dicom).
+    dicom_out: folder for the DICOM SEG + overlay capture (DICOM input only; edge.io.dicom).
     pacs: send those to this PACS ("HOST:PORT:AET" or a DICOMweb URL); kept in an outbox.
     """
 
@@ -287,7 +287,7 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
 
 def open_dicom_sink(cfg: RunConfig, stack: contextlib.ExitStack, source, model_version: str):
     """--dicom-out [--pacs]: SEG + overlay capture at close; it refers to the source's files."""
-    from edge.dicom.sink import DicomSink  # only when asked: pydicom, highdicom
+    from edge.io.dicom.sink import DicomSink  # only when asked: pydicom, highdicom
 
     sink = DicomSink.from_run(cfg.dicom_out, cfg.pacs, source, cfg.alpha, model_version,
                               None if cfg.quiet else _say)
@@ -475,21 +475,21 @@ def run(cfg: RunConfig) -> dict:
     meter = StageMeter(order=STAGES)
     bad = BadFrames(cfg.on_bad_frame)
     with contextlib.ExitStack() as stack:
-        source = open_source(cfg.source)
+        # a recorded DICOM cine plays at its own rate when watched (a window, --serve)
+        source = open_source(cfg.source, watched=not cfg.headless or bool(cfg.serve))
         stack.callback(source.close)
         first = first_frame(source, bad, cfg)
-        roi = cfg.roi or getattr(source, "roi", None) or getattr(source, "default_roi", None)
+        info = source.info
+        roi = cfg.roi or info.roi
         if cfg.roi is None and roi is not None and not cfg.quiet:
             _say(f"          roi     {','.join(map(str, roi))} (the source's image region)")
         check_roi(roi, first.image.shape[:2])
-        if hasattr(source, "pace"):  # a recorded DICOM cine plays at its own rate when watched
-            source.pace(not cfg.headless or bool(cfg.serve))
-        sinks = open_sinks(cfg, stack, getattr(source, "fps", None) or cfg.source.fps,
+        sinks = open_sinks(cfg, stack, info.fps or cfg.source.fps,
                            model_labels(model) if cfg.serve else None,
                            warnings=model.warnings)
         if cfg.dicom_out:
             sinks.append(open_dicom_sink(cfg, stack, source, model.meta.version))
-        area = NerveArea(getattr(source, "pixel_area_mm2", None))
+        area = NerveArea(info.pixel_area_mm2)
         tally = ClassTally(NerveArea(area.pixel_area_mm2))
         reason, stopped_by = loop(cfg, model, model.preprocess_config(roi), source, sinks,
                                   meter, first, bad, area, tally)

@@ -38,6 +38,38 @@ def new_frame(image: np.ndarray, index: int, name: str | None = None) -> Frame:
     return Frame(image, index, name or f"{index:0{NAME_DIGITS}d}", time.monotonic())
 
 
+ROI = tuple[int, int, int, int]  # (x, y, w, h) in frame pixels
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a frame source knows about its frames, declared by every FrameSource as ``info``
+    (the loop, the sinks and the wrappers read it; none of them probes a source's attributes).
+
+    label: names the source in messages ("camera 0", "clip.mp4", "the phantom").
+    live:  frames come at the device's pace and reads never end by themselves (cameras,
+           streams, the Pi camera): the latest-frame wrapper is on by default.
+    fps:   the source's own frame rate (a camera's mode, a video's or a DICOM cine's rate);
+           None = unknown. It also sets the frame rate of recordings.
+    roi:   the image region to crop when no --roi is given (a DICOM ultrasound region);
+           None = the whole frame.
+    pixel_area_mm2: the area of one frame pixel (a DICOM ultrasound region): nerve areas in
+           mm2; None = unknown, areas in pixels.
+    paced: reads are spaced one frame period apart (edge.io.pacing.Paced), not as fast as
+           the loop asks.
+    pace_when_watched: a recording meant to play at its own rate when someone watches it
+           (a DICOM cine, in a window or --serve); open_source paces it then.
+    """
+
+    label: str
+    live: bool = False
+    fps: float | None = None
+    roi: ROI | None = None
+    pixel_area_mm2: float | None = None
+    paced: bool = False
+    pace_when_watched: bool = False
+
+
 @runtime_checkable
 class FrameSource(Protocol):
     """Anything that yields frames.
@@ -45,17 +77,12 @@ class FrameSource(Protocol):
     ``read()`` returns the next Frame; None when a file or folder has ended; raises
     edge.errors.BadFrame for one undecodable frame (the next read moves past it) and
     edge.errors.SourceLost when a live source delivered nothing for its whole retry budget.
-    Optional attributes the loop uses when present: ``fps`` (frames/s the source plays at),
-    ``roi`` (a default (x, y, w, h) crop when --roi is not given).
+    ``info`` says what the source knows (SourceInfo); it may change as a source moves from
+    file to file (a folder of DICOM cines with different rates).
     """
 
-    live: bool  # True for cameras/streams (latest-frame wrapper on by default)
-
-    # Optional, read with getattr by the loop (a DICOM file knows them, a camera does not):
-    #   fps: float | None               the source's own frame rate
-    #   default_roi: (x, y, w, h) | None the image region, used when no --roi is given
-    #   pixel_area_mm2: float | None     area of one frame pixel: nerve area in mm2, not px
-    #   pace(on: bool)                   play at the source's own rate (shown live)
+    @property
+    def info(self) -> SourceInfo: ...
 
     def read(self) -> Frame | None: ...
 

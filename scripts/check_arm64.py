@@ -214,7 +214,7 @@ def stage_frames(work_host: Path, args: argparse.Namespace) -> tuple[list[str], 
     with a data folder, Kaggle frames, and USGRA images for the models trained on them.
     Returns the frame sets and what each holds."""
     write_phantom_frames(work_host / PHANTOM_SET, args.frames)
-    notes = {PHANTOM_SET: f"{args.frames} phantom frames (edge.phantom, seed 0)"}
+    notes = {PHANTOM_SET: f"{args.frames} phantom frames (edge.io.phantom, seed 0)"}
     train = data_dir(args) / "kaggle-nerve" / "train"
     if not train.is_dir():
         board.say(f"no real frames at {train} (set NERVE_EDGE_DATA or --data, see "
@@ -242,7 +242,7 @@ def write_phantom_frames(folder: Path, count: int) -> None:
     import cv2
 
     sys.path.insert(0, str(REPO))
-    from edge.phantom import PhantomSource
+    from edge.io.phantom import PhantomSource
 
     folder.mkdir(parents=True)
     source = PhantomSource(seed=0)

@@ -135,10 +135,10 @@ def run_pipeline(jobs_path: Path) -> None:
     model input), "NAME/prob" (H x W x C decision probabilities), "NAME/mask" (H x W x C, the
     decide() result per class); plus "thresholds" (per class) and "quantized" (raw outputs
     are int8/uint8: masks must match bit for bit)."""
+    from edge.io.sources import SourceConfig, open_source
     from edge.loop import RunConfig, open_model
     from edge.postprocess import decide, split_class_outputs, split_outputs
     from edge.preprocess import frame_to_gray_input, normalize
-    from edge.sources import SourceConfig, open_source
 
     jobs = json.loads(jobs_path.read_text())
     for number, job in enumerate(jobs, 1):
@@ -157,8 +157,7 @@ def run_pipeline(jobs_path: Path) -> None:
         source = open_source(source_cfg)
         pre = None
         while (frame := source.read()) is not None:
-            pre = pre or model.preprocess_config(
-                getattr(source, "roi", None) or getattr(source, "default_roi", None))
+            pre = pre or model.preprocess_config(source.info.roi)
             gray = frame_to_gray_input(frame.image, pre)
             raw = (model.backend.run_gray8(gray) if model.fast
                    else model.backend.run(normalize(gray, pre)))

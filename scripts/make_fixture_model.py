@@ -1,7 +1,7 @@
 """Build the fixture models that edge-run uses until the trained model ships.
 
 A small U-Net (train.model.build_unet) is trained for about a minute on the synthetic phantom
-(edge.phantom.phantom_pair), so the fixture really outlines the phantom nerve, then exported:
+(edge.io.phantom.phantom_pair), so the fixture really outlines the phantom nerve, then exported:
 
     edge/models/nerve_fixture_int8.tflite (+ .json)   full-integer int8 (int8 input and output)
     edge/models/nerve_fixture.onnx        (+ .json)   float32, input "image" (N, 128, 176, 1)
@@ -39,8 +39,8 @@ import tf_keras as keras  # noqa: E402
 
 from convert.onnx_export import to_onnx_bytes  # noqa: E402
 from convert.quantize import to_int8  # noqa: E402
+from edge.io.phantom import phantom_pair  # noqa: E402
 from edge.metadata import ModelMeta, write_meta  # noqa: E402
-from edge.phantom import phantom_pair  # noqa: E402
 from edge.preprocess import PreprocessConfig, mask_to_input, preprocess  # noqa: E402
 from train.losses import BceDiceLoss  # noqa: E402
 from train.model import build_unet  # noqa: E402

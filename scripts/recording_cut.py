@@ -44,8 +44,8 @@ VARIANTS = (
 
 def frames(n: int):
     """Phantom overlays like edge-run records (gray frame, mask fill, text)."""
+    from edge.io.phantom import PhantomSource
     from edge.overlay import draw_overlay
-    from edge.sources import PhantomSource
 
     src = PhantomSource()
     for i in range(n):

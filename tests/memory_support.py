@@ -16,7 +16,7 @@ import gc
 import json
 import tracemalloc
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import edge.loop
 from edge.cli import main
@@ -43,8 +43,8 @@ class SnapshotSource:
         self._inner = inner
         self._at = at
         self.snapshots: list[tracemalloc.Snapshot] = []
-        if pixel_area_mm2 is not None:
-            self.pixel_area_mm2 = pixel_area_mm2
+        self.info = inner.info if pixel_area_mm2 is None else replace(
+            inner.info, pixel_area_mm2=pixel_area_mm2)
 
     def read(self):
         frame = self._inner.read()
@@ -53,8 +53,8 @@ class SnapshotSource:
             self.snapshots.append(tracemalloc.take_snapshot())
         return frame
 
-    def __getattr__(self, name: str):
-        return getattr(self._inner, name)
+    def close(self) -> None:
+        self._inner.close()
 
 
 class StatusPoller:
@@ -113,8 +113,9 @@ def run_tracked(argv: list[str], monkeypatch, pixel_area_mm2: float | None = Non
     pollers: list[StatusPoller] = []
     open_source, open_sinks = edge.loop.open_source, edge.loop.open_sinks
 
-    def snapshot_source(cfg):
-        sources.append(SnapshotSource(open_source(cfg), (FIRST, FRAMES - 1), pixel_area_mm2))
+    def snapshot_source(cfg, watched=False):
+        sources.append(SnapshotSource(open_source(cfg, watched), (FIRST, FRAMES - 1),
+                                      pixel_area_mm2))
         return sources[-1]
 
     def with_poller(*args, **kwargs):

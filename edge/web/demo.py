@@ -1,4 +1,4 @@
-"""The /app/ page's demo clip, rendered from the built-in phantom (edge/phantom.py) when the
+"""The /app/ page's demo clip, rendered from the built-in phantom (edge/io/phantom.py) when the
 site is served or exported: no clip is committed, and no frame of any data set is in it.
 
 The clip is an image sequence in one JPEG (the frames stacked top to bottom) plus a JSON
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from edge.fsutil import atomic_write_bytes, atomic_write_text
-from edge.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
+from edge.io.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
 
 DEMO_FRAMES = 60  # frames in the loop
 DEMO_STEP = 4  # every 4th phantom frame: 60 x 4 = 240 frames, one lateral motion period,
@@ -46,7 +46,7 @@ def render_clip() -> tuple[np.ndarray, dict]:
               for k in range(DEMO_FRAMES)]
     info = {"sprite": SPRITE, "frames": DEMO_FRAMES, "width": size[0], "height": size[1],
             "scale": DEMO_SCALE, "fps": DEMO_FPS,
-            "source": f"edge.phantom.PhantomSource({PHANTOM_WIDTH}, {PHANTOM_HEIGHT}, "
+            "source": f"edge.io.phantom.PhantomSource({PHANTOM_WIDTH}, {PHANTOM_HEIGHT}, "
             f"seed={DEMO_SEED}): every {DEMO_STEP}th frame from 0, "
             f"resized to {size[0]}x{size[1]} (INTER_AREA); synthetic, no patient data"}
     return np.vstack(frames), info

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from dicomfiles import make_us
 
-from edge.sources import phantom_pair
+from edge.io.phantom import phantom_pair
 from tests.memory_support import FRAMES, run_tracked
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")

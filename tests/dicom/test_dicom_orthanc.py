@@ -12,10 +12,10 @@ import numpy as np
 from dicomfiles import make_us
 
 from edge.cli import main
-from edge.dicom.outbox import OUTBOX, Outbox
-from edge.dicom.pacs import PacsNode
-from edge.dicom.seg import read_masks
-from edge.sources import phantom_pair
+from edge.io.dicom.outbox import OUTBOX, Outbox
+from edge.io.dicom.pacs import PacsNode
+from edge.io.dicom.seg import read_masks
+from edge.io.phantom import phantom_pair
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")
 CINE_FRAMES = 5

@@ -6,10 +6,11 @@ import contextlib
 
 import pytest
 
-from edge.dicom import outbox as outbox_mod
-from edge.dicom.outbox import Outbox, flush_message
-from edge.dicom.pacs import PacsError, PacsNode
 from edge.errors import UserInputError
+from edge.io import backoff
+from edge.io.dicom import outbox as outbox_mod
+from edge.io.dicom.outbox import Outbox, flush_message
+from edge.io.dicom.pacs import PacsError, PacsNode
 
 
 def test_parse_dimse_and_dicomweb_specs() -> None:
@@ -54,7 +55,7 @@ class ScriptedNode:
 @pytest.fixture
 def box(tmp_path, monkeypatch):
     waits = []
-    monkeypatch.setattr(outbox_mod.time, "sleep", waits.append)
+    monkeypatch.setattr(backoff.time, "sleep", waits.append)  # looked up at call time
     box = Outbox(tmp_path / "outbox")
     for i in range(3):
         src = tmp_path / f"f{i}.dcm"

@@ -1,4 +1,4 @@
-"""Sequence of Ultrasound Regions -> default ROI and pixel area (edge/dicom/regions.py)."""
+"""Sequence of Ultrasound Regions -> default ROI and pixel area (edge/io/dicom/regions.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from edge.dicom.area import NerveArea
-from edge.dicom.read import DicomSource
-from edge.dicom.regions import image_region
+from edge.io.dicom.area import NerveArea
+from edge.io.dicom.read import DicomSource
+from edge.io.dicom.regions import image_region
 
 GRAY = np.zeros((1, 100, 200), np.uint8)  # 200 wide, 100 high
 
@@ -50,8 +50,8 @@ def test_units_other_than_cm_give_a_roi_but_no_mm2(us_file) -> None:
 def test_source_exposes_the_region(us_file) -> None:
     path = us_file("s.dcm", pixels=GRAY, regions=[(20, 10, 179, 89, (0.05, 0.05))])
     source = DicomSource(path)
-    assert source.default_roi == (20, 10, 160, 80)
-    assert source.pixel_area_mm2 == pytest.approx(0.25)
+    assert source.info.roi == (20, 10, 160, 80)
+    assert source.info.pixel_area_mm2 == pytest.approx(0.25)
     source.close()
 
 

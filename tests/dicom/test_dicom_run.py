@@ -12,14 +12,16 @@ import pytest
 from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us
 
 from edge.cli import main
-from edge.dicom.area import NerveArea
-from edge.dicom.read import DicomSource
-from edge.dicom.seg import read_masks
+from edge.io.dicom.area import NerveArea
+from edge.io.dicom.read import DicomSource
+from edge.io.dicom.seg import read_masks
+from edge.io.pacing import Paced
+from edge.io.phantom import phantom_pair
+from edge.io.sources import SourceConfig, innermost, open_source
 from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
 from edge.preprocess import frame_to_gray_input, normalize
 from edge.serve import status_of
-from edge.sources import SourceConfig, phantom_pair
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")
 CINE_FRAMES = 6
@@ -102,7 +104,7 @@ def test_overlay_and_status_json_carry_mm2(phantom_cine) -> None:
     model = open_model(cfg, Path(FIXTURE_MODEL))
     pre = model.preprocess_config(cfg.roi)
     source = DicomSource(phantom_cine)
-    area = NerveArea(source.pixel_area_mm2)
+    area = NerveArea(source.info.pixel_area_mm2)
     frame = source.read()
     gray = frame_to_gray_input(frame.image, pre)
     outputs = model.backend.run_gray8(gray) if model.fast else model.backend.run(
@@ -202,3 +204,28 @@ def test_a_cut_file_under_on_bad_frame_stop_stops_naming_it(tmp_path, capsys) ->
     assert code == 2 and len(err) == 1 and "b.dcm" in err[0], err  # as for images and video
     data = json.loads(report.read_text())
     assert data["frames"] == 2 and data["stop_reason"].startswith("bad frame: ")
+
+
+def test_a_watched_cine_is_paced_and_its_outputs_still_refer_to_it(phantom_cine, tmp_path,
+                                                                   monkeypatch) -> None:
+    """--serve shows the frames live: the cine goes through the one pacing wrapper at its own
+    rate, and --dicom-out still finds the DICOM files under that wrapper."""
+    import edge.loop
+
+    opened = []
+
+    def recording_open(cfg, watched=False):
+        opened.append(open_source(cfg, watched))
+        return opened[-1]
+
+    monkeypatch.setattr(edge.loop, "open_source", recording_open)
+    out = tmp_path / "dcm"
+    assert main(["--dicom", str(phantom_cine), "--model", FIXTURE_MODEL, "--headless",
+                 "--quiet", "--serve", "127.0.0.1:0", "--dicom-out", str(out)]) == 0
+    watched = opened[-1]
+    assert isinstance(watched, Paced) and isinstance(innermost(watched), DicomSource)
+    assert watched.info.fps == pytest.approx(1000 / 33.3) and watched.info.paced
+    assert (out / "cine.seg.dcm").is_file() and (out / "cine.overlay.dcm").is_file()
+    assert main(["--dicom", str(phantom_cine), "--model", FIXTURE_MODEL, "--headless",
+                 "--quiet", "--dicom-out", str(tmp_path / "batch")]) == 0
+    assert isinstance(opened[-1], DicomSource)  # a headless batch: as fast as it goes

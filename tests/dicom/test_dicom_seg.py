@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from dicomfiles import PATIENT_ID
 
-from edge.dicom.read import DicomSource
-from edge.dicom.seg import build_capture, build_seg, read_masks
-from edge.dicom.sink import DicomSink
 from edge.errors import OutputError
+from edge.io.dicom.read import DicomSource
+from edge.io.dicom.seg import build_capture, build_seg, read_masks
+from edge.io.dicom.sink import DicomSink
 from edge.types import FrameResult
 
 PERIPHERAL_NERVE = ("84782009", "SCT")
@@ -95,7 +95,7 @@ def test_sink_writes_seg_and_capture_per_file_at_close(us_file, tmp_path):
 
 
 def test_sink_refuses_a_source_that_is_not_dicom(tmp_path):
-    from edge.sources import PhantomSource
+    from edge.io.phantom import PhantomSource
 
     with pytest.raises(OutputError, match="needs DICOM input"):
         DicomSink(tmp_path, PhantomSource(64, 48))

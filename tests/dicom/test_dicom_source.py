@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from dicomfiles import US_EXAMPLES
 
-from edge.dicom import read as dicom_read
-from edge.dicom.read import DicomSource, frame_rate
 from edge.errors import BadFrame, SourceError
-from edge.sources import SourceConfig, open_source, source_from_uri
+from edge.io.dicom.read import DicomSource, frame_rate
+from edge.io.pacing import Paced
+from edge.io.sources import SourceConfig, innermost, open_source, source_from_uri
 
 REPO = Path(__file__).resolve().parents[2]
 RGB_TOLERANCE = 2  # YBR_FULL -> RGB round trip in 8 bits
@@ -181,16 +181,38 @@ class FakeClock:
         self.now += seconds
 
 
-def test_pacing_plays_a_cine_at_its_frame_time_only_when_asked(us_file, monkeypatch) -> None:
-    clock = FakeClock()
-    monkeypatch.setattr(dicom_read, "time", clock)
+def test_a_cine_declares_its_rate_and_is_paced_only_when_watched(us_file) -> None:
     path = us_file("cine.dcm", pixels=np.zeros((5, 8, 8), np.uint8), frame_time_ms=50.0)
-    read_all(DicomSource(path))
-    assert sum(clock.sleeps) == 0  # batch: as fast as possible
-    paced = DicomSource(path)
-    paced.pace(True)
-    read_all(paced)
+    cfg = SourceConfig(kind="dicom", target=str(path))
+    batch = open_source(cfg)
+    assert isinstance(batch, DicomSource)  # headless batch: as fast as possible
+    assert batch.info.fps == pytest.approx(20.0) and batch.info.pace_when_watched
+    assert not batch.info.paced and not batch.info.live
+    batch.close()
+    watched = open_source(cfg, watched=True)
+    assert isinstance(watched, Paced) and isinstance(innermost(watched), DicomSource)
+    assert watched.info.paced and watched.info.fps == pytest.approx(20.0)
+    watched.close()
+
+
+def test_pacing_plays_a_cine_at_its_frame_time(us_file) -> None:
+    clock = FakeClock()
+    path = us_file("cine.dcm", pixels=np.zeros((5, 8, 8), np.uint8), frame_time_ms=50.0)
+    read_all(Paced(DicomSource(path), clock=clock.monotonic, sleep=clock.sleep))
     assert clock.now - 100.0 == pytest.approx(4 * 0.050)  # 5 frames, 4 intervals
+
+
+def test_a_folder_of_cines_plays_each_at_its_own_rate(us_file) -> None:
+    clock = FakeClock()
+    frames = np.zeros((3, 8, 8), np.uint8)
+    first = us_file("a.dcm", pixels=frames, frame_time_ms=50.0)
+    us_file("b.dcm", pixels=frames, frame_time_ms=100.0)
+    source = DicomSource(first.parent)
+    assert source.info.fps == pytest.approx(20.0)  # before any read: the first file's
+    read_all(Paced(source, clock=clock.monotonic, sleep=clock.sleep))
+    # a's three frames 50 ms apart (its last one shown for 50 ms too), then b's 100 ms apart
+    assert clock.sleeps == pytest.approx([0.05, 0.05, 0.05, 0.1, 0.1])
+    assert source.info.fps == pytest.approx(10.0)  # the file the last frame came from
 
 
 def test_factory_and_uri_open_dicom(us_examples) -> None:
@@ -217,7 +239,7 @@ def test_missing_decoder_names_the_extra_and_the_install_command(us_examples) ->
         "import sys\n"
         "for m in ('pylibjpeg', 'libjpeg', 'openjpeg', 'PIL', 'gdcm', 'rle'):\n"
         "    sys.modules[m] = None\n"
-        "from edge.dicom.read import DicomSource\n"
+        "from edge.io.dicom.read import DicomSource\n"
         "from edge.errors import BadFrame, SourceError\n"
         f"try:\n    DicomSource({str(us_examples['examples_ybr_color.dcm'])!r})\n"
         "except SourceError as e:\n    print(e)\n"

@@ -1,7 +1,7 @@
 """The folder the documented commands run in: small real stand-ins for what the docs assume is
 there (a Kaggle download, a usgra-seg clone, a clinic folder, a video clip, scans, DICOM files).
 
-Every picture is the kit's own phantom (edge/phantom.py: speckle, tissue, a moving nerve with
+Every picture is the kit's own phantom (edge/io/phantom.py: speckle, tissue, a moving nerve with
 its exact mask), so nothing of the real data sets is committed or needed. The names are the
 docs' own (``kaggle-download/``, ``usgra-seg/``, ``clip.mp4``, ``scans/``, ``cine.dcm``,
 ``exports/``), so most commands run with their paths as written.
@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.phantom import PhantomSource
+from edge.io.phantom import PhantomSource
 from train.datasets import rle_encode  # numpy only (edge-train prepare's own)
 
 KAGGLE_HW = (420, 580)  # the Kaggle download's frame (rows, cols)
@@ -95,7 +95,7 @@ from pathlib import Path
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from dicomfiles import make_us
-from edge.phantom import PhantomSource
+from edge.io.phantom import PhantomSource
 ws = Path(sys.argv[2])
 ph = PhantomSource(256, 192, seed=4)
 cine = np.stack([ph.frame(k) for k in range(int(sys.argv[3]))])

@@ -16,8 +16,8 @@ from edge.backends import (
     quantize,
 )
 from edge.errors import ModelError
+from edge.io.phantom import phantom_pair
 from edge.metadata import load_meta
-from edge.phantom import phantom_pair
 from edge.postprocess import PostprocessConfig, binarize, split_outputs
 from edge.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input, normalize
 

@@ -142,7 +142,7 @@ def test_bad_input_exits_2_with_one_line(name, tmp_path, capsys):
 
 
 def test_window_without_gui_points_to_headless(tmp_path, capsys):
-    from edge.sinks import gui_problem
+    from edge.io.sinks import gui_problem
 
     if gui_problem() is None:
         pytest.skip("this OpenCV build has GUI windows: the no-GUI message cannot appear")
@@ -195,7 +195,8 @@ def test_no_gui_and_no_output_still_exits_2(tmp_path, no_gui, capsys):
 
 
 def test_a_gui_build_keeps_its_window(monkeypatch):
-    from edge import loop, sinks
+    from edge import loop
+    from edge.io import sinks
 
     monkeypatch.setattr(sinks, "gui_problem", lambda: None)
     cfg = loop.RunConfig(serve="0", record="x.mkv")

@@ -65,7 +65,7 @@ def test_a_signal_ends_the_run_with_summary_report_and_playable_recording(
     assert data["stop_reason"] == reason and data["frames"] > 0
     # Finalized, so every frame plays (one more when the signal came between the write and
     # the frame's end).
-    # --record out.mp4 is written as out.mkv (plays after a kill; edge.sinks)
+    # --record out.mp4 is written as out.mkv (plays after a kill; edge.io.sinks)
     assert video_frames(record.with_suffix(".mkv")) in (data["frames"], data["frames"] + 1)
     assert not list(tmp_path.glob(".*"))  # no temp files left behind
 

@@ -1,4 +1,4 @@
-"""LatestFrame (edge/latest.py): keeps only the newest frame, ends, re-raises, shuts down."""
+"""LatestFrame (edge/io/latest.py): keeps only the newest frame, ends, re-raises, shuts down."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from edge import latest
 from edge.errors import BadFrame, SourceLost
-from edge.latest import LatestFrame
-from edge.types import Frame
+from edge.io import latest
+from edge.io.latest import LatestFrame
+from edge.types import Frame, SourceInfo
 
 WAIT_S = 5.0  # generous bound for anything that should happen "soon"
 
@@ -23,7 +23,7 @@ class FakeSource:
     def __init__(self, count=10, period_s=0.0, live=True, fail_at=None, hang=False) -> None:
         self.count = count
         self.period_s = period_s
-        self.live = live
+        self.info = SourceInfo("fake", live=live)
         self.fail_at = fail_at
         self.hang = hang
         self.produced = -1  # index of the newest frame handed out
@@ -88,14 +88,14 @@ def test_close_stops_the_thread_and_closes_the_source() -> None:
     source = FakeSource(count=10**9, period_s=0.001)
     wrapper = LatestFrame(source)
     assert wrapper.read() is not None
-    assert wrapper.live is True
+    assert wrapper.info.live is True
     wrapper.close()
     wrapper.close()  # idempotent
     assert not wrapper._thread.is_alive()
     assert source.closed
     assert wrapper.read() is None
     files = LatestFrame(FakeSource(live=False))
-    assert files.live is False
+    assert files.info.live is False
     files.close()
 
 
@@ -115,7 +115,7 @@ def test_close_with_a_hung_source_returns_and_closes_it_later(monkeypatch) -> No
 
 def test_a_hung_live_source_is_lost_after_stall_s() -> None:
     source = FakeSource(count=2, hang=True)
-    source.label = "camera 7"
+    source.info = SourceInfo("camera 7", live=True)
     wrapper = LatestFrame(source, stall_s=0.3)
     assert wrapper.read().index in (0, 1)
     start = time.monotonic()
@@ -157,11 +157,12 @@ def test_bad_frames_are_handed_on_and_reading_goes_on() -> None:
     assert got and set(got) <= {0, 2, 4} and got[-1] == 4  # newest-only may drop good ones
 
 
-def test_attributes_of_the_wrapped_source_show_through() -> None:
+def test_the_wrapped_sources_info_shows_through_and_nothing_else() -> None:
     source = FakeSource(count=1)
-    source.fps, source.roi = 25.0, (1, 2, 3, 4)
+    source.info = SourceInfo("cine", fps=25.0, roi=(1, 2, 3, 4), pixel_area_mm2=0.01)
+    source.extra = "not forwarded"
     wrapper = LatestFrame(source)
-    assert (wrapper.fps, wrapper.roi) == (25.0, (1, 2, 3, 4))
+    assert wrapper.info is source.info
     with pytest.raises(AttributeError):
-        wrapper.pixel_spacing_mm  # noqa: B018
+        wrapper.extra  # noqa: B018  no __getattr__: only what the protocol declares
     wrapper.close()

@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 import edge.loop
-from edge import sources
 from edge.cli import main
 from edge.clikit import Terminated
+from edge.io import sources
+from edge.io.camera import CameraSource
+from edge.io.phantom import phantom_pair
+from edge.io.sources import SourceConfig
 from edge.loop import RunConfig, default_model_path, run
 from edge.metadata import sha256_file
-from edge.phantom import phantom_pair
-from edge.sources import CameraSource, SourceConfig
-from edge.types import Frame
+from edge.types import Frame, SourceInfo
 
 PHANTOM_HW = (420, 580)
 MODELS = Path(edge.loop.__file__).parent / "models"
@@ -114,7 +115,7 @@ def test_roi_masks_stay_inside_the_roi(tmp_path):
 class InterruptingSource:
     """Phantom-like frames, then ``stop`` (Ctrl-C by default) on the third read."""
 
-    live = False
+    info = SourceInfo("interrupting")
 
     def __init__(self, stop: type[BaseException] = KeyboardInterrupt):
         self.reads = 0
@@ -137,7 +138,7 @@ class InterruptingSource:
 def test_ctrl_c_and_sigterm_close_outputs_write_the_report_then_raise(
         tmp_path, monkeypatch, stop, reason):
     fake = InterruptingSource(stop)
-    monkeypatch.setattr(edge.loop, "open_source", lambda cfg: fake)
+    monkeypatch.setattr(edge.loop, "open_source", lambda cfg, watched=False: fake)
     out, report = tmp_path / "out.avi", tmp_path / "run.json"
     with pytest.raises(stop):
         run(RunConfig(headless=True, record=str(out), report=str(report), quiet=True))
@@ -322,7 +323,7 @@ def test_sha256_mismatch_refuses_unless_allowed_then_warns_and_reports(tmp_path,
 class CroppedSource(InterruptingSource):
     """A source that knows where the scanner image is (as a DICOM source may)."""
 
-    roi = (0, 0, 120, 80)  # a corner away from the phantom nerve
+    info = SourceInfo("cropped", roi=(0, 0, 120, 80))  # a corner away from the phantom nerve
 
     def __init__(self):
         super().__init__()
@@ -334,7 +335,7 @@ class CroppedSource(InterruptingSource):
 
 
 def test_a_source_roi_is_used_when_no_roi_is_given(monkeypatch):
-    monkeypatch.setattr(edge.loop, "open_source", lambda cfg: CroppedSource())
+    monkeypatch.setattr(edge.loop, "open_source", lambda cfg, watched=False: CroppedSource())
     sink = StopAfter(2)
     monkeypatch.setattr(edge.loop, "open_sinks", lambda cfg, stack, fps, model=None, **kw: [sink])
     run(RunConfig(model=str(FIXTURE), headless=True, quiet=True))

@@ -40,7 +40,7 @@ CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
 def phantom_frames(count: int) -> list[FrameResult]:
     """Ultrasound-like frames with their true nerve masks (no model needed here)."""
     try:
-        from edge.sources import PhantomSource
+        from edge.io.phantom import PhantomSource
     except ImportError:  # before sources.py exists: plain gradient frames and a disc
         return [_synthetic(i) for i in range(count)]
     source = PhantomSource(width=FRAME_HW[1], height=FRAME_HW[0], seed=0)

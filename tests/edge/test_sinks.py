@@ -1,4 +1,4 @@
-"""Sinks (edge/sinks.py): what each writes, and unwritable outputs failing at construction."""
+"""Sinks (edge/io/sinks.py): what each writes, and unwritable outputs failing at construction."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import sinks
 from edge.errors import OutputError
-from edge.sinks import MaskDirSink, NullSink, VideoFileSink, WindowSink
+from edge.io import sinks
+from edge.io.sinks import MaskDirSink, NullSink, VideoFileSink, WindowSink
 from edge.types import FrameResult, Sink
 
 FRAME_HW = (48, 64)

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edge.sinks import CRASH_SAFE_CONTAINER
+from edge.io.sinks import CRASH_SAFE_CONTAINER
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "edge" / "models" / "nerve_fixture_int8.tflite"

@@ -1,5 +1,6 @@
-"""Frame sources (edge/sources.py, edge/phantom.py): every kind, the factory, every bad input,
-bad frames, lost and frozen live sources, real-time pacing."""
+"""Frame sources (edge/io/: camera.py, files.py, picamera.py, phantom.py and the factory,
+sources.py): every kind, every bad input, bad frames, lost and frozen live sources, real-time
+pacing (pacing.py). SourceInfo and the backoff helper: test_source_info.py, test_backoff.py."""
 
 from __future__ import annotations
 
@@ -16,21 +17,16 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import sources
 from edge.errors import BadFrame, SourceError, SourceLost
-from edge.latest import LatestFrame
-from edge.phantom import PhantomSource, phantom_pair
-from edge.sources import (
-    CameraSource,
-    ImageDirSource,
-    Paced,
-    PiCameraSource,
-    SourceConfig,
-    VideoFileSource,
-    list_images,
-    open_source,
-    source_from_uri,
-)
+from edge.io import sources
+from edge.io.camera import CameraSource
+from edge.io.files import ImageDirSource, VideoFileSource, list_images
+from edge.io.latest import LatestFrame
+from edge.io.pacing import Paced
+from edge.io.phantom import PhantomSource, phantom_pair
+from edge.io.picamera import PiCameraSource
+from edge.io.sources import SourceConfig, open_source, source_from_uri
+from edge.types import SourceInfo
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL_VIDEO_FRAMES = 12  # see conftest.small_video
@@ -107,7 +103,7 @@ def test_video_file_reads_every_frame_in_order(small_video: Path) -> None:
     source = VideoFileSource(small_video)
     frames = read_all(source)
     source.close()
-    assert source.live is False
+    assert source.info.live is False
     assert len(frames) == SMALL_VIDEO_FRAMES
     assert [level_index(f.image) for f in frames] == list(range(SMALL_VIDEO_FRAMES))
     assert frames[0].image.shape == (48, 64, 3)  # read back as BGR
@@ -162,7 +158,7 @@ def test_a_cut_mp4_gives_only_the_kits_line_not_ffmpegs(tmp_path: Path) -> None:
 
 def test_stream_url_is_live_and_unopenable_stream_is_an_error() -> None:
     source = VideoFileSource("rtsp://cam.local/live", capture_factory=CaptureFactory(FakeCapture()))
-    assert source.live is True
+    assert source.info.live is True
     assert source.read() is not None
     source.close()
     with pytest.raises(SourceError, match="cannot open stream rtsp://cam.local/live"):
@@ -206,7 +202,7 @@ def test_camera_requests_size_and_reports_what_it_got() -> None:
     assert capture.props[cv2.CAP_PROP_FRAME_HEIGHT] == 720
     assert capture.props[cv2.CAP_PROP_FPS] == 60
     assert camera.actual_size == (640, 480)
-    assert camera.live is True
+    assert camera.info == SourceInfo("camera 0", live=True, fps=60.0)  # what the device gave
     assert [f.index for f in read_until_lost(camera)] == [0, 1]
     camera.close()
     assert capture.released
@@ -224,7 +220,7 @@ def test_video_standing_in_for_a_camera_reconnects_after_it_stops(small_video: P
         return cv2.VideoCapture(str(small_video))
 
     camera = CameraSource(0, retry_s=5.0, capture_factory=reopen_video)
-    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="edge.io.capture"):
         frames = read_all(camera, limit=SMALL_VIDEO_FRAMES + 2)
     camera.close()
     assert len(frames) == SMALL_VIDEO_FRAMES + 2
@@ -236,7 +232,7 @@ def test_video_standing_in_for_a_camera_reconnects_after_it_stops(small_video: P
 def test_stalled_camera_retries_with_backoff_then_is_lost(caplog) -> None:
     factory = CaptureFactory(FakeCapture(frames=3), FakeCapture(frames=0, opened=False))
     camera = CameraSource(0, retry_s=0.5, capture_factory=factory)
-    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+    with caplog.at_level(logging.WARNING, logger="edge.io.capture"):
         start = time.monotonic()
         frames = read_until_lost(camera)
         elapsed = time.monotonic() - start
@@ -308,7 +304,7 @@ def write_image_folder(folder: Path) -> None:
 def test_image_folder_natural_order_bit_depths_and_no_labels(tmp_path: Path) -> None:
     write_image_folder(tmp_path)
     source = open_source(SourceConfig(kind="images", target=str(tmp_path)))
-    assert not isinstance(source, LatestFrame) and source.live is False
+    assert not isinstance(source, LatestFrame) and source.info.live is False
     frames = read_all(source)
     source.close()
     assert [f.name for f in frames] == ["a", "b_2", "b_10", "C"]
@@ -450,7 +446,7 @@ def test_picamera_delivers_the_y_plane(monkeypatch) -> None:
     assert cam.config["main"] == {"size": (64, 48), "format": "YUV420"}
     assert cam.config["controls"] == {"FrameRate": 30.0}
     frame = source.read()
-    assert source.live is True
+    assert source.info == SourceInfo("the Pi camera", live=True, fps=30)
     assert frame.image.shape == (48, 64) and frame.image.dtype == np.uint8
     assert np.array_equal(frame.image[5], np.arange(64, dtype=np.uint8))
     source.close()
@@ -521,7 +517,7 @@ def test_phantom_is_deterministic_gray_and_sized() -> None:
     assert np.array_equal(a.frame(77), b.frame(77))
     assert not np.array_equal(a.frame(77), PhantomSource(seed=4).frame(77))
     assert fa.name == "000000" and a.read().index == 1
-    assert a.live is False
+    assert a.info.live is False
 
 
 def test_phantom_truth_is_a_dark_moving_oval() -> None:
@@ -569,7 +565,7 @@ def test_cameras_are_wrapped_by_default_and_not_when_asked(monkeypatch) -> None:
 
     monkeypatch.setitem(sources._OPENERS, "camera", fake_camera)
     wrapped = open_source(SourceConfig(kind="camera", target=0))
-    assert isinstance(wrapped, LatestFrame) and wrapped.live is True
+    assert isinstance(wrapped, LatestFrame) and wrapped.info.live is True
     assert wrapped.read() is not None
     wrapped.close()
     plain = open_source(SourceConfig(kind="camera", target=0, latest=False))
@@ -632,7 +628,8 @@ def test_paced_reads_are_due_one_period_apart_without_catch_up_bursts() -> None:
 
 def test_realtime_video_plays_at_its_own_frame_rate(small_video: Path) -> None:
     source = open_source(SourceConfig(kind="video", target=str(small_video), realtime=True))
-    assert source.fps == pytest.approx(10.0)  # the clip's rate, seen through the wrapper
+    assert source.info.fps == pytest.approx(10.0)  # the clip's rate, seen through the wrapper
+    assert source.info.paced and source.info.label == str(small_video)
     start = time.monotonic()
     frames = read_all(source)
     elapsed = time.monotonic() - start

@@ -7,7 +7,7 @@ import random
 import sys
 
 from edge.classes import ClassTally
-from edge.dicom.area import MM2_DECIMALS, NerveArea
+from edge.io.dicom.area import MM2_DECIMALS, NerveArea
 from edge.stats import RunningStats
 from edge.types import ClassResult
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from web_support import needs_browser, start_browser, wait_for, wait_ready
 
-from edge.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
+from edge.io.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
 from edge.serve import ServeSink
 from edge.web import demo
 from edge.web.site import APP_DIR, export_web, runtime_files, site_files

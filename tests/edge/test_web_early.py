@@ -18,7 +18,7 @@ import pytest
 from web_support import needs_browser, start_browser, wait_for, wait_ready, write_y4m
 
 from benchmarks.browser import READY_JS, WAIT_S
-from edge.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
+from edge.io.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
 from edge.serve import ServeSink
 from edge.web import server as web_server
 from edge.web.site import export_web

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.dicom.pacs import PacsError, PacsNode
 from edge.fsutil import atomic_path, check_writable_dir
+from edge.io.backoff import Backoff, retry
+from edge.io.dicom.pacs import PacsError, PacsNode
 
 OUTBOX = "outbox"
 TRIES = 3  # connection attempts per flush
@@ -49,30 +49,44 @@ class Outbox:
     def flush(self, node: PacsNode, tries: int = TRIES, backoff_s: float = FIRST_BACKOFF_S,
               on_sent: Callable[[Path], None] | None = None) -> FlushResult:
         """Send every pending file; each leaves the outbox once the PACS acknowledged it.
-        Transient failures are retried ``tries`` times with doubling waits; a permanent
-        refusal stops at once. ``on_sent`` is called after each file (tests use it)."""
-        sent, error, delay = 0, None, backoff_s
-        for attempt in range(1, tries + 1):
-            pending = self.pending()
-            if not pending:
-                return FlushResult(sent, 0)
-            try:
-                with node.session() as session:
-                    for path in pending:
-                        session.store(path)
-                        path.unlink()
-                        sent += 1
-                        if on_sent is not None:
-                            on_sent(path)
-                return FlushResult(sent, 0)
-            except PacsError as exc:
-                error = f"{exc} (try {attempt} of {tries})"
-                if exc.permanent:
-                    break
-            if attempt < tries:
-                time.sleep(delay)
-                delay *= 2.0
-        return FlushResult(sent, len(self.pending()), error)
+        Transient failures are retried ``tries`` times in all, with doubling waits
+        (edge.io.backoff); a permanent refusal stops at once. ``on_sent`` is called after
+        each file (tests use it)."""
+        attempt = _Flush(self, node, tries, on_sent)
+        result = attempt()
+        if result is None:
+            result = retry(attempt, Backoff(first_s=backoff_s, retries=tries - 1))
+        return result or FlushResult(attempt.sent, len(self.pending()), attempt.error)
+
+
+class _Flush:
+    """One try at sending the outbox: a FlushResult when done (all sent, or refused for
+    good), None when a transient failure is worth another try."""
+
+    def __init__(self, outbox: Outbox, node: PacsNode, tries: int,
+                 on_sent: Callable[[Path], None] | None) -> None:
+        self.outbox, self.node, self.tries, self.on_sent = outbox, node, tries, on_sent
+        self.sent, self.tried, self.error = 0, 0, None
+
+    def __call__(self) -> FlushResult | None:
+        self.tried += 1
+        pending = self.outbox.pending()
+        if not pending:
+            return FlushResult(self.sent, 0)
+        try:
+            with self.node.session() as session:
+                for path in pending:
+                    session.store(path)
+                    path.unlink()
+                    self.sent += 1
+                    if self.on_sent is not None:
+                        self.on_sent(path)
+            return FlushResult(self.sent, 0)
+        except PacsError as exc:
+            self.error = f"{exc} (try {self.tried} of {self.tries})"
+            if exc.permanent:
+                return FlushResult(self.sent, len(self.outbox.pending()), self.error)
+        return None
 
 
 def flush_message(result: FlushResult, node: PacsNode, outbox: Outbox, retry_cmd: str) -> str:

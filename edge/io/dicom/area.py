@@ -1,7 +1,7 @@
 """Nerve area in the unit the source allows: mm2 when it knows the size of a pixel (a DICOM
 ultrasound region), px otherwise. Pure numpy-free arithmetic: the loop may import it freely.
 
-    area = NerveArea(getattr(source, "pixel_area_mm2", None))
+    area = NerveArea(source.info.pixel_area_mm2)
     area.text(post.area_px)        -> "nerve: yes, 12.3 mm2" (overlay / status line)
     area.add(post.area_px, post.detected); area.summary() -> the --report block
 

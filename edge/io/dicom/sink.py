@@ -19,12 +19,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.dicom.area import NerveArea
-from edge.dicom.outbox import OUTBOX, Outbox, flush_message
-from edge.dicom.pacs import PacsNode
-from edge.dicom.seg import build_capture, build_seg
 from edge.errors import OutputError
 from edge.fsutil import atomic_path, check_writable_dir
+from edge.io.dicom.area import NerveArea
+from edge.io.dicom.outbox import OUTBOX, Outbox, flush_message
+from edge.io.dicom.pacs import PacsNode
+from edge.io.dicom.read import DicomSource
+from edge.io.dicom.seg import build_capture, build_seg
+from edge.io.sources import innermost
 from edge.overlay import draw_overlay
 from edge.types import FrameResult
 
@@ -52,14 +54,15 @@ class DicomSink:
     def __init__(self, folder: str | os.PathLike, source, *, alpha: float = 0.4,
                  pacs: PacsNode | None = None, model_version: str = "unknown",
                  log: Callable[[str], None] | None = print, retry_cmd: str = "") -> None:
-        if not hasattr(source, "ref"):
+        dicom = innermost(source)  # under the pacing or latest-frame wrapper, if any
+        if not isinstance(dicom, DicomSource):
             raise OutputError("--dicom-out needs DICOM input (the SEG refers to the source "
                               "images): use --dicom PATH")
         self.folder = check_writable_dir(folder, "--dicom-out")
         self.outbox = Outbox(self.folder / OUTBOX) if pacs else None
-        self._source, self._alpha, self._pacs = source, alpha, pacs
+        self._source, self._dicom, self._alpha, self._pacs = source, dicom, alpha, pacs
         self._version, self._log, self._retry_cmd = model_version, log, retry_cmd
-        self._area = NerveArea(getattr(source, "pixel_area_mm2", None))
+        self._area = NerveArea(source.info.pixel_area_mm2)
         self._files: dict[str, _Collected] = {}
         self.written: list[Path] = []
         self._closed = False
@@ -75,7 +78,7 @@ class DicomSink:
                    log=log, retry_cmd=retry)
 
     def write(self, result: FrameResult) -> None:
-        instance, number = self._source.ref(result.frame_index)
+        instance, number = self._dicom.ref(result.frame_index)
         got = self._files.setdefault(str(instance.path), _Collected(instance))
         shape = (int(instance.header.Rows), int(instance.header.Columns))
         mask = result.mask
@@ -114,7 +117,7 @@ class DicomSink:
             logger.warning("%s: the overlay capture holds the first %d of %d frames",
                            stem, len(shown), len(numbers))
         capture = build_capture(header, np.stack([got.overlays[n] for n in shown]),
-                                getattr(self._source, "fps", None))
+                                self._source.info.fps)
         self._save(capture, self.folder / f"{stem}{CAPTURE_SUFFIX}")
 
     def _save(self, ds, path: Path) -> None:

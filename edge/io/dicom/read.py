@@ -10,10 +10,10 @@ Files are decoded one frame at a time (a long cine never sits in memory whole). 
 read in natural name order; files that are not DICOM images (reports, DICOMDIR, our own SEGs)
 are skipped; a file that claims to be a DICOM image but cannot be read (cut short, no pixel
 data) is an error given alone, and in a folder a BadFrame at its place (the loop's
---on-bad-frame policy warns and counts it, or stops). Optional attributes the loop reads
-(see edge.types.FrameSource): ``default_roi`` (the ultrasound image region),
-``pixel_area_mm2`` and ``fps`` (the cine's own rate); ``pace(True)`` plays a cine at that rate
-(the loop turns it on when frames are shown live, never for a headless batch).
+--on-bad-frame policy warns and counts it, or stops). Its ``info`` (edge.types.SourceInfo)
+gives the ultrasound image region as the default ROI, the area of one pixel, and the
+current file's frame rate; ``pace_when_watched``: edge.io.sources.open_source plays a cine
+at that rate (edge.io.pacing.Paced) when the frames are shown live, never in a headless batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,9 @@ import cv2
 import numpy as np
 
 from edge.clikit import install_hint, require
-from edge.dicom.regions import UltrasoundRegion, image_region
 from edge.errors import BadFrame, SourceError
-from edge.types import Frame
+from edge.io.dicom.regions import UltrasoundRegion, image_region
+from edge.types import Frame, SourceInfo
 
 logger = logging.getLogger(__name__)
 
@@ -222,18 +222,16 @@ class DicomSource:
     """Frames of DICOM images and cines; see the module docstring. live=False."""
 
     def __init__(self, target: str | Path, loop: bool = False) -> None:
-        self.live = False
         self._entries = find_instances(target)  # images and Unreadable files, in order
         self.instances = [e for e in self._entries if isinstance(e, Instance)]
-        first = self.instances[0]
-        self.fps = frame_rate(first.header)
-        region = first.region
-        self.default_roi = region.roi if region else None
-        self.pixel_area_mm2 = region.pixel_area_mm2 if region else None
+        region = self.instances[0].region
+        self._info = SourceInfo(str(target), roi=region.roi if region else None,
+                                pixel_area_mm2=region.pixel_area_mm2 if region else None,
+                                pace_when_watched=True)
+        self._rates = [frame_rate(inst.header) for inst in self.instances]
+        self._current = 0  # the instance of the last frame read: its rate is info.fps
         self._warn_mixed_regions()
         self._loop = loop
-        self._paced = False
-        self._due: float | None = None
         self._refs: dict[int, tuple[int, int]] = {}  # recent frame index -> (instance, frame)
         self._frames = self._iterate()
         self._index = 0
@@ -244,10 +242,11 @@ class DicomSource:
             logger.warning("the files differ in their ultrasound regions; the first file's "
                            "region is used for all (run them one file at a time to avoid this)")
 
-    def pace(self, on: bool) -> None:
-        """Deliver frames at the cine's own rate (for a live view), or as fast as asked."""
-        self._paced = on
-        self._due = None
+    @property
+    def info(self) -> SourceInfo:
+        """The first file's region for all (warned when they differ); the frame rate of the
+        file the last frame came from (the first file's before any read)."""
+        return replace(self._info, fps=self._rates[self._current])
 
     def ref(self, index: int) -> tuple[Instance, int]:
         """(instance, 1-based frame number) of the frame with Frame.index ``index``."""
@@ -277,17 +276,6 @@ class DicomSource:
             if not self._loop:
                 return
 
-    def _wait_turn(self, k: int) -> None:
-        fps = frame_rate(self.instances[k].header)
-        if not self._paced or not fps:
-            return
-        now = time.monotonic()
-        if self._due is None or now - self._due > 1.0 / fps:
-            self._due = now  # first frame, or we fell behind: restart the schedule
-        else:
-            time.sleep(max(0.0, self._due - now))
-        self._due += 1.0 / fps
-
     def read(self) -> Frame | None:
         item = next(self._frames, None)
         if item is None:
@@ -295,7 +283,7 @@ class DicomSource:
         if isinstance(item, str):
             raise BadFrame(item)  # the next read goes on with the next file
         k, number, image = item
-        self._wait_turn(k)
+        self._current = k
         self._refs[self._index] = (k, number)
         self._refs.pop(self._index - REFS_KEPT, None)  # bounded with --loop
         name = f"{self.instances[k].path.stem}_{number:0{FRAME_DIGITS}d}"
@@ -305,9 +293,3 @@ class DicomSource:
 
     def close(self) -> None:
         self._frames.close()
-
-    @classmethod
-    def from_config(cls, cfg) -> DicomSource:
-        if cfg.target is None:
-            raise SourceError("DICOM source needs a file or folder: --dicom PATH")
-        return cls(str(cfg.target), cfg.loop)

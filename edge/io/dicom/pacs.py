@@ -6,7 +6,7 @@
 
 A PacsError is ``permanent`` when trying again cannot help (the PACS rejected our AE title,
 refused the object, answered 4xx); otherwise (no answer, connection dropped, 5xx) the caller
-retries with backoff (edge.dicom.outbox). Credentials in a URL (http://user:pass@host/...)
+retries with backoff (edge.io.dicom.outbox). Credentials in a URL (http://user:pass@host/...)
 are sent as HTTP basic auth and never printed.
 """
 

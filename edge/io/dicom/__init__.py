@@ -5,10 +5,10 @@
     area.py     nerve area in px or mm2: the overlay text and the run report's numbers
     seg.py      DICOM Segmentation (highdicom) and Secondary Capture of the overlays
     sink.py     DicomSink: collects the masks of a run and writes the DICOM files at close
-    pacs.py     PacsNode: C-STORE (pynetdicom) and STOW-RS (urllib), retries with backoff
-    outbox.py   Outbox: files wait on disk until the PACS has them
+    pacs.py     PacsNode: C-STORE (pynetdicom) and STOW-RS (urllib); transient or permanent
+    outbox.py   Outbox: files wait on disk until the PACS has them (retried: edge.io.backoff)
     flags.py    edge-run's --dicom-out / --pacs / --pacs-flush (plain argparse)
 
 Nothing here imports pydicom, highdicom or pynetdicom at module level, so importing
-edge.dicom costs nothing when the run does not use DICOM.
+edge.io.dicom costs nothing when the run does not use DICOM.
 """

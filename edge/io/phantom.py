@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from edge.errors import SourceError
-from edge.types import Frame, new_frame
-
-if TYPE_CHECKING:
-    from edge.sources import SourceConfig
+from edge.types import Frame, SourceInfo, new_frame
 
 PHANTOM_WIDTH = 580  # px, the Kaggle frame size
 PHANTOM_HEIGHT = 420
+PHANTOM_LABEL = "the phantom"
 PHANTOM_BANK = 16  # precomputed speckle realizations, cycled frame by frame
 SPECKLE_SIGMA_PX = (1.6, 0.7)  # (x, y) grain size: speckle is wider laterally than in depth
 ECHO_GAIN = 95.0  # gray level of tissue with echogenicity 1 before speckle
@@ -86,8 +83,7 @@ class PhantomSource:
     def __init__(self, width: int = PHANTOM_WIDTH, height: int = PHANTOM_HEIGHT, seed: int = 0):
         if width < 64 or height < 48:
             raise SourceError(f"phantom size {width}x{height} is too small; use at least 64x48")
-        self.live = False
-        self.fps: float | None = None
+        self.info = SourceInfo(PHANTOM_LABEL)
         self.size = (width, height)
         self._index = 0
         rng = np.random.default_rng(seed)
@@ -197,10 +193,6 @@ class PhantomSource:
 
     def close(self) -> None:
         """Nothing to release (kept for the FrameSource protocol)."""
-
-    @classmethod
-    def from_config(cls, cfg: SourceConfig) -> PhantomSource:
-        return cls(cfg.width or PHANTOM_WIDTH, cfg.height or PHANTOM_HEIGHT, cfg.seed)
 
 
 @functools.lru_cache(maxsize=4)

@@ -15,10 +15,9 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Any
 
 from edge.errors import BadFrame, SourceLost
-from edge.types import Frame, FrameSource
+from edge.types import Frame, FrameSource, SourceInfo
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +32,12 @@ class LatestFrame:
 
     stall_s: read() raises SourceLost when no new frame came for this long (None = wait
     forever, for files); first_frame_s: the same for the very first frame.
-    Other attributes (``fps``, ``label``, ...) are the wrapped source's.
+    ``info`` is the wrapped source's.
     """
 
     def __init__(self, source: FrameSource, stall_s: float | None = None,
                  first_frame_s: float | None = None) -> None:
         self.source = source
-        self.live = source.live
         self.dropped = 0
         self._stall_s = stall_s
         self._first_frame_s = first_frame_s if first_frame_s is not None else stall_s
@@ -57,10 +55,9 @@ class LatestFrame:
         self._thread = threading.Thread(target=self._run, name="latest-frame", daemon=True)
         self._thread.start()
 
-    def __getattr__(self, name: str) -> Any:  # optional attributes of the wrapped source
-        if name == "source":
-            raise AttributeError(name)
-        return getattr(self.source, name)
+    @property
+    def info(self) -> SourceInfo:
+        return self.source.info
 
     def _run(self) -> None:
         try:
@@ -98,7 +95,7 @@ class LatestFrame:
             ready = self._cond.wait_for(
                 lambda: self._fresh or self._ended or self._closed or self._bad, timeout)
             if not ready:
-                raise SourceLost.after(getattr(self.source, "label", "the source"), timeout)
+                raise SourceLost.after(self.source.info.label, timeout)
             if self._bad and not self._closed:
                 raise self._bad.popleft()
             if self._fresh and not self._closed:

@@ -32,8 +32,8 @@ def flush_outbox(dicom_out: str | None, pacs: str | None) -> int:
     if not dicom_out or not pacs:
         raise UserInputError("--pacs-flush needs --dicom-out DIR (whose outbox to send) and "
                              "--pacs NODE (where to)")
-    from edge.dicom.outbox import OUTBOX, Outbox, flush_message
-    from edge.dicom.pacs import PacsNode
+    from edge.io.dicom.outbox import OUTBOX, Outbox, flush_message
+    from edge.io.dicom.pacs import PacsNode
 
     node = PacsNode.parse(pacs)
     outbox = Outbox(f"{dicom_out}/{OUTBOX}")
