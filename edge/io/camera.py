@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 
 from edge.errors import SourceError
-from edge.io.capture import DEFAULT_RETRY_S, CaptureFactory, CaptureSource
+from edge.io.videocapture import DEFAULT_RETRY_S, CaptureFactory, CaptureSource
 
 logger = logging.getLogger(__name__)
 

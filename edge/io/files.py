@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 
 from edge.errors import BadFrame, SourceError
-from edge.io.capture import DEFAULT_RETRY_S, CaptureFactory, CaptureSource
+from edge.io.videocapture import DEFAULT_RETRY_S, CaptureFactory, CaptureSource
 from edge.types import Frame, SourceInfo, new_frame
 
 IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"})

@@ -9,7 +9,7 @@ import numpy as np
 
 from edge.errors import SourceError, SourceLost
 from edge.io.backoff import retry
-from edge.io.capture import DEFAULT_RETRY_S, reconnect_policy
+from edge.io.videocapture import DEFAULT_RETRY_S, reconnect_policy
 from edge.types import Frame, SourceInfo, new_frame
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from edge.errors import SourceError
 from edge.io.camera import CameraSource
-from edge.io.capture import DEFAULT_RETRY_S
+from edge.io.videocapture import DEFAULT_RETRY_S
 from edge.io.files import ImageDirSource, VideoFileSource, is_stream_url
 from edge.io.latest import LatestFrame
 from edge.io.pacing import Paced

@@ -220,7 +220,7 @@ def test_video_standing_in_for_a_camera_reconnects_after_it_stops(small_video: P
         return cv2.VideoCapture(str(small_video))
 
     camera = CameraSource(0, retry_s=5.0, capture_factory=reopen_video)
-    with caplog.at_level(logging.WARNING, logger="edge.io.capture"):
+    with caplog.at_level(logging.WARNING, logger="edge.io.videocapture"):
         frames = read_all(camera, limit=SMALL_VIDEO_FRAMES + 2)
     camera.close()
     assert len(frames) == SMALL_VIDEO_FRAMES + 2
@@ -232,7 +232,7 @@ def test_video_standing_in_for_a_camera_reconnects_after_it_stops(small_video: P
 def test_stalled_camera_retries_with_backoff_then_is_lost(caplog) -> None:
     factory = CaptureFactory(FakeCapture(frames=3), FakeCapture(frames=0, opened=False))
     camera = CameraSource(0, retry_s=0.5, capture_factory=factory)
-    with caplog.at_level(logging.WARNING, logger="edge.io.capture"):
+    with caplog.at_level(logging.WARNING, logger="edge.io.videocapture"):
         start = time.monotonic()
         frames = read_until_lost(camera)
         elapsed = time.monotonic() - start
