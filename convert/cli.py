@@ -82,8 +82,9 @@ def chain_parser() -> argparse.ArgumentParser:
     from convert.chain import DEFAULT_CALIB_FRAMES, DEFAULT_PRUNE, FORMATS
 
     p = _parser("edge-convert",
-                "Keras U-Net -> int8 TFLite (pruned if asked), int8 float-I/O, fp16, fp32 TFLite and ONNX, "
-                "validated on held-out subjects (the gate), with sidecars and a report. Steps: "
+                "Keras U-Net -> int8 TFLite (pruned if asked), int8 float-I/O, fp16, fp32 "
+                "TFLite and ONNX, validated on held-out subjects (the gate), with sidecars and "
+                "a report. Steps: "
                 + ", ".join(STEPS) + " (edge-convert STEP --help).")
     p.add_argument("model", type=Path, help="edge-train run folder, or a .keras/.h5 file")
     p.add_argument("--out", type=Path, required=True, help="output folder (replaced on success)")

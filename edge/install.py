@@ -36,7 +36,11 @@ CURRENT = "current"
 PREVIOUS = "previous"
 # A board's state folder (deploy/nerve-edge.service: StateDirectory=nerve-edge).
 BOARD_STATE = Path("/var/lib/nerve-edge")
-RUNNABLE = ("tflite", "onnx")  # model_format() kinds a board runs
+RUNNABLE = ("tflite", "onnx")
+# edge-convert's default --min-dice (convert.validate.DEFAULT_MIN_DICE; a test checks they
+# agree): a model whose held-out Dice is below it is not installed without --force, also when
+# its conversion lowered or switched off the floor (--min-dice 0, --allow-low-dice).
+SHIP_FLOOR = 0.5  # model_format() kinds a board runs
 DEFAULT = "default"  # edge-deploy install default: the model this package ships
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -115,13 +119,23 @@ def verify(model: Path, force: bool = False) -> ModelMeta:
         raise ModelError(f"{model}: sha256 {actual[:12]}... does not match its sidecar "
                          f"{side.name} ({meta.sha256[:12]}...): the file is not the model the "
                          f"sidecar describes; copy both files again from edge-convert's --out")
-    warning = low_dice_warning(meta)
-    if warning and not force:
-        raise UserInputError(f"{model.name}: {warning}; pass --force to install it anyway")
+    refusal = low_dice_warning(meta) or _below_ship_floor(meta)
+    if refusal and not force:
+        raise UserInputError(f"{model.name}: {refusal}; pass --force to install it anyway")
     from edge.backends import open_backend  # loads the runtime: only when the file looks right
 
     open_backend(model)
     return meta
+
+
+def _below_ship_floor(meta: ModelMeta) -> str | None:
+    dice = (meta.extra.get("validation") or {}).get("per_image_dice")
+    if not isinstance(dice, (int, float)) or dice >= SHIP_FLOOR:
+        return None
+    floor = (meta.extra.get("gate") or {}).get("min_dice")
+    how = f" (converted with --min-dice {floor:g})" if isinstance(floor, (int, float)) else ""
+    return (f"per-image Dice {dice:.4f} on its held-out frames is below {SHIP_FLOOR:g}{how}: "
+            f"not validated for patients")
 
 
 def _folder_name(model: Path, meta: ModelMeta) -> str:

@@ -80,3 +80,9 @@ def test_every_refusal_names_the_way_out():
     assert DEFAULT_PRUNE == 0  # pruning only when asked: it buys no speed here
     assert "--prune 0" in _pruning_way_out(result, ChainConfig(prune=0.5))
     assert _pruning_way_out(result, ChainConfig(prune=0.0)) == ""
+
+
+def test_edge_deploy_refuses_below_the_same_floor():
+    from edge.install import SHIP_FLOOR
+
+    assert SHIP_FLOOR == DEFAULT_MIN_DICE

@@ -102,6 +102,15 @@ def test_forced_gate_needs_force(tmp_path):
     assert "FORCED" in tool("status", "--state", str(state)).stdout
 
 
+def test_a_model_below_the_floor_needs_force_however_it_was_converted(tmp_path):
+    low = copy_model(INT8, tmp_path, "m0.tflite", extra={
+        "validation": {"per_image_dice": 0.05, "n_images": 20},
+        "gate": {"min_dice": 0.0, "below_min_dice": False, "max_dice_drop": 0.01}})
+    with pytest.raises(inst.UserInputError, match=r"Dice 0\.0500 .* --min-dice 0\).*--force"):
+        ModelStore(tmp_path).install(low)
+    assert ModelStore(tmp_path).install(low, force=True).meta.name
+
+
 @pytest.mark.parametrize("case", ["not-a-model", "bad-sha256", "no-sidecar", "no-sha256",
                                   "keras", "missing"])
 def test_refusals_leave_the_installs_alone(tmp_path, case):
