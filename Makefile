@@ -17,7 +17,7 @@ $(VENV_EDGE)/.installed: pyproject.toml
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[convert,onnx,bench,dev]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[convert,onnx,bench,dev,fleet]"
 	touch $@
 
 venv-edge: $(VENV_EDGE)/.installed

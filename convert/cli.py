@@ -82,14 +82,16 @@ def chain_parser() -> argparse.ArgumentParser:
     from convert.chain import DEFAULT_CALIB_FRAMES, DEFAULT_PRUNE, FORMATS
 
     p = _parser("edge-convert",
-                "Keras U-Net -> pruned int8 TFLite, int8 float-I/O, fp16, fp32 TFLite and ONNX, "
-                "validated on held-out subjects (the gate), with sidecars and a report. Steps: "
+                "Keras U-Net -> int8 TFLite (pruned if asked), int8 float-I/O, fp16, fp32 "
+                "TFLite and ONNX, validated on held-out subjects (the gate), with sidecars and "
+                "a report. Steps: "
                 + ", ".join(STEPS) + " (edge-convert STEP --help).")
     p.add_argument("model", type=Path, help="edge-train run folder, or a .keras/.h5 file")
     p.add_argument("--out", type=Path, required=True, help="output folder (replaced on success)")
     _add_data(p)
     p.add_argument("--prune", type=clikit.fraction, default=DEFAULT_PRUNE,
-                   help="target sparsity of conv/dense kernels; 0 = no pruning")
+                   help="target sparsity of conv/dense kernels; 0 = no pruning (pruning makes "
+                        "the file smaller to download, not faster to run)")
     p.add_argument("--heads", type=clikit.positive_int, default=None,
                    help="U-Net++ (edge-train --arch unetpp): keep heads 1..K, averaged, and "
                         "drop the nested nodes only deeper heads need (fewer MACs; default: "

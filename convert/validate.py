@@ -17,6 +17,7 @@ Three checks, any one fails the gate:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +80,9 @@ def gate_rules(rows: dict[str, dict], gate: GateConfig) -> list[str]:
             failures += _dice_failures(name, row, gate.max_dice_drop)
         if row["drift_mean"] > gate.max_drift:
             failures.append(f"{name}: mean prob drift {row['drift_mean']:.4f} > "
-                            f"--max-drift {gate.max_drift}")
+                            f"--max-drift {gate.max_drift} (more calibration frames, "
+                            f"--calib-frames, can lower it; --max-drift "
+                            f"{_round_up(row['drift_mean'])} accepts it)")
     return failures
 
 
@@ -116,8 +119,17 @@ def _dice_failures(name: str, row: dict, max_drop: float) -> list[str]:
     """The whole model's drop, or each class's drop for a multi-class row."""
     drops = {f"{c} ": m["dice_drop"] for c, m in row.get("classes", {}).items()
              if m.get("dice_drop") is not None} or {"": row["dice_drop"]}
-    return [f"{name}: {c}per-image Dice drop {d:.4f} > --max-dice-drop {max_drop}"
-            for c, d in drops.items() if d > max_drop]
+    return [f"{name}: {c}per-image Dice drop {d:.4f} > --max-dice-drop {max_drop} (more "
+            f"calibration frames, --calib-frames, can shrink it; --max-dice-drop "
+            f"{_round_up(d)} accepts it)" for c, d in drops.items() if d > max_drop]
+
+
+def _round_up(value: float) -> str:
+    """A flag value just above ``value``, as a user would type it (0.0412 -> 0.05)."""
+    for step in (0.005, 0.01, 0.05, 0.1):
+        if value < 10 * step:
+            return f"{(math.floor(round(value / step, 9)) + 1) * step:.3g}"
+    return f"{math.floor(value) + 1}"
 
 
 def _row(metrics: dict, ref_dice: float, role: str, post: PostprocessConfig, **more) -> dict:

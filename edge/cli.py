@@ -110,7 +110,8 @@ def _add_model_flags(ap: argparse.ArgumentParser) -> None:
 
     g = ap.add_argument_group("model")
     g.add_argument("--model", type=str, metavar="PATH",
-                   help="a .tflite or .onnx file (default: the packaged model)")
+                   help="a .tflite or .onnx file, or a folder edge-deploy installed (e.g. "
+                   "/var/lib/nerve-edge/models/current) (default: the packaged model)")
     g.add_argument("--backend", type=str, choices=["tflite", "onnx"],
                    help="interpreter (default: from the model's suffix)")
     g.add_argument("--threads", type=clikit.positive_int, default=DEFAULT_THREADS, metavar="N",
@@ -210,10 +211,11 @@ def _source_config(args: argparse.Namespace):
 
 
 def config_from_args(args: argparse.Namespace):
+    from edge.install import resolve_installed
     from edge.loop import RunConfig
 
     return RunConfig(
-        model=args.model, backend=args.backend, threads=args.threads,
+        model=resolve_installed(args.model), backend=args.backend, threads=args.threads,
         providers=args.onnx_providers, source=_source_config(args), roi=args.roi,
         threshold=args.threshold, min_area=args.min_area, smooth=args.smooth, alpha=args.alpha,
         headless=args.headless, record=args.record, save_masks=args.save_masks,

@@ -139,6 +139,9 @@ def train_parser() -> argparse.ArgumentParser:
                    default="default", help="tf.distribute strategy (multiworker reads TF_CONFIG)")
     r.add_argument("--threads", type=clikit.positive_int, default=None,
                    help="TensorFlow CPU threads (None: TensorFlow's choice)")
+    r.add_argument("--train-frames", type=clikit.positive_int, default=None, metavar="N",
+                   help="train on N of the training frames, drawn with --seed (a learning "
+                        "curve: how many frames must a clinic label?) (None: all)")
     r.add_argument("--max-steps-per-epoch", type=clikit.positive_int, default=None,
                    help="cap on steps per epoch (smoke tests)")
     r.add_argument("--cache-dir", type=str, default=None, help="cache decoded arrays here")
@@ -216,6 +219,7 @@ def _train_config(a, explicit: set[str] = frozenset()):
         subjects_csv=a.subjects_csv, resize_masks=a.resize_masks, roi=a.roi,
         **_architecture(a, explicit), epochs=a.epochs, batch=a.batch, lr=a.lr,
         warmup_epochs=a.warmup_epochs, val_fraction=a.val_fraction, seed=a.seed,
+        train_frames=a.train_frames,
         patience=a.patience, bce_weight=a.bce_weight, dice_weight=a.dice_weight,
         presence_weight=a.presence_weight, augment=a.augment, vflip=a.vflip,
         elastic=a.elastic, resume=a.resume, init_weights=a.init_weights,

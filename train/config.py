@@ -47,6 +47,8 @@ class TrainConfig:
     lr: peak learning rate of the cosine schedule; warmup_epochs: linear warm-up length;
     min_lr_fraction: final lr as a fraction of lr.
     val_fraction, seed: subject split and every random draw.
+    train_frames: train on this many of the training part's frames, drawn with ``seed``
+    (None = all): how a clinic's number of labelled frames changes the result.
     patience: early stopping on val per-image Dice (epochs without improvement; 0 = off).
     bce_weight, dice_weight: loss mix; presence_weight: presence-head BCE weight.
     augment: "none" | "flip" | "light" | "strong"; vflip, elastic: extra augmentation options.
@@ -79,6 +81,7 @@ class TrainConfig:
     min_lr_fraction: float = 0.01
     val_fraction: float = 0.2
     seed: int = 0
+    train_frames: int | None = None
     patience: int = 10
     bce_weight: float = 1.0
     dice_weight: float = 1.0

@@ -232,6 +232,18 @@ def split_fold(samples, folds: int, fold: int, seed=0):
             [s for s in samples if s.subject in held])
 
 
+def draw_frames(samples, n: int | None, seed=0):
+    """``n`` of the training frames, drawn with ``seed`` (in their original order): what a
+    clinic that labels only n frames would train on (a learning curve). None: all of them."""
+    if n is None or n == len(samples):
+        return list(samples)
+    if n > len(samples):
+        raise DataError(f"--train-frames {n}: the training part has only {len(samples)} "
+                        f"frames; pass at most {len(samples)} (or drop the flag)")
+    keep = set(random.Random(seed).sample(range(len(samples)), n))
+    return [s for i, s in enumerate(samples) if i in keep]
+
+
 def subjects_of(samples) -> list[str]:
     """Sorted subject ids (numeric ones in numeric order)."""
     return sorted({s.subject for s in samples}, key=lambda v: (not v.isdigit(), len(v), v))

@@ -127,6 +127,7 @@ def prepare_data(cfg: TrainConfig) -> RunData:
         train_s, val_s = datasets.split_fold(samples, cfg.folds, cfg.fold, cfg.seed)
     else:
         train_s, val_s = datasets.split_by_subject(samples, cfg.val_fraction, cfg.seed)
+    train_s = datasets.draw_frames(train_s, cfg.train_frames, cfg.seed)
     pre, ids = cfg.preprocess, class_ids(cfg.classes) if cfg.classes else None
     x_tr, y_tr = datasets.load_arrays(train_s, pre, cfg.nerve_class, cfg.cache_dir,
                                       cfg.resize_masks, ids)

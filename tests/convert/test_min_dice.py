@@ -67,3 +67,22 @@ def test_allow_low_dice_writes_and_records_it(tiny_run, tmp_path, capsys):
     assert side["extra"]["gate"]["below_min_dice"] is True
     assert "written anyway" in side["extra"]["gate"]["warnings"][0]
     assert "below the Dice floor" in (out / "conversion_report.md").read_text()
+
+
+def test_every_refusal_names_the_way_out():
+    """The drop and drift lines name the flag that accepts the measured value (above it) and
+    what may shrink it; a pruned model's refusal says to convert it unpruned first."""
+    from convert.chain import DEFAULT_PRUNE, ChainConfig, _pruning_way_out
+
+    result = apply_gate(rows(0.78, drop=0.0412), GateConfig())
+    (line,) = result.failures
+    assert "--calib-frames" in line and "--max-dice-drop 0.045 accepts it" in line
+    assert DEFAULT_PRUNE == 0  # pruning only when asked: it buys no speed here
+    assert "--prune 0" in _pruning_way_out(result, ChainConfig(prune=0.5))
+    assert _pruning_way_out(result, ChainConfig(prune=0.0)) == ""
+
+
+def test_edge_deploy_refuses_below_the_same_floor():
+    from edge.install import SHIP_FLOOR
+
+    assert SHIP_FLOOR == DEFAULT_MIN_DICE

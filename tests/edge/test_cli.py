@@ -55,13 +55,14 @@ def test_usage_errors_exit_2_in_one_line(argv, capsys):
     assert err[0].startswith("edge-run: error: ") and err[0].endswith("(see edge-run --help)")
 
 
-# The four tools' entry points (pyproject's [project.scripts]) and a subcommand's parser.
+# The five tools' entry points (pyproject's [project.scripts]) and a subcommand's parser.
 TOOL_ERRORS = [
     ("edge.cli", ["--threads", "two"], "edge-run"),
     ("train.cli", ["--epochs", "x"], "edge-train"),
     ("train.cli", ["eval", "--model", "m.keras"], "edge-train eval"),
     ("convert.cli", ["--no-such-flag"], "edge-convert"),
     ("benchmarks.cli", ["latency", "--no-such-flag"], "edge-bench latency"),
+    ("edge.deploy_cli", ["install"], "edge-deploy install"),
 ]
 
 
