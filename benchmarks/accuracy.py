@@ -1,18 +1,18 @@
 """Segmentation accuracy of model files on a labelled dataset, through the kit's one evaluator.
 
-Each model is opened as a Backend (train.modelio: TFLite/ONNX through edge.backends, Keras
-through its KerasBackend) and scored with edge.evaluate.score, with the model's own settings
+Each model is opened as a Backend (train.modelio: TFLite/ONNX through edge.model.backends, Keras
+through its KerasBackend) and scored with edge.model.evaluate.score, with the model's own settings
 (the sidecar's normalization, threshold, min area and presence threshold; flags override):
 the same function edge-train eval and the edge-convert gate call, so the same model and frames
-give the same numbers in every tool. Labels go through edge.preprocess.mask_to_input, the
+give the same numbers in every tool. Labels go through edge.model.preprocess.mask_to_input, the
 same crop and resize as the frames.
 
-Metrics (edge.evaluate.summarize): mean per-image Dice (an image with no nerve in truth and
+Metrics (edge.model.evaluate.summarize): mean per-image Dice (an image with no nerve in truth and
 prediction scores 1), pooled Dice over all pixels, IoU, precision, recall, pixel accuracy and
 detection rate (share of frames with a nerve whose prediction overlaps it).
 
 A multi-class model (a ``"classes"`` list in its sidecar or run config, CLASSES.md) is scored
-per class with edge.evaluate.score_classes: the row's ``classes`` holds each class's
+per class with edge.model.evaluate.score_classes: the row's ``classes`` holds each class's
 per-image Dice, pooled Dice and per-frame detection (TP/FN/FP/TN, detection and
 false-positive rates); its per_image_dice / pooled_dice are the means over classes.
 """
@@ -29,8 +29,8 @@ from benchmarks.machine import describe_machine
 from benchmarks.runtime import open_model
 from edge.clikit import MissingExtra
 from edge.errors import UserInputError
-from edge.evaluate import class_posts, score, score_classes
-from edge.metadata import sha256_file
+from edge.model.evaluate import class_posts, score, score_classes
+from edge.model.metadata import sha256_file
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Open any model file as an edge Backend, and make a realistic input for it.
 
-.tflite and .onnx go through edge.backends (exactly what the device runs); Keras files through
+.tflite and .onnx go through edge.model.backends (exactly what the device runs); Keras files through
 train.modelio.KerasBackend (TensorFlow, imported only then): one way to open every format,
 shared with edge-train and edge-convert.
 """
@@ -14,13 +14,13 @@ import numpy as np
 
 from edge.errors import ModelError
 from edge.fsutil import model_format
-from edge.preprocess import PreprocessConfig, normalize
+from edge.model.preprocess import PreprocessConfig, normalize
 
 INPUT_SEED = 0  # fixed random frame: every model and repeat sees the same input
 # Runtime modules imported before timing, so "init" is model load + allocation only.
 RUNTIME_MODULES = {
-    "tflite": ("edge.backends",),
-    "onnx": ("edge.backends", "onnxruntime"),
+    "tflite": ("edge.model.backends",),
+    "onnx": ("edge.model.backends", "onnxruntime"),
     "keras": ("train", "tensorflow"),
 }
 

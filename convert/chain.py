@@ -30,8 +30,8 @@ from convert.targets import onnx_ops, target_report
 from convert.validate import GateConfig, GateResult, results_table, validate
 from edge.errors import OutputError, UserInputError
 from edge.fsutil import atomic_write_bytes
-from edge.metadata import ModelMeta, sha256_file, write_meta
-from edge.postprocess import PostprocessConfig
+from edge.model.metadata import ModelMeta, sha256_file, write_meta
+from edge.model.postprocess import PostprocessConfig
 
 DEFAULT_CALIB_FRAMES = 200  # seeded real training frames for int8 calibration
 DEFAULT_PRUNE = 0.5  # target sparsity; 0 = no pruning

@@ -218,8 +218,8 @@ def _run_validate(args) -> int:
     from convert.data import labelled_frames, open_source
     from convert.quantize import has_int8_tensors
     from convert.validate import GateConfig, results_table, validate
-    from edge.backends import open_backend
     from edge.fsutil import write_json_atomic
+    from edge.model.backends import open_backend
     from train.modelio import settings_for
 
     source, src = open_source(args.model, args.data, args.val_fraction, args.seed,

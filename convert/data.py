@@ -4,7 +4,7 @@ MODEL is either an edge-train run folder (model.keras + config.json + split.json
 pre-processing and the same subject split as training) or a bare .keras/.h5 file (then the
 data folder is split by subject with --val-fraction/--seed). Calibration frames come from the
 TRAINING subjects, validation frames from the VALIDATION subjects, both through
-edge.preprocess, the code the device runs.
+edge.model.preprocess, the code the device runs.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import UserInputError
-from edge.evaluate import LabelledFrames
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig, normalize
+from edge.model.evaluate import LabelledFrames
+from edge.model.postprocess import PostprocessConfig
+from edge.model.preprocess import PreprocessConfig, normalize
 from train.config import RunFolder, run_of
 from train.datasets import portable_path
 
@@ -139,7 +139,7 @@ def labelled_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1,
 
 def load_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(X float32 N,H,W,C model inputs, Y uint8 N,H,W 0/1) through edge.preprocess."""
+    """(X float32 N,H,W,C model inputs, Y uint8 N,H,W 0/1) through edge.model.preprocess."""
     from train.datasets import load_arrays
 
     if not samples:

@@ -5,7 +5,7 @@ the float Keras model through the same post-processing.
 Three checks, any one fails the gate:
   * accuracy: per-image Dice of each int8 variant may drop at most ``max_dice_drop`` below
     the SOURCE float model (the model the user trained, before pruning); for a multi-class
-    model (CLASSES.md), the drop of EACH class's per-image Dice (edge.evaluate.score_classes);
+    model (CLASSES.md), the drop of EACH class's per-image Dice (edge.model.evaluate.score_classes);
   * floor: per-image Dice of each int8 variant must reach ``min_dice`` (absolute; a
     multi-class model: the mean over its classes). The relative rule alone lets a model that
     never learned pass (a 1-epoch fine-tune at Dice 0.056 converts with no drop at all).
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.evaluate import Evaluation, LabelledFrames, class_posts, score, score_classes
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig
+from edge.model.evaluate import Evaluation, LabelledFrames, class_posts, score, score_classes
+from edge.model.postprocess import PostprocessConfig
+from edge.model.preprocess import PreprocessConfig
 
 DEFAULT_MAX_DICE_DROP = 0.01  # per-image Dice, absolute
 DEFAULT_MAX_DRIFT = 0.05  # mean |p_variant - p_keras| over all pixels; int8 is ~0.005
@@ -130,7 +130,7 @@ def validate(source, converted, exports: dict[str, Path], frames: LabelledFrames
              export_post: dict[str, PostprocessConfig] | None = None,
              classes=None) -> GateResult:
     """Score the source float model, the converted float model (pruned, when pruning ran)
-    and every exported file on ``frames`` with edge.evaluate.score; apply the gate rules.
+    and every exported file on ``frames`` with edge.model.evaluate.score; apply the gate rules.
 
     source: the model the user trained, as a Backend (train.modelio.KerasBackend): the Dice
     reference. converted: the Backend the exports came from (the drift reference); may be
@@ -138,7 +138,7 @@ def validate(source, converted, exports: dict[str, Path], frames: LabelledFrames
     differs from ``post``. classes: the class list of a multi-class model (frames.labels
     (N, H, W, C)): scored per class, gated per class.
     """
-    from edge.backends import open_backend
+    from edge.model.backends import open_backend
 
     if len(frames) == 0:
         raise ValueError("no validation frames; pass --data with the validation subjects")
@@ -184,7 +184,7 @@ def _class_row(ev, ref, role: str, post: PostprocessConfig, **more) -> dict:
 
 def _validate_classes(source, converted, exports, frames, pre, post, gate, export_post,
                       classes) -> GateResult:
-    from edge.backends import open_backend
+    from edge.model.backends import open_backend
 
     def run(backend, p):
         return score_classes(backend, frames, pre, classes, class_posts(classes, p),

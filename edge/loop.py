@@ -25,17 +25,16 @@ import cv2
 import numpy as np
 
 from edge import sinks as sink_module  # gui_problem at call time: one stand-in for both
-from edge.backends import open_backend
-from edge.classes import ClassTally, class_lines, status_suffix
 from edge.clikit import stop_reason
 from edge.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
-from edge.metadata import ModelMeta, check_sha256, load_meta, low_dice_warning
 from edge.meter import StageMeter, format_summary
-from edge.overlay import draw_overlay
-from edge.postprocess import PostprocessConfig, Postprocessor, class_configs
-from edge.preprocess import (
+from edge.model.backends import open_backend
+from edge.model.classes import ClassTally, class_lines, status_suffix
+from edge.model.metadata import ModelMeta, check_sha256, load_meta, low_dice_warning
+from edge.model.postprocess import PostprocessConfig, Postprocessor, class_configs
+from edge.model.preprocess import (
     DEFAULT_OFFSET,
     DEFAULT_SCALE,
     PreprocessConfig,
@@ -44,6 +43,7 @@ from edge.preprocess import (
     normalize,
     to_gray8,
 )
+from edge.overlay import draw_overlay
 from edge.sinks import MaskDirSink, VideoFileSink, WindowSink
 from edge.sources import SourceConfig, open_source
 from edge.types import Frame, FrameResult

@@ -13,8 +13,8 @@ interpreter's kernels, not from OpenCV's resize. ``run`` runs a TFLite model thr
 default (XNNPACK delegate), TFLite's own optimized kernels without XNNPACK, and TFLite's
 reference kernels, and an ONNX model with ONNX Runtime on the CPU, one thread each.
 ``stages`` runs edge's own OpenCV steps on each machine: the frame -> model-input resize
-(edge.preprocess.resize_gray) and the model-size mask -> frame-size upscale
-(edge.postprocess.to_frame, on a fixed ellipse), to see whether OpenCV differs, plus the
+(edge.model.preprocess.resize_gray) and the model-size mask -> frame-size upscale
+(edge.model.postprocess.to_frame, on a fixed ellipse), to see whether OpenCV differs, plus the
 bilinear step alone as cv2.INTER_LINEAR and as cv2.INTER_LINEAR_EXACT (bit-exact by design).
 ``pipeline`` runs each job (a frame folder and a model) through the installed edge package
 exactly as ``edge-run --images`` does (its model opening, pre-processing, interpreter and
@@ -73,8 +73,8 @@ def fixed_mask(hw: tuple[int, int]) -> np.ndarray:
 def run_stages(frames: Path, model: Path, out: Path, count: int) -> None:
     import cv2
 
-    from edge.postprocess import to_frame
-    from edge.preprocess import resize_gray
+    from edge.model.postprocess import to_frame
+    from edge.model.preprocess import resize_gray
 
     hw = model_hw(model)
     arrays = {}
@@ -136,8 +136,8 @@ def run_pipeline(jobs_path: Path) -> None:
     decide() result per class); plus "thresholds" (per class) and "quantized" (raw outputs
     are int8/uint8: masks must match bit for bit)."""
     from edge.loop import RunConfig, open_model
-    from edge.postprocess import decide, split_class_outputs, split_outputs
-    from edge.preprocess import frame_to_gray_input, normalize
+    from edge.model.postprocess import decide, split_class_outputs, split_outputs
+    from edge.model.preprocess import frame_to_gray_input, normalize
     from edge.sources import SourceConfig, open_source
 
     jobs = json.loads(jobs_path.read_text())

@@ -32,7 +32,7 @@ import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edge.fsutil import atomic_write_bytes  # noqa: E402
-from edge.metadata import ModelMeta, write_meta  # noqa: E402
+from edge.model.metadata import ModelMeta, write_meta  # noqa: E402
 
 OUT = ROOT / "tests" / "edge" / "fixtures" / "two_class.onnx"
 TFLITE_OUT = OUT.with_name("two_class_float.tflite")  # its own sidecar: own sha256

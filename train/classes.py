@@ -84,11 +84,11 @@ def classes_of(model_path) -> tuple[dict[str, Any], ...] | None:
     from dataclasses import asdict
     from pathlib import Path
 
-    from edge.metadata import load_meta, sidecar_path
+    from edge.model.metadata import load_meta, sidecar_path
 
     path = Path(model_path)
     if sidecar_path(path).is_file():
-        found = load_meta(path).classes  # validated edge.metadata.ClassSpecs
+        found = load_meta(path).classes  # validated edge.model.metadata.ClassSpecs
         if found:
             return tuple({k: v for k, v in asdict(c).items() if v is not None} for c in found)
     from train.config import run_of

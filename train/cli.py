@@ -151,7 +151,7 @@ def train_parser() -> argparse.ArgumentParser:
 def eval_parser() -> argparse.ArgumentParser:
     p = clikit.ArgumentParser(prog="edge-train eval", epilog=EVAL_EXAMPLES,
                                 description="Score a model with the kit's one evaluator "
-                                            "(edge.evaluate): metrics.json + overlays.png.",
+                                            "(edge.model.evaluate): metrics.json + overlays.png.",
                                 formatter_class=clikit.HelpFormatter)
     p.add_argument("--model", type=str, required=True,
                    help="run folder, model.keras/.h5, .tflite/.onnx, or default (the "

@@ -1,4 +1,4 @@
-"""`edge-train eval` and the run's pictures: score a model with edge.evaluate.score (the one
+"""`edge-train eval` and the run's pictures: score a model with edge.model.evaluate.score (the one
 evaluator), draw training curves and overlays.
 
 `evaluate()` backs `edge-train eval`: any model (run folder, .keras/.h5, .tflite, .onnx) is
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.evaluate import score
 from edge.fsutil import atomic_path, check_writable_dir, write_json_atomic
+from edge.model.evaluate import score
 from train import datasets
 from train.config import RunFolder, run_of
 
@@ -146,7 +146,7 @@ def _select(samples, subjects: str, run: RunFolder | None):
 
 def evaluate(cfg: EvalConfig) -> dict:
     """Score a model on frames; writes out/metrics.json and out/overlays.png; returns metrics."""
-    from edge.evaluate import class_posts, score_classes
+    from edge.model.evaluate import class_posts, score_classes
     from train.classes import classes_of
     from train.modelio import open_model, settings_for
 

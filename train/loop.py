@@ -33,9 +33,9 @@ import tf_keras as keras
 from edge import signals
 from edge.clikit import config_block
 from edge.errors import ModelError
-from edge.evaluate import LabelledFrames, class_posts, score, score_classes
 from edge.fsutil import atomic_path, check_writable_dir, write_json_atomic
-from edge.postprocess import PostprocessConfig
+from edge.model.evaluate import LabelledFrames, class_posts, score, score_classes
+from edge.model.postprocess import PostprocessConfig
 from train import datasets, evaluate
 from train.augment import augment_config
 from train.classes import class_ids, nerve_channel
@@ -272,7 +272,7 @@ class StopPoint(keras.callbacks.Callback):
 
 
 class ValidationDice(keras.callbacks.Callback):
-    """Each epoch: score the model on the cached val frames with edge.evaluate.score (the one
+    """Each epoch: score the model on the cached val frames with edge.model.evaluate.score (the one
     evaluator; threshold and presence gate as on the device, no min area: a quick figure for
     choosing the checkpoint) and log val_dice (per-image, the early-stopping key),
     val_pooled_dice, val_iou, val_loss, lr."""
@@ -415,7 +415,7 @@ def _write_run_files(out: Path, cfg: TrainConfig, data: RunData, device_model) -
 
 
 def _final_metrics(out: Path, model, data: RunData, cfg: TrainConfig, extra: dict) -> dict:
-    """Best model on the val subjects through edge.evaluate.score, with the settings the
+    """Best model on the val subjects through edge.model.evaluate.score, with the settings the
     run hands on (config.json: threshold, normalization) -> metrics.json. Scores the saved
     hand-off file itself (loaded outside any distribution strategy)."""
     saved = out / RUN_MODEL

@@ -2,9 +2,9 @@
 
     backend = open_model("runs/unet")            # run folder, .keras/.h5, .tflite or .onnx
     settings = settings_for("runs/unet", backend, threshold=None)   # pre + post configs
-    ev = edge.evaluate.score(backend, frames, settings.pre, settings.post)
+    ev = edge.model.evaluate.score(backend, frames, settings.pre, settings.post)
 
-.tflite and .onnx go through edge.backends (exactly what the device runs); Keras files through
+.tflite and .onnx go through edge.model.backends (exactly what the device runs); Keras files through
 KerasBackend below, the one way to run a Keras model in this repository (training
 validation, edge-train eval, the edge-convert gate and edge-bench all use it). TensorFlow is
 imported only when a Keras model is opened, so benchmarks of device formats run without it.
@@ -27,9 +27,9 @@ import numpy as np
 from edge.clikit import TF_IMPORT_NOISE, native_stderr_without, require, tensorflow_is_quiet
 from edge.errors import ModelError
 from edge.fsutil import model_format
-from edge.metadata import load_meta, sidecar_path
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig
+from edge.model.metadata import load_meta, sidecar_path
+from edge.model.postprocess import PostprocessConfig
+from edge.model.preprocess import PreprocessConfig
 from train.config import RUN_MODEL, run_of
 
 KERAS_BATCH = 32  # frames per Keras call while scoring (a batch-1 TFLite/ONNX runs one by one)
@@ -133,7 +133,7 @@ def open_model(path: str | os.PathLike, backend: str | None = None,
     kind = backend or model_format(path)
     if kind == "keras":
         return KerasBackend.open(path, threads)
-    from edge.backends import open_backend
+    from edge.model.backends import open_backend
 
     return open_backend(path, backend=kind, threads=threads)
 

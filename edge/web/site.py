@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from edge.errors import OutputError, UserInputError
-from edge.metadata import load_meta
+from edge.model.metadata import load_meta
 
 HERE = Path(__file__).resolve().parent
 APP_DIR = HERE / "app"

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from benchmarks.accuracy import FrameCache, class_figures
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig
+from edge.model.postprocess import PostprocessConfig
+from edge.model.preprocess import PreprocessConfig
 from train.classes import classes_of, parse_classes
 from train.datasets import find_samples
 from train.modelio import ModelSettings

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from convert.validate import GateConfig, _class_row, _validate_classes, gate_rules
-from edge.evaluate import ClassEvaluation, LabelledFrames
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig
+from edge.model.evaluate import ClassEvaluation, LabelledFrames
+from edge.model.postprocess import PostprocessConfig
+from edge.model.preprocess import PreprocessConfig
 
 POST = PostprocessConfig()
 
@@ -48,9 +48,9 @@ def test_validate_classes_scores_every_variant_per_class(monkeypatch):
     labels[:, :4, :4, 0], labels[:, 4:, 4:, 1] = 1, 1
     frames = LabelledFrames(np.zeros((2, 8, 8), np.uint8), labels)
     classes = ({"id": 1, "name": "nerve"}, {"id": 2, "name": "vessel"})
-    import edge.backends
+    import edge.model.backends
 
-    monkeypatch.setattr(edge.backends, "open_backend", lambda p: Channels(labels, erase=1))
+    monkeypatch.setattr(edge.model.backends, "open_backend", lambda p: Channels(labels, erase=1))
     src = Channels(labels)
     result = _validate_classes(src, src, {"int8": "m.tflite"}, frames,
                                PreprocessConfig(input_hw=(8, 8)), POST, GateConfig(), None,

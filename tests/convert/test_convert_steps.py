@@ -61,8 +61,8 @@ def test_int8_input_is_pixel_minus_128(int8_bytes, pre):
 
 def test_int8_runs_in_edge_backend_close_to_float(int8_bytes, tiny_model, tiny_arrays, pre,
                                                   tmp_path):
-    from edge.backends import TFLiteBackend
-    from edge.postprocess import split_outputs
+    from edge.model.backends import TFLiteBackend
+    from edge.model.postprocess import split_outputs
 
     path = atomic_write_bytes(tmp_path / "m.tflite", int8_bytes)
     backend = TFLiteBackend(path, threads=1)

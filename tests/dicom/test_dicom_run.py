@@ -17,7 +17,7 @@ from edge.dicom.read import DicomSource
 from edge.dicom.seg import read_masks
 from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
-from edge.preprocess import frame_to_gray_input, normalize
+from edge.model.preprocess import frame_to_gray_input, normalize
 from edge.serve import status_of
 from edge.sources import SourceConfig, phantom_pair
 

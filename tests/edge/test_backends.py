@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.backends import (
+from edge.errors import ModelError
+from edge.model.backends import (
     OnnxBackend,
     TFLiteBackend,
     backend_kind,
@@ -15,11 +16,10 @@ from edge.backends import (
     open_backend,
     quantize,
 )
-from edge.errors import ModelError
-from edge.metadata import load_meta
+from edge.model.metadata import load_meta
+from edge.model.postprocess import PostprocessConfig, binarize, split_outputs
+from edge.model.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input, normalize
 from edge.phantom import phantom_pair
-from edge.postprocess import PostprocessConfig, binarize, split_outputs
-from edge.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input, normalize
 
 MODELS = Path(__file__).parents[2] / "edge" / "models"
 TFLITE = MODELS / "nerve_fixture_int8.tflite"

@@ -15,15 +15,15 @@ import pytest
 
 import edge.loop
 from edge.cli import main
-from edge.metadata import DEFAULT_CLASSES, ModelMeta, meta_from_dict, meta_to_dict
-from edge.overlay import WARNING_BGR, draw_overlay
-from edge.postprocess import (
+from edge.model.metadata import DEFAULT_CLASSES, ModelMeta, meta_from_dict, meta_to_dict
+from edge.model.postprocess import (
     CENTRE_BAND_FRAC,
     PostprocessConfig,
     Postprocessor,
     class_configs,
     near_centre_line,
 )
+from edge.overlay import WARNING_BGR, draw_overlay
 from edge.serve import ServeSink
 from edge.types import FrameResult
 

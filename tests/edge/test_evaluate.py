@@ -1,13 +1,13 @@
-"""edge.evaluate.score and edge.postprocess.decide: the one evaluator, with no TensorFlow."""
+"""edge.model.evaluate.score and edge.model.postprocess.decide: the one evaluator, no TensorFlow."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edge.evaluate import LabelledFrames, score
-from edge.postprocess import PostprocessConfig, Postprocessor, decide
-from edge.preprocess import PreprocessConfig
+from edge.model.evaluate import LabelledFrames, score
+from edge.model.postprocess import PostprocessConfig, Postprocessor, decide
+from edge.model.preprocess import PreprocessConfig
 
 HW = (16, 24)
 PRE = PreprocessConfig(input_hw=HW)
@@ -89,5 +89,5 @@ def test_evaluator_imports_without_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, edge.evaluate; sys.exit(3 if 'tensorflow' in sys.modules else 0)"
+    code = "import sys, edge.model.evaluate; sys.exit(3 if 'tensorflow' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -15,7 +15,7 @@ from edge import sources
 from edge.cli import main
 from edge.clikit import Terminated
 from edge.loop import RunConfig, default_model_path, run
-from edge.metadata import sha256_file
+from edge.model.metadata import sha256_file
 from edge.phantom import phantom_pair
 from edge.sources import CameraSource, SourceConfig
 from edge.types import Frame

@@ -1,4 +1,4 @@
-"""edge.postprocess on hand-made probability maps."""
+"""edge.model.postprocess on hand-made probability maps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from linear_exact import resize_linear_exact
 
-from edge.postprocess import PostprocessConfig, Postprocessor, binarize, split_outputs, to_frame
+from edge.model.postprocess import (
+    PostprocessConfig,
+    Postprocessor,
+    binarize,
+    split_outputs,
+    to_frame,
+)
 
 HW = (16, 24)  # model output size for these tests
 

@@ -1,4 +1,4 @@
-"""Per-class metrics (edge.evaluate.class_metrics / score_classes), class lists, folds and
+"""Per-class metrics (edge.model.evaluate.class_metrics / score_classes), class lists, folds and
 class-id masks, on hand-made masks (NumPy + OpenCV only)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edge.errors import UserInputError
-from edge.evaluate import LabelledFrames, class_metrics, class_posts, score, score_classes
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig
+from edge.model.evaluate import LabelledFrames, class_metrics, class_posts, score, score_classes
+from edge.model.postprocess import PostprocessConfig
+from edge.model.preprocess import PreprocessConfig
 from train.classes import nerve_channel, parse_classes
 from train.datasets import Sample, load_arrays, split_fold
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edge import evaluate as metrics
+from edge.model import evaluate as metrics
 
 
 def hand_made():

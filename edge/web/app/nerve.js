@@ -2,17 +2,17 @@
 // picks the fastest backend the browser offers, and turns one RGBA frame into a mask at the
 // frame's own size with exactly the steps edge-run uses (see imgproc.js). A multi-class model
 // (a "classes" list in its sidecar, a 1xHxWxC output) gets one mask per class, each decided
-// like the nerve with the class's own threshold / min area, as edge.postprocess does.
+// like the nerve with the class's own threshold / min area, as edge.model.postprocess does.
 import * as litert from './runtime/litert.js';
 import * as ip from './imgproc.js';
 
 const WASM_DIR = new URL('./runtime/wasm/', import.meta.url).href;
 const MAX_THREADS = 4; // XNNPACK gains little past 4 threads on a 0.13 GMAC model
 export const BACKENDS = ['webgpu', 'wasm-threads', 'wasm']; // preference order
-// Safety rule (edge.postprocess.CENTRE_BAND_FRAC): a safety structure within this fraction of
+// Safety rule (edge.model.postprocess.CENTRE_BAND_FRAC): a safety structure within this fraction of
 // the image width of the image's vertical centre line raises the warning. Not needle tracking.
 export const CENTRE_BAND_FRAC = 0.10;
-// The nerve's colour when the sidecar names none: edge.metadata.NERVE_COLOR, the one edge-run's
+// The nerve's colour when the sidecar names none: edge.model.metadata.NERVE_COLOR, the one edge-run's
 // overlay draws and its status.json gives (tests/edge/test_overlay.py checks they are equal).
 export const NERVE_COLOR = '#ffc800';
 const NERVE_NAME = 'nerve'; // the class behind the nerve-only fields (detected, areaPx, mask)
@@ -55,7 +55,7 @@ function label(backend, threads) {
   return 'WASM (1 thread)';
 }
 
-/** The sidecar's settings, as edge.metadata.ModelMeta reads them. */
+/** The sidecar's settings, as edge.model.metadata.ModelMeta reads them. */
 function settings(meta, roiOverride) {
   const [h, w] = meta.input_hw;
   return {
@@ -230,7 +230,7 @@ export class Engine {
   }
 
   /** Class ids at frame size (0 = background), safety classes written last: a vessel
-   *  overrides a nerve where both fire (edge.postprocess.class_id_map). */
+   *  overrides a nerve where both fire (edge.model.postprocess.class_id_map). */
   static classMap(results, width, height) {
     const map = new Uint8Array(width * height);
     for (const r of [...results.filter((c) => !c.safety), ...results.filter((c) => c.safety)]) {

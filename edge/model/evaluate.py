@@ -3,10 +3,10 @@
     ev = score(backend, frames, pre_cfg, post_cfg)
     ev.metrics["per_image_dice"], ev.metrics["pooled_dice"], ev.metrics["iou"], ...
 
-Each frame goes the device's way: edge.preprocess.normalize (the sidecar's normalization) ->
-Backend.run -> edge.postprocess.split_outputs -> edge.postprocess.decide (threshold, min area,
-presence gate; temporal smoothing off: frames are independent). Predictions are compared with
-the labels at the model input size (labels go through edge.preprocess.mask_to_input, the same
+Each frame goes the device's way: edge.model.preprocess.normalize (the sidecar's normalization) ->
+Backend.run -> edge.model.postprocess.split_outputs -> edge.model.postprocess.decide (threshold,
+min area, presence gate; temporal smoothing off: frames are independent). Predictions are compared
+with the labels at the model input size (labels: edge.model.preprocess.mask_to_input, the same
 crop and resize as the frames). ``edge-train eval``, the ``edge-convert`` gate and
 ``edge-bench accuracy`` all call ``score``: the same model and frames give the same numbers in
 every tool. NumPy + OpenCV only (no TensorFlow): a Keras model comes in as a Backend too
@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edge.postprocess import PostprocessConfig, decide, split_class_outputs, split_outputs
-from edge.preprocess import PreprocessConfig, normalize
+from edge.model.postprocess import PostprocessConfig, decide, split_class_outputs, split_outputs
+from edge.model.preprocess import PreprocessConfig, normalize
 
 METRIC_KEYS = (
     "per_image_dice",
@@ -111,7 +111,7 @@ def summarize(y_true, y_pred) -> dict:
 
 @dataclass(frozen=True)
 class LabelledFrames:
-    """Frames at the model input geometry (the crop + resize of edge.preprocess done once:
+    """Frames at the model input geometry (the crop + resize of edge.model.preprocess done once:
     train.datasets.load_labelled reads a data folder into this).
 
     images: (N, H, W) uint8 gray. labels: (N, H, W) uint8 0/1, or (N, H, W, C) for a
@@ -227,7 +227,7 @@ class ClassEvaluation:
 
 def score_classes(backend, frames: LabelledFrames, pre: PreprocessConfig, classes,
                   posts: list[PostprocessConfig], keep_prob: bool = False) -> ClassEvaluation:
-    """Score a C-channel model per class: channel k goes through edge.postprocess.decide with
+    """Score a C-channel model per class: channel k goes through edge.model.postprocess.decide with
     posts[k] (the class's threshold and min area; no presence gate) and is compared with
     labels[..., k]. classes: the sidecar's list (names key the result). A nerve-only model
     scores as one class with (N, H, W) labels."""

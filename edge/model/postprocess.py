@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from edge.metadata import DEFAULT_CLASSES, DEFAULT_MIN_AREA, DEFAULT_THRESHOLD, ClassSpec
+from edge.model.metadata import DEFAULT_CLASSES, DEFAULT_MIN_AREA, DEFAULT_THRESHOLD, ClassSpec
 from edge.types import ClassResult
 
 MASK_ON = 255  # mask value for nerve pixels in frame-size masks
@@ -168,7 +168,7 @@ def decide(prob: np.ndarray, presence: float | None, cfg: PostprocessConfig) -> 
     """THE mask decision, at model size: threshold, drop components under ``min_area``, and
     empty the mask when a presence score is below ``presence_threshold``. uint8 0/1.
 
-    The device (Postprocessor) and every evaluation (edge.evaluate.score) call this, so a
+    The device (Postprocessor) and every evaluation (edge.model.evaluate.score) call this, so a
     model is scored exactly the way it is used.
     """
     mask01 = binarize(prob, cfg)

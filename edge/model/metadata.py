@@ -20,7 +20,7 @@ from typing import Any
 
 from edge.errors import ModelError
 from edge.fsutil import write_json_atomic  # re-exported: callers import it from here
-from edge.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+from edge.model.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
 
 DEFAULT_THRESHOLD = 0.5  # probability above which a pixel is nerve
 DEFAULT_MIN_AREA = 0  # connected components smaller than this (model-input pixels) are dropped
@@ -39,7 +39,7 @@ class ClassSpec:
     id: 1..255, the pixel value in class-id masks (0 = background).
     color: "#rrggbb" (RGB) for the overlay, the legend and the clinic view.
     safety: a structure the needle must avoid: drawn over the others, drives the centre-line
-            warning (edge.postprocess.near_centre_line).
+            warning (edge.model.postprocess.near_centre_line).
     threshold, min_area: this class's own values; None = the sidecar's ``threshold`` /
             ``min_area``.
     """
