@@ -190,11 +190,15 @@ def _val_x(src: Source) -> np.ndarray:
 
 def _gate_step(source, converted, paths, src: Source, cfg: ChainConfig, log) -> GateResult:
     """source/converted: KerasBackends of the trained and the (pruned) converted model."""
+    from edge.model.backends import open_backend
+    from edge.model.segmodel import SegModel
+
     frames = labelled_frames(src.val, src.pre, src.nerve_class, src.class_ids)
     log(f"validate: {len(frames)} frames of {len(src.summary()['val_subjects'])} validation "
         "subjects")
-    result = validate(source, converted, paths, frames, src.pre, src.post, cfg.gate,
-                      classes=src.classes)
+    ref, conv = SegModel(source, src.settings), SegModel(converted, src.settings)
+    exports = {name: SegModel(open_backend(path), src.settings) for name, path in paths.items()}
+    result = validate(ref, ref if converted is source else conv, exports, frames, cfg.gate)
     log(results_table(result.rows))
     if not result.passed:
         raise GateFailed("gate failed, nothing written: " + "; ".join(result.failures))

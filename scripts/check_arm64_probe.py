@@ -136,8 +136,7 @@ def run_pipeline(jobs_path: Path) -> None:
     decide() result per class); plus "thresholds" (per class) and "quantized" (raw outputs
     are int8/uint8: masks must match bit for bit)."""
     from edge.loop import RunConfig, open_model
-    from edge.model.postprocess import decide, split_class_outputs, split_outputs
-    from edge.model.preprocess import frame_to_gray_input, normalize
+    from edge.model.postprocess import split_outputs
     from edge.sources import SourceConfig, open_source
 
     jobs = json.loads(jobs_path.read_text())
@@ -147,30 +146,20 @@ def run_pipeline(jobs_path: Path) -> None:
         source_cfg = SourceConfig(kind="images", target=job["frames"])
         model = open_model(RunConfig(model=job["model"], source=source_cfg, headless=True),
                            Path(job["model"]))
-        post = model.post
-        cfgs = post.class_cfgs if post.classes and len(post.classes) > 1 else (
-            [post.class_cfgs[0] if post.classes else post.cfg])
+        cfgs = model.post.class_cfgs
         outs = getattr(model.backend, "_outs", None)
         quantized = outs is not None and all(np.dtype(d["dtype"]) != np.float32 for d in outs)
         arrays = {"thresholds": np.array([c.threshold for c in cfgs], np.float64),
                   "quantized": np.array(quantized)}
         source = open_source(source_cfg)
-        pre = None
+        model = model.with_source_roi(
+            getattr(source, "roi", None) or getattr(source, "default_roi", None))
         while (frame := source.read()) is not None:
-            pre = pre or model.preprocess_config(
-                getattr(source, "roi", None) or getattr(source, "default_roi", None))
-            gray = frame_to_gray_input(frame.image, pre)
-            raw = (model.backend.run_gray8(gray) if model.fast
-                   else model.backend.run(normalize(gray, pre)))
-            if len(cfgs) > 1:
-                probs, presence = split_class_outputs(raw, len(cfgs))
-            else:
-                prob, one = split_outputs(raw)
-                probs, presence = prob[..., None], [one]
-            masks = [decide(probs[..., k].copy(), presence[k], c) for k, c in enumerate(cfgs)]
+            gray, x = model.prepare(frame.image)
+            probs, presence = split_outputs(model.infer(gray, x), len(cfgs))
             arrays[f"{frame.name}/input"] = gray
             arrays[f"{frame.name}/prob"] = probs.astype(np.float32)
-            arrays[f"{frame.name}/mask"] = np.stack(masks, axis=-1)
+            arrays[f"{frame.name}/mask"] = model.post.decide(probs.copy(), presence)
         source.close()
         np.savez(job["out"], **arrays)  # not compressed: zlib is slow under emulation
 

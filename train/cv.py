@@ -150,14 +150,14 @@ def held_out_frames(fold_out: Path):
 def held_out_probs(fold_out: Path, model: Path | None = None, backend=None):
     """(frames, class list, (N, H, W, C) probabilities, run threshold) of a fold's model (or
     ``model``, e.g. its int8 file, or an open ``backend``) on its held-out frames."""
-    from edge.model.evaluate import score_classes
-    from train.modelio import open_model
+    from edge.model.evaluate import score
+    from edge.model.settings import Overrides
+    from train.modelio import config_meta, open_model, seg_model
 
     cfg, frames, classes = held_out_frames(fold_out)
-    post = PostprocessConfig(threshold=cfg.threshold, min_area=0)
     backend = backend or open_model(model or fold_out / "model.keras")
-    ev = score_classes(backend, frames, cfg.preprocess,
-                       classes, [post] * len(classes), keep_prob=True)
+    scored = seg_model(backend, config_meta(cfg), Overrides(threshold=cfg.threshold, min_area=0))
+    ev = score(scored, frames, keep_prob=True)
     return frames, classes, ev.prob, cfg.threshold
 
 

@@ -34,7 +34,7 @@ from edge import signals
 from edge.clikit import config_block
 from edge.errors import ModelError
 from edge.fsutil import atomic_path, check_writable_dir, write_json_atomic
-from edge.model.evaluate import LabelledFrames, class_posts, score, score_classes
+from edge.model.evaluate import LabelledFrames, score
 from edge.model.postprocess import PostprocessConfig
 from train import datasets, evaluate
 from train.augment import augment_config
@@ -51,7 +51,7 @@ from train.losses import (
     multi_bce_dice_per_image,
 )
 from train.model import HEADS_LAYER, build_unet, count_macs, inference_model
-from train.modelio import KerasBackend, load_keras, settings_for
+from train.modelio import KerasBackend, config_meta, load_keras, open_seg_model, seg_model
 
 # A fresh class channel starts at p = 1% everywhere (logit bias log(0.01 / 0.99)), not 50%:
 # a rare structure's channel then starts near its background rate instead of spending the
@@ -301,13 +301,15 @@ class ValidationDice(keras.callbacks.Callback):
             self._log_lr(logs)
             return
         if self._backend is None:  # one traced function for the whole run
-            self._backend = KerasBackend(self.device_model or self.model)
+            self._backend = seg_model(KerasBackend(self.device_model or self.model),
+                                      config_meta(self.cfg))
         if self.cfg.classes:
             logs.update(self._classes_logs(), val_s=time.perf_counter() - t_val)
             self._log_lr(logs)
             return
-        ev = score(self._backend, self.val, self.cfg.preprocess, self.post, keep_prob=True)
-        m, prob, presence, y = ev.metrics, ev.prob, ev.presence, self.val.labels
+        ev = score(self._backend, self.val, keep_prob=True)
+        m, prob, y = ev.metrics, ev.prob[..., 0], self.val.labels
+        presence = None if ev.presence is None else ev.presence[:, 0]
         loss = bce_dice_per_image(y[..., None], prob[..., None], self.cfg.bce_weight,
                                   self.cfg.dice_weight)
         val_loss = float(np.mean(loss))
@@ -325,14 +327,13 @@ class ValidationDice(keras.callbacks.Callback):
         """Multi-class: val_dice = mean over classes of the per-image Dice (frames where the
         class is present), val_<name>_dice each, val_loss the per-channel loss."""
         classes = self.cfg.class_list
-        ev = score_classes(self._backend, self.val, self.cfg.preprocess, classes,
-                           [self.post] * len(classes), keep_prob=True)
+        ev = score(self._backend, self.val, keep_prob=True)
         loss = multi_bce_dice_per_image(self.val.labels, ev.prob, self.cfg.bce_weight,
                                         self.cfg.dice_weight)
         logs = {"val_loss": float(np.mean(loss))}
         dices = []
         for c in classes:
-            d = ev.metrics[c["name"]]["per_image_dice"]
+            d = ev.classes[c["name"]]["per_image_dice"]
             logs[f"val_{c['name']}_dice"] = d
             dices.append(d if d is not None else 1.0)
         logs["val_dice"] = float(np.mean(dices))
@@ -420,21 +421,18 @@ def _final_metrics(out: Path, model, data: RunData, cfg: TrainConfig, extra: dic
     hand-off file itself (loaded outside any distribution strategy)."""
     saved = out / RUN_MODEL
     if saved.is_file():
-        backend = KerasBackend.open(saved)
-        settings = settings_for(saved, backend)
-        pre, post = settings.pre, settings.post
+        scored = open_seg_model(saved)
     else:  # no epoch finished (nothing saved): the model in memory, the run's settings
-        backend = KerasBackend(model)
-        pre, post = cfg.preprocess, PostprocessConfig(threshold=cfg.threshold)
-    classes = cfg.class_list
-    per_class = score_classes(backend, data.val, pre, classes, class_posts(classes, post))
-    nerve = {} if cfg.classes else score(backend, data.val, pre, post).metrics
+        scored = seg_model(KerasBackend(model), config_meta(cfg))
+    post = scored.settings.post
+    ev = score(scored, data.val)
+    per_class, nerve = ev.classes, ev.metrics
     if cfg.classes:  # the run's headline: the mean of the classes' per-image Dice
-        nerve = {"per_image_dice": _mean_class_dice(per_class.metrics),
+        nerve = {"per_image_dice": _mean_class_dice(per_class),
                  "pooled_dice": float(np.mean([m["pooled_dice"]
-                                               for m in per_class.metrics.values()])),
+                                               for m in per_class.values()])),
                  "iou": None}
-    result = {**nerve, "classes": per_class.metrics, **extra,
+    result = {**nerve, "classes": per_class, **extra,
               "threshold": post.threshold, "min_area": post.min_area}
     write_json_atomic(out / "metrics.json", result)
     return result

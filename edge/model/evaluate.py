@@ -1,20 +1,24 @@
-"""THE evaluator: score a model (any Backend) on labelled frames, the way the device decides.
+"""THE evaluator: score a model (edge.model.SegModel) on labelled frames as the device decides.
 
-    ev = score(backend, frames, pre_cfg, post_cfg)
-    ev.metrics["per_image_dice"], ev.metrics["pooled_dice"], ev.metrics["iou"], ...
+    ev = score(model, frames)
+    ev.metrics["per_image_dice"], ev.metrics["pooled_dice"], ev.classes["vessel"], ...
 
-Each frame goes the device's way: edge.model.preprocess.normalize (the sidecar's normalization) ->
-Backend.run -> edge.model.postprocess.split_outputs -> edge.model.postprocess.decide (threshold,
-min area, presence gate; temporal smoothing off: frames are independent). Predictions are compared
-with the labels at the model input size (labels: edge.model.preprocess.mask_to_input, the same
-crop and resize as the frames). ``edge-train eval``, the ``edge-convert`` gate and
-``edge-bench accuracy`` all call ``score``: the same model and frames give the same numbers in
-every tool. NumPy + OpenCV only (no TensorFlow): a Keras model comes in as a Backend too
-(train.modelio.KerasBackend).
+Each frame goes the device's way through the model object: its resolved settings'
+normalization -> Backend.run -> edge.model.postprocess.split_outputs -> one decide() per class
+(threshold, min area, presence gate; temporal smoothing off: frames are independent). One
+scorer over C channels (a nerve-only model: C = 1). Predictions are compared with the labels
+at the model input size (labels: edge.model.preprocess.mask_to_input, the same crop and resize
+as the frames). ``edge-train eval``, the ``edge-convert`` gate and ``edge-bench accuracy`` all
+call ``score``: the same model and frames give the same numbers in every tool. NumPy + OpenCV
+only (no TensorFlow): a Keras model comes in as a SegModel too (train.modelio).
 
 Metric conventions (train/losses.py has TF versions, checked against these in tests):
 
 - per-image Dice: 2|A∩B| / (|A| + |B|), and 1 when both masks are empty (as Kaggle scored).
+  Both counts are returned, named: ``dice_all`` (every frame, empty-vs-empty = 1) and
+  ``dice_present`` (only the frames whose truth holds the structure). ``per_image_dice`` keeps
+  the meaning each published figure had: the nerve headline (summarize) is ``dice_all``; a
+  class's figure (class_metrics, CLASSES.md) is ``dice_present``.
 - pooled Dice / IoU: over all pixels of all images at once (1 when everything is empty).
 - precision: TP / (TP + FP), 1 when nothing was predicted; recall: TP / (TP + FN), 1 when
   there is nothing to find.
@@ -26,12 +30,9 @@ Metric conventions (train/losses.py has TF versions, checked against these in te
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-
-from edge.model.postprocess import PostprocessConfig, decide, split_class_outputs, split_outputs
-from edge.model.preprocess import PreprocessConfig, normalize
 
 METRIC_KEYS = (
     "per_image_dice",
@@ -44,6 +45,8 @@ METRIC_KEYS = (
     "presence_accuracy",
     "n_images",
     "n_empty_truth",
+    "dice_all",
+    "dice_present",
 )
 PROGRESS_EVERY = 200  # frames between progress lines
 
@@ -82,8 +85,17 @@ def dice_per_image(y_true, y_pred) -> np.ndarray:
     return _dice_flat(*_pair(y_true, y_pred))
 
 
+def dice_counts(t: np.ndarray, p: np.ndarray) -> dict:
+    """Both per-image Dice means, named: over all frames (empty-vs-empty = 1) and over the
+    frames whose truth holds the structure (None when none does)."""
+    dice, present = _dice_flat(t, p), t.sum(axis=1) > 0
+    return {"dice_all": float(dice.mean()) if dice.size else None,
+            "dice_present": float(dice[present].mean()) if present.any() else None}
+
+
 def summarize(y_true, y_pred) -> dict:
-    """All metrics of binary masks (N, H, W) as plain floats/ints (JSON-ready)."""
+    """All metrics of binary masks (N, H, W) as plain floats/ints (JSON-ready); the nerve
+    headline: per_image_dice = dice_all."""
     t, p = _pair(y_true, y_pred)
     tp = float((t * p).sum())
     fp = float(((1 - t) * p).sum())
@@ -103,6 +115,7 @@ def summarize(y_true, y_pred) -> dict:
         "presence_accuracy": float((has_t == has_p).mean()),
         "n_images": int(t.shape[0]),
         "n_empty_truth": int(t.shape[0] - n_pos),
+        **dice_counts(t, p),
     }
 
 
@@ -136,55 +149,56 @@ class LabelledFrames:
 
 @dataclass
 class Evaluation:
-    """metrics: summarize() of the decided masks. dice: (N,) per-image Dice. masks: (N, H, W)
-    uint8 0/1 decisions. prob: (N, H, W) float32 probability maps (only with keep_prob).
-    presence: (N,) presence scores when the model has that output."""
+    """metrics: summarize() of the nerve channel (with (N, H, W) nerve labels) or {}.
+    classes: class name -> class_metrics() (with (N, H, W, C) per-class labels, or nerve
+    labels of a one-class model) or {}.
+    dice: (N,) per-image Dice of the nerve channel (nerve labels) or None. masks: (N, H, W, C)
+    uint8 0/1 decisions. prob: (N, H, W, C) float32 probabilities (only with keep_prob).
+    presence: (N, C) presence scores when the model has that output."""
 
     metrics: dict
-    dice: np.ndarray
+    classes: dict
+    dice: np.ndarray | None
     masks: np.ndarray
     prob: np.ndarray | None = None
     presence: np.ndarray | None = None
 
 
-def _batches(backend, n: int):
-    """Frame index ranges: one frame at a time (as on the device) unless the backend says it
-    takes batches (``max_batch``, the Keras backend): same numbers, fewer calls."""
-    step = max(1, int(getattr(backend, "max_batch", 1) or 1))
-    return [(i, min(n, i + step)) for i in range(0, n, step)]
+def _predict(model, images: np.ndarray, progress: Callable[[str], None] | None):
+    """model.predict in chunks of PROGRESS_EVERY frames (a progress line after each)."""
+    batch = max(1, int(getattr(model.backend, "max_batch", 1) or 1))
+    chunk = -(-PROGRESS_EVERY // batch) * batch  # whole batches: the same calls as one pass
+    parts = []
+    for lo in range(0, len(images), chunk):
+        parts.append(model.predict(images[lo : lo + chunk]))
+        if progress and lo + chunk < len(images):
+            progress(f"scored {lo + chunk}/{len(images)} frames")
+    if not parts:
+        parts.append(model.predict(images))
+    presence = [p.presence for p in parts]
+    return (np.concatenate([p.masks for p in parts]), np.concatenate([p.prob for p in parts]),
+            None if any(v is None for v in presence) else np.concatenate(presence))
 
 
-def _per_frame(outputs: list[np.ndarray], count: int):
-    """Batched outputs -> one output list per frame, shaped as a batch-1 run gives them."""
-    outs = [np.asarray(o) for o in outputs]
-    return [[o[j : j + 1] for o in outs] for j in range(count)]
-
-
-def score(backend, frames: LabelledFrames, pre: PreprocessConfig, post: PostprocessConfig,
-          keep_prob: bool = False, progress: Callable[[str], None] | None = None
-          ) -> Evaluation:
-    """Run ``backend`` on every frame and score the decided masks against the labels."""
-    if frames.labels.ndim != 3:
-        raise ValueError("score() takes (N, H, W) nerve labels; per-class labels "
-                         "(N, H, W, C) go to score_classes()")
-    n = len(frames)
-    masks = np.zeros(frames.labels.shape, np.uint8)
-    prob_all = np.zeros(frames.labels.shape, np.float32) if keep_prob else None
-    presence_all: list[float | None] = []
-    for lo, hi in _batches(backend, n):
-        x = np.concatenate([normalize(g, pre) for g in frames.images[lo:hi]], axis=0)
-        for j, outs in enumerate(_per_frame(backend.run(x), hi - lo)):
-            prob, presence = split_outputs(outs)
-            masks[lo + j] = decide(prob, presence, post)
-            presence_all.append(presence)
-            if prob_all is not None:
-                prob_all[lo + j] = prob
-        if progress and hi // PROGRESS_EVERY > lo // PROGRESS_EVERY:
-            progress(f"scored {hi}/{n} frames")
-    has_presence = n > 0 and all(p is not None for p in presence_all)
-    return Evaluation(metrics=summarize(frames.labels, masks),
-                      dice=dice_per_image(frames.labels, masks), masks=masks, prob=prob_all,
-                      presence=np.asarray(presence_all, np.float32) if has_presence else None)
+def score(model, frames: LabelledFrames, keep_prob: bool = False,
+          progress: Callable[[str], None] | None = None) -> Evaluation:
+    """Run ``model`` (a SegModel) on every frame and score its decisions. (N, H, W) labels
+    are the nerve's: the nerve headline (summarize), and for a one-class model its class
+    figures too. (N, H, W, C) labels hold one channel per class (channel k = the model's
+    classes[k]): per-class figures (class_metrics)."""
+    classes = model.settings.classes
+    masks, prob, presence = _predict(model, frames.images, progress)
+    labels = frames.labels if frames.labels.ndim == 4 else frames.labels[..., None]
+    if labels.shape[-1] != len(classes) and frames.labels.ndim == 4:
+        raise ValueError(f"{len(classes)} classes and {labels.shape[-1]} label channels "
+                         "must agree")
+    per_class = ({c.name: class_metrics(labels[..., k], masks[..., k])
+                  for k, c in enumerate(classes)} if labels.shape[-1] == len(classes) else {})
+    metrics, dice = {}, None
+    if frames.labels.ndim == 3:  # the nerve's labels: the nerve headline
+        nerve = masks[..., model.settings.nerve_index]
+        metrics, dice = summarize(frames.labels, nerve), dice_per_image(frames.labels, nerve)
+    return Evaluation(metrics, per_class, dice, masks, prob if keep_prob else None, presence)
 
 
 # ---------------------------------------------------------------- per class (CLASSES.md)
@@ -194,10 +208,11 @@ def class_metrics(truth, pred) -> dict:
     """One structure's figures from binary masks (N, H, W).
 
     per_image_dice: mean Dice over the frames whose truth holds the structure (None when no
-    frame does); pooled_dice over all pixels. Detection per frame, as ScanNav's validation
-    counts it: TP truth present + predicted present, FN truth present + predicted absent, FP
-    truth absent + predicted present, TN neither; detection_rate = TP / (TP + FN),
-    false_positive_rate = FP / (FP + TN) (None when the denominator is 0)."""
+    frame does; = dice_present; dice_all counts every frame); pooled_dice over all pixels.
+    Detection per frame, as ScanNav's validation counts it: TP truth present + predicted
+    present, FN truth present + predicted absent, FP truth absent + predicted present, TN
+    neither; detection_rate = TP / (TP + FN), false_positive_rate = FP / (FP + TN) (None when
+    the denominator is 0)."""
     t, p = _pair(truth, pred)
     has_t, has_p = t.sum(axis=1) > 0, p.sum(axis=1) > 0
     tp, fn = int((has_t & has_p).sum()), int((has_t & ~has_p).sum())
@@ -212,46 +227,5 @@ def class_metrics(truth, pred) -> dict:
         "false_positive_rate": _ratio(fp, fp + tn, float("nan")) if fp + tn else None,
         "n_present": tp + fn,
         "n_absent": fp + tn,
+        **dice_counts(t, p),
     }
-
-
-@dataclass
-class ClassEvaluation:
-    """metrics: class name -> class_metrics(). masks: (N, H, W, C) uint8 0/1 decisions.
-    prob: (N, H, W, C) float32 probabilities (only with keep_prob)."""
-
-    metrics: dict
-    masks: np.ndarray
-    prob: np.ndarray | None = None
-
-
-def score_classes(backend, frames: LabelledFrames, pre: PreprocessConfig, classes,
-                  posts: list[PostprocessConfig], keep_prob: bool = False) -> ClassEvaluation:
-    """Score a C-channel model per class: channel k goes through edge.model.postprocess.decide with
-    posts[k] (the class's threshold and min area; no presence gate) and is compared with
-    labels[..., k]. classes: the sidecar's list (names key the result). A nerve-only model
-    scores as one class with (N, H, W) labels."""
-    labels = frames.labels if frames.labels.ndim == 4 else frames.labels[..., None]
-    n, c = len(frames), labels.shape[-1]
-    if not len(classes) == len(posts) == c:
-        raise ValueError(f"{len(classes)} classes, {len(posts)} post-processing settings and "
-                         f"{c} label channels must agree")
-    masks = np.zeros(labels.shape, np.uint8)
-    prob_all = np.zeros(labels.shape, np.float32) if keep_prob else None
-    for lo, hi in _batches(backend, n):
-        x = np.concatenate([normalize(g, pre) for g in frames.images[lo:hi]], axis=0)
-        for j, outs in enumerate(_per_frame(backend.run(x), hi - lo)):
-            prob, _ = split_class_outputs(outs, c)  # no presence gate per class here
-            for k in range(c):
-                masks[lo + j, ..., k] = decide(prob[..., k], None, posts[k])
-            if prob_all is not None:
-                prob_all[lo + j] = prob
-    metrics = {cls["name"]: class_metrics(labels[..., k], masks[..., k])
-               for k, cls in enumerate(classes)}
-    return ClassEvaluation(metrics, masks, prob_all)
-
-
-def class_posts(classes, post: PostprocessConfig) -> list[PostprocessConfig]:
-    """Per-class post-processing: the class's own threshold / min_area over the model's."""
-    return [replace(post, threshold=float(c.get("threshold", post.threshold)),
-                    min_area=int(c.get("min_area", post.min_area))) for c in classes]

@@ -17,7 +17,6 @@ from edge.dicom.read import DicomSource
 from edge.dicom.seg import read_masks
 from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
-from edge.model.preprocess import frame_to_gray_input, normalize
 from edge.serve import status_of
 from edge.sources import SourceConfig, phantom_pair
 
@@ -99,15 +98,11 @@ def test_overlay_and_status_json_carry_mm2(phantom_cine) -> None:
     cfg = RunConfig(model=FIXTURE_MODEL, headless=True, quiet=True, roi=(0, 0, 580, 420),
                     source=SourceConfig(kind="dicom", target=str(phantom_cine)))
     meter = StageMeter()
-    model = open_model(cfg, Path(FIXTURE_MODEL))
-    pre = model.preprocess_config(cfg.roi)
     source = DicomSource(phantom_cine)
+    model = open_model(cfg, Path(FIXTURE_MODEL)).with_source_roi(source.default_roi)
     area = NerveArea(source.pixel_area_mm2)
     frame = source.read()
-    gray = frame_to_gray_input(frame.image, pre)
-    outputs = model.backend.run_gray8(gray) if model.fast else model.backend.run(
-        normalize(gray, pre))
-    post = model.post(outputs, frame.image.shape[:2], pre.roi)
+    post = model(frame.image)
     area.add(post.area_px, post.detected)
     result = render(cfg, frame, post, meter, True, area)
     assert result.detected

@@ -20,9 +20,9 @@ from edge.model.postprocess import (
     CENTRE_BAND_FRAC,
     PostprocessConfig,
     Postprocessor,
-    class_configs,
     near_centre_line,
 )
+from edge.model.settings import Overrides, resolve_classes
 from edge.overlay import WARNING_BGR, draw_overlay
 from edge.serve import ServeSink
 from edge.types import FrameResult
@@ -160,8 +160,8 @@ def test_per_class_threshold_and_min_area_and_flag_overrides():
                CLASSES[1].__class__(**{**CLASSES[1].__dict__, "min_area": 10}))
     res = Postprocessor(PostprocessConfig(), classes)(two_channel(nerve, vessel), hw)
     assert [c.detected for c in res.classes] == [True, False]  # 0.45 > 0.4; speck < 10 px
-    flags = class_configs(classes, PostprocessConfig(), threshold=0.5, min_area=0)
-    res = Postprocessor(PostprocessConfig(), classes, flags)(two_channel(nerve, vessel), hw)
+    flags = resolve_classes(classes, 0.5, 0, Overrides(threshold=0.5, min_area=0))
+    res = Postprocessor(PostprocessConfig(), flags)(two_channel(nerve, vessel), hw)
     assert [c.detected for c in res.classes] == [False, True]  # the flags win
 
 

@@ -33,9 +33,9 @@ def outputs(prob: np.ndarray, presence: float | None = None) -> list[np.ndarray]
 def test_split_outputs_by_rank():
     prob = prob_with_square(2, 2, 4)
     p, presence = split_outputs(outputs(prob, presence=0.25))
-    np.testing.assert_array_equal(p, prob)
-    assert presence == pytest.approx(0.25)
-    assert split_outputs(outputs(prob))[1] is None
+    np.testing.assert_array_equal(p[..., 0], prob)
+    assert presence == [pytest.approx(0.25)]
+    assert split_outputs(outputs(prob))[1] == [None]
     with pytest.raises(ValueError, match="no \\(1, H, W, 1\\) mask"):
         split_outputs([np.zeros((1, 1), np.float32)])
 
