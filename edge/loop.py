@@ -462,7 +462,7 @@ def describe(cfg: RunConfig, model: SegModel) -> str:
 
 
 def describe_classes(meta: ModelMeta) -> str:
-    """"nerve #ffd400, vessel #ff3030 (safety, threshold 0.4)": the sidecar's classes (a
+    """"nerve #ffc800, vessel #ff3030 (safety, threshold 0.4)": the sidecar's classes (a
     nerve-only model: its one class), with the values the sidecar gives each."""
     def one(c) -> str:
         notes = [n for n, on in (("safety", c.safety), (f"threshold {c.threshold}",

@@ -42,7 +42,7 @@ GAIN = 100.0  # sigmoid slope: probabilities are ~0 or ~1 a few gray levels from
 ONNX_OPSET = 17
 IR_VERSION = 8  # readable by every onnxruntime >= 1.10
 CLASSES = [
-    {"id": 1, "name": "nerve", "color": "#ffd400", "safety": False},
+    {"id": 1, "name": "nerve", "color": "#ffc800", "safety": False},
     {"id": 2, "name": "vessel", "color": "#ff3030", "safety": True},
 ]
 

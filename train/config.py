@@ -15,6 +15,7 @@ from typing import Any
 
 from edge.errors import UserInputError
 from edge.model.preprocess import DEFAULT_INPUT_HW, DEFAULT_OFFSET, DEFAULT_SCALE, PreprocessConfig
+from train.classes import nerve_only
 
 RUN_CONFIG = "config.json"  # the run folder's files (see train/loop.py)
 RUN_SPLIT = "split.json"
@@ -115,8 +116,6 @@ class TrainConfig:
     @property
     def class_list(self) -> tuple[dict[str, Any], ...]:
         """The classes the model outputs (nerve-only: the one implicit nerve class)."""
-        from train.classes import nerve_only
-
         return tuple(self.classes) if self.classes else nerve_only(self.nerve_class)
 
 

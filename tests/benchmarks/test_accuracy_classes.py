@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 
 from benchmarks.accuracy import FrameCache, class_figures
-from edge.model.metadata import ModelMeta
+from edge.model.metadata import ModelMeta, class_dicts
 from edge.model.segmodel import SegModel
 from edge.model.settings import resolve
-from train.classes import classes_of, parse_classes
+from train.classes import parse_classes
 from train.datasets import find_samples
+from train.modelio import model_meta
 
 CLASSES = parse_classes("1,2", "nerve,vessel")
 
@@ -55,9 +56,9 @@ def test_class_figures_count_frames_per_class(tmp_path):
     assert row["per_image_dice"] == (0.0 + vessel["per_image_dice"]) / 2
 
 
-def test_classes_of_reads_the_sidecar(tmp_path):
+def test_model_meta_reads_the_sidecars_classes(tmp_path):
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
-    assert classes_of(model) is None  # no sidecar: nerve-only
+    assert model_meta(model).classes is None  # no sidecar: nerve-only
     (tmp_path / "m.json").write_text(json.dumps({"name": "m", "classes": list(CLASSES)}))
-    assert classes_of(model) == CLASSES
+    assert class_dicts(model_meta(model).classes) == CLASSES

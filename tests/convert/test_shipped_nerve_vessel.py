@@ -15,7 +15,7 @@ from edge.model.preprocess import PreprocessConfig, normalize
 
 MODELS = Path(__file__).resolve().parents[2] / "edge" / "models"
 SHIPPED = ("nerve_vessel_int8.tflite", "nerve_vessel.onnx")
-CLASSES = [{"id": 1, "name": "nerve", "color": "#ffd400", "safety": False},
+CLASSES = [{"id": 1, "name": "nerve", "color": "#ffc800", "safety": False},
            {"id": 2, "name": "vessel", "color": "#ff3030", "safety": True}]
 MAX_GMAC = 0.25  # the compute budget per frame
 

@@ -98,7 +98,7 @@ def test_one_class_scores_like_the_nerve_only_evaluator():
 
 def test_parse_classes_gives_the_contract_list():
     assert parse_classes("1,2", "nerve,vessel") == (
-        {"id": 1, "name": "nerve", "color": "#ffd400", "safety": False},
+        {"id": 1, "name": "nerve", "color": "#ffc800", "safety": False},
         {"id": 2, "name": "vessel", "color": "#ff3030", "safety": True})
     assert nerve_channel(parse_classes("2,1", "vessel,nerve"), 1) == 1
     for ids, names in (("1,1", "a,b"), ("0,2", "a,b"), ("1,2", "nerve"), ("x", None)):
