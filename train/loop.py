@@ -35,7 +35,6 @@ from edge.clikit import config_block
 from edge.errors import ModelError
 from edge.fsutil import atomic_path, check_writable_dir, write_json_atomic
 from edge.model.evaluate import LabelledFrames, score
-from edge.model.postprocess import PostprocessConfig
 from train import datasets, evaluate
 from train.augment import augment_config
 from train.classes import class_ids, nerve_channel
@@ -281,7 +280,6 @@ class ValidationDice(keras.callbacks.Callback):
         super().__init__()
         self.val, self.cfg, self._backend = val, cfg, None
         self.device_model = device_model  # what is scored and saved (None: the fit model)
-        self.post = PostprocessConfig(threshold=cfg.threshold)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t_first, self.steps = None, 0
