@@ -159,7 +159,8 @@ def run_pipeline(jobs_path: Path) -> None:
             probs, presence = split_outputs(model.infer(gray, x), len(cfgs))
             arrays[f"{frame.name}/input"] = gray
             arrays[f"{frame.name}/prob"] = probs.astype(np.float32)
-            arrays[f"{frame.name}/mask"] = model.post.decide(probs.copy(), presence)
+            arrays[f"{frame.name}/mask"] = np.stack(model.post.decide(probs.copy(), presence),
+                                                    axis=-1)
         source.close()
         np.savez(job["out"], **arrays)  # not compressed: zlib is slow under emulation
 

@@ -209,12 +209,9 @@ class Postprocessor:
             self._ema += np.float32(1.0 - s) * prob
         return self._ema.copy()  # the result outlives this frame; the state must not leak
 
-    def decide(self, probs: np.ndarray, presence: list[float | None]) -> np.ndarray:
-        """(H, W, C) probabilities -> (H, W, C) uint8 0/1 decisions at model size."""
-        out = np.empty(probs.shape, np.uint8)
-        for k, cfg in enumerate(self.class_cfgs):
-            out[..., k] = decide(probs[..., k], presence[k], cfg)
-        return out
+    def decide(self, probs: np.ndarray, presence: list[float | None]) -> list[np.ndarray]:
+        """(H, W, C) probabilities -> one (H, W) uint8 0/1 decision per class, model size."""
+        return [decide(probs[..., k], presence[k], cfg) for k, cfg in enumerate(self.class_cfgs)]
 
     def __call__(
         self,
@@ -224,10 +221,9 @@ class Postprocessor:
     ) -> PostResult:
         probs, presence = split_outputs(outputs, len(self.classes))
         probs = self._smooth(probs)
-        masks01 = self.decide(probs, presence)
         results = []
-        for k, spec in enumerate(self.classes):
-            mask = to_frame(masks01[..., k], frame_hw, roi)
+        for spec, mask01 in zip(self.classes, self.decide(probs, presence), strict=True):
+            mask = to_frame(mask01, frame_hw, roi)
             area = int(cv2.countNonZero(mask))
             results.append(ClassResult(spec.id, spec.name, spec.color, spec.safety, mask,
                                        area > 0, area, spec.safety and near_centre_line(mask, roi)))

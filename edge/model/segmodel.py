@@ -144,7 +144,8 @@ class SegModel:
             outs = [np.asarray(o) for o in self.backend.run(x)]
             for j in range(hi - lo):  # each frame as a batch-1 run gives it
                 p, pres = split_outputs([o[j : j + 1] for o in outs], c)
-                prob[lo + j], masks[lo + j] = p, self.post.decide(p, pres)
+                prob[lo + j] = p
+                masks[lo + j] = np.stack(self.post.decide(p, pres), axis=-1)
                 presence.append(pres)
         scored = n > 0 and all(v is not None for row in presence for v in row)
         return Prediction(masks, prob, np.asarray(presence, np.float32) if scored else None)
