@@ -128,7 +128,7 @@ class LabelledFrames:
     train.datasets.load_labelled reads a data folder into this).
 
     images: (N, H, W) uint8 gray. labels: (N, H, W) uint8 0/1, or (N, H, W, C) for a
-    multi-class model (channel k = classes[k]; score_classes). names: one per frame."""
+    multi-class model (channel k = classes[k], scored per class). names: one per frame."""
 
     images: np.ndarray
     labels: np.ndarray

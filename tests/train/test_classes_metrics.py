@@ -66,7 +66,7 @@ def as_model(backend, classes=None, threshold: float = 0.5) -> SegModel:
     return SegModel(backend, resolve(meta, backend.input_hw, backend.input_channels))
 
 
-def test_score_classes_decides_each_channel_with_its_own_settings():
+def test_score_decides_each_channel_with_its_class_settings():
     nerve, vessel = masks((0, 4, 0, 4), None), masks((4, 8, 4, 8), (4, 8, 4, 8))
     labels = np.stack([nerve, vessel], axis=-1)
     prob = labels.astype(np.float32) * 0.6  # every labelled pixel at p = 0.6
