@@ -117,14 +117,18 @@ def image_dir(frames: Path, layout: str) -> Path:
 
 
 # ------------------------------------------------------------------------------ the tools
-def edge_run_masks(model: Path, images: Path, out: Path) -> dict[str, np.ndarray]:
-    """edge-run --save-masks itself (this checkout's code): 0/255 masks for a one-class
-    model, class-id maps for a multi-class one."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "edge.cli", "--images", str(images), "--headless", "--quiet",
-           "--model", str(model), "--save-masks", str(out)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True,
+def edge_run(model: Path, images: Path, *flags: str) -> subprocess.CompletedProcess:
+    """edge-run itself (this checkout's code) on an image folder, headless and quiet."""
+    argv = ["--images", str(images), "--headless", "--quiet", "--model", str(model), *flags]
+    return subprocess.run([sys.executable, "-m", "edge.cli", *argv], capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
                           timeout=EDGE_RUN_TIMEOUT_S)
+
+
+def edge_run_masks(model: Path, images: Path, out: Path) -> dict[str, np.ndarray]:
+    """edge-run --save-masks: 0/255 masks for a one-class model, class-id maps for a
+    multi-class one."""
+    done = edge_run(model, images, "--save-masks", str(out))
     assert done.returncode == 0, done.stderr
     return {p.stem: read_gray(p) for p in sorted(out.glob("*.png"))}
 
@@ -263,11 +267,7 @@ def test_edge_run_applies_the_sidecars_roi(tmp_path):
     cropped = edge_run_masks(cropped_model, images, tmp_path / "cropped")
     assert any((plain[n] != cropped[n]).any() for n in plain)
     report = tmp_path / "r.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "edge.cli", "--images", str(images), "--headless", "--quiet",
-           "--model", str(cropped_model), "--roi", "0,0,96,64", "--report", str(report)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                          timeout=EDGE_RUN_TIMEOUT_S)
+    done = edge_run(cropped_model, images, "--roi", "0,0,96,64", "--report", str(report))
     assert done.returncode == 0, done.stderr
     config = json.loads(report.read_text())["config"]
     assert (config["roi"], config["roi_from"]) == ([0, 0, 96, 64], "--roi")
@@ -276,11 +276,7 @@ def test_edge_run_applies_the_sidecars_roi(tmp_path):
 def test_a_sidecar_roi_that_does_not_fit_is_one_line_naming_the_fix(tmp_path):
     model = model_with_roi(tmp_path, TWO_CLASS_TFLITE, [0, 0, 500, 500])
     frames, _ = fixture_frames(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "edge.cli", "--images", str(frames / "images"), "--headless",
-           "--quiet", "--model", str(model)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                          timeout=EDGE_RUN_TIMEOUT_S)
+    done = edge_run(model, frames / "images")
     assert done.returncode == 2
     assert "sidecar's roi" in done.stderr and "--roi" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
