@@ -1,18 +1,18 @@
 """Segmentation accuracy of model files on a labelled dataset, through the kit's one evaluator.
 
-Each model is opened as a Backend (train.modelio: TFLite/ONNX through edge.backends, Keras
-through its KerasBackend) and scored with edge.evaluate.score, with the model's own settings
+Each model is opened as a Backend (train.modelio: TFLite/ONNX through edge.model.backends, Keras
+through its KerasBackend) and scored with edge.model.evaluate.score, with the model's own settings
 (the sidecar's normalization, threshold, min area and presence threshold; flags override):
 the same function edge-train eval and the edge-convert gate call, so the same model and frames
-give the same numbers in every tool. Labels go through edge.preprocess.mask_to_input, the
+give the same numbers in every tool. Labels go through edge.model.preprocess.mask_to_input, the
 same crop and resize as the frames.
 
-Metrics (edge.evaluate.summarize): mean per-image Dice (an image with no nerve in truth and
+Metrics (edge.model.evaluate.summarize): mean per-image Dice (an image with no nerve in truth and
 prediction scores 1), pooled Dice over all pixels, IoU, precision, recall, pixel accuracy and
 detection rate (share of frames with a nerve whose prediction overlaps it).
 
 A multi-class model (a ``"classes"`` list in its sidecar or run config, CLASSES.md) is scored
-per class with edge.evaluate.score_classes: the row's ``classes`` holds each class's
+per class by the same edge.model.evaluate.score: the row's ``classes`` holds each class's
 per-image Dice, pooled Dice and per-frame detection (TP/FN/FP/TN, detection and
 false-positive rates); its per_image_dice / pooled_dice are the means over classes.
 """
@@ -26,11 +26,12 @@ from pathlib import Path
 
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
-from benchmarks.runtime import open_model
+from benchmarks.runtime import check_model_path, resolve_backend
 from edge.clikit import MissingExtra
 from edge.errors import UserInputError
-from edge.evaluate import class_posts, score, score_classes
-from edge.metadata import sha256_file
+from edge.model.evaluate import score
+from edge.model.metadata import sha256_file
+from edge.model.settings import Overrides
 
 
 @dataclass(frozen=True)
@@ -93,40 +94,38 @@ class FrameCache:
         return self._frames[key]
 
 
-def class_figures(model, cache: FrameCache, settings, classes) -> dict:
-    """A multi-class model's accuracy fields: per class, and the means over classes."""
-    ids = tuple(int(c["id"]) for c in classes)
-    ev = score_classes(model, cache.get(settings.pre, ids), settings.pre, classes,
-                       class_posts(classes, settings.post))
-    dices = [m["per_image_dice"] for m in ev.metrics.values() if m["per_image_dice"] is not None]
-    return {"classes": ev.metrics, "per_image_dice": sum(dices) / len(dices) if dices else None,
-            "pooled_dice": sum(m["pooled_dice"] for m in ev.metrics.values()) / len(classes),
+def class_figures(model, cache: FrameCache) -> dict:
+    """A class-list model's accuracy fields: per class, and the means over classes."""
+    ids = tuple(c.id for c in model.settings.classes)
+    per_class = score(model, cache.get(model.settings.pre, ids)).classes
+    dices = [m["per_image_dice"] for m in per_class.values() if m["per_image_dice"] is not None]
+    return {"classes": per_class, "per_image_dice": sum(dices) / len(dices) if dices else None,
+            "pooled_dice": sum(m["pooled_dice"] for m in per_class.values()) / len(per_class),
             "n_images": len(cache.samples)}
 
 
 def evaluate_model(path: str | Path, cache: FrameCache, cfg: AccuracyConfig,
                    progress: Progress = stderr_progress) -> dict:
     """One accuracy row (metrics + what produced them)."""
-    from train.modelio import settings_for
+    from train.modelio import open_seg_model, settings_origin
 
     path = Path(path)
     t0 = time.perf_counter()
-    model = open_model(path, cfg.backend, cfg.threads)
-    from train.classes import classes_of
-
-    settings = settings_for(path, model, cfg.threshold, cfg.min_area, cfg.presence_threshold)
-    classes = classes_of(path)
-    if classes:
-        figures = class_figures(model, cache, settings, classes)
+    check_model_path(path)
+    model = open_seg_model(path, Overrides(threshold=cfg.threshold, min_area=cfg.min_area,
+                                           presence_threshold=cfg.presence_threshold),
+                           resolve_backend(path, cfg.backend), cfg.threads)
+    st = model.settings
+    if model.meta.classes:  # a class list (CLASSES.md): scored per class
+        figures = class_figures(model, cache)
     else:
-        figures = score(model, cache.get(settings.pre), settings.pre, settings.post,
+        figures = score(model, cache.get(st.pre),
                         progress=lambda line: progress(f"accuracy: {path.name} {line}")).metrics
     return {"model": path.name, "path": str(path), "format": path.suffix.lstrip("."),
-            "sha256": sha256_file(path), "backend_name": model.name, "threads": cfg.threads,
-            "input_hw": list(settings.pre.input_hw), "threshold": settings.post.threshold,
-            "min_area": settings.post.min_area,
-            "presence_threshold": settings.post.presence_threshold,
-            "settings_from": settings.origin, "status": "ok", **figures,
+            "sha256": sha256_file(path), "backend_name": model.backend.name,
+            "threads": cfg.threads, "input_hw": list(st.input_hw), "threshold": st.threshold,
+            "min_area": st.min_area, "presence_threshold": st.presence_threshold,
+            "settings_from": settings_origin(path), "status": "ok", **figures,
             "seconds": time.perf_counter() - t0}
 
 

@@ -16,7 +16,7 @@ from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
 from edge.errors import SourceError
 from edge.fsutil import model_format
-from edge.metadata import sha256_file
+from edge.model.metadata import sha256_file
 
 DEFAULT_SOURCE = "phantom"
 DEFAULT_MAX_FRAMES = 300

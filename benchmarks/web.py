@@ -37,7 +37,7 @@ from benchmarks.browser import (
 )
 from benchmarks.machine import describe_machine
 from edge.fsutil import write_json_atomic
-from edge.metadata import sha256_file
+from edge.model.metadata import sha256_file
 from edge.web.site import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,8 +30,8 @@ from convert.targets import onnx_ops, target_report
 from convert.validate import GateConfig, GateResult, results_table, validate
 from edge.errors import OutputError, UserInputError
 from edge.fsutil import atomic_write_bytes
-from edge.metadata import ModelMeta, sha256_file, write_meta
-from edge.postprocess import PostprocessConfig
+from edge.model.metadata import ModelMeta, sha256_file, write_meta
+from edge.model.postprocess import PostprocessConfig
 
 DEFAULT_CALIB_FRAMES = 200  # seeded real training frames for int8 calibration
 # Target sparsity; 0 = no pruning (the default): unstructured pruning gives a smaller gzip,
@@ -193,11 +193,15 @@ def _val_x(src: Source) -> np.ndarray:
 
 def _gate_step(source, converted, paths, src: Source, cfg: ChainConfig, log) -> GateResult:
     """source/converted: KerasBackends of the trained and the (pruned) converted model."""
+    from edge.model.backends import open_backend
+    from edge.model.segmodel import SegModel
+
     frames = labelled_frames(src.val, src.pre, src.nerve_class, src.class_ids)
     log(f"validate: {len(frames)} frames of {len(src.summary()['val_subjects'])} validation "
         "subjects")
-    result = validate(source, converted, paths, frames, src.pre, src.post, cfg.gate,
-                      classes=src.classes)
+    ref, conv = SegModel(source, src.settings), SegModel(converted, src.settings)
+    exports = {name: SegModel(open_backend(path), src.settings) for name, path in paths.items()}
+    result = validate(ref, ref if converted is source else conv, exports, frames, cfg.gate)
     log(results_table(result.rows))
     if not result.passed:
         raise GateFailed("gate failed, nothing written: " + "; ".join(result.failures)

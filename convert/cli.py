@@ -220,23 +220,24 @@ def _run_validate(args) -> int:
     from convert.data import labelled_frames, open_source
     from convert.quantize import has_int8_tensors
     from convert.validate import GateConfig, results_table, validate
-    from edge.backends import open_backend
     from edge.fsutil import write_json_atomic
-    from train.modelio import settings_for
+    from edge.model.segmodel import SegModel
+    from edge.model.settings import Overrides
+    from train.modelio import open_seg_model
 
     source, src = open_source(args.model, args.data, args.val_fraction, args.seed,
                               post_overrides=_overrides(args))
     frames = labelled_frames(src.val, src.pre, src.nerve_class, src.class_ids)
     exports = {p.name: p for p in args.exports}
-    export_post = {name: settings_for(p, open_backend(p), **_overrides(args)).post
-                   for name, p in exports.items()}
+    models = {name: open_seg_model(p, Overrides(**_overrides(args)))  # each its own sidecar
+              for name, p in exports.items()}
     # the Dice floor applies to int8 models: known by their tensors (a name like m.tflite
     # does not say; the chain's names carry the variant)
     int8_files = tuple(n for n, p in exports.items() if "int8" in n or has_int8_tensors(p))
     gate = GateConfig(args.max_dice_drop, args.max_drift, dice_gated=int8_files,
                       min_dice=args.min_dice, allow_low_dice=args.allow_low_dice)
-    result = validate(source, source, exports, frames, src.pre, src.post, gate, export_post,
-                      classes=src.classes)
+    reference = SegModel(source, src.settings)
+    result = validate(reference, reference, models, frames, gate)
     print(results_table(result.rows))
     if args.json:
         write_json_atomic(args.json, {"rows": result.rows, "failures": result.failures,

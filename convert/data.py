@@ -4,7 +4,7 @@ MODEL is either an edge-train run folder (model.keras + config.json + split.json
 pre-processing and the same subject split as training) or a bare .keras/.h5 file (then the
 data folder is split by subject with --val-fraction/--seed). Calibration frames come from the
 TRAINING subjects, validation frames from the VALIDATION subjects, both through
-edge.preprocess, the code the device runs.
+edge.model.preprocess, the code the device runs.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import UserInputError
-from edge.evaluate import LabelledFrames
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig, normalize
+from edge.model.evaluate import LabelledFrames
+from edge.model.postprocess import PostprocessConfig
+from edge.model.preprocess import PreprocessConfig, normalize
+from edge.model.settings import Overrides, Settings
 from train.config import RunFolder, run_of
 from train.datasets import portable_path
 
@@ -31,22 +32,29 @@ class Source:
     """A model to convert and the data it belongs to.
 
     model_path: the Keras file. run: its edge-train run folder (None for a bare file).
-    pre/post: its pre- and post-processing (train.modelio.settings_for: flags, else the run's
-    config, else defaults; input size from the model itself). train/val:
+    settings: its resolved settings (edge.model.settings via train.modelio: flags, else the
+    run's config, else defaults; input size from the model itself); pre/post: theirs. train/val:
     train.datasets.Sample lists split by subject. layout/nerve_class: how the data was read.
     classes: the run's class list (CLASSES.md) of a multi-class model; None = nerve-only.
     """
 
     model_path: Path
     data_dir: Path | None
-    pre: PreprocessConfig
-    post: PostprocessConfig
+    settings: Settings
     run: RunFolder | None = None
     train: list = field(default_factory=list)
     val: list = field(default_factory=list)
     layout: str | None = None
     nerve_class: int = 1
     classes: tuple | None = None
+
+    @property
+    def pre(self) -> PreprocessConfig:
+        return self.settings.pre
+
+    @property
+    def post(self) -> PostprocessConfig:
+        return self.settings.post
 
     @property
     def class_ids(self) -> tuple[int, ...] | None:
@@ -100,13 +108,14 @@ def open_source(
     post_overrides: threshold / min_area / presence_threshold given on the command line.
     Raises ModelError / UserInputError."""
     from train.datasets import find_samples, split_by_subject
-    from train.modelio import KerasBackend, keras_file, settings_for
+    from train.modelio import KerasBackend, keras_file, model_meta, seg_model
 
     model_path = keras_file(model_arg)
     run = run_of(model_arg)
     backend = KerasBackend.open(model_path)
     check_run_input(run, backend.input_hw)
-    settings = settings_for(model_arg, backend, **(post_overrides or {}))
+    settings = seg_model(backend, model_meta(model_arg),
+                         Overrides(**(post_overrides or {}))).settings
     data = data_dir or (run.config.data if run else None)
     data = Path(data) if data else None
     layout = run.config.layout if run else None
@@ -115,7 +124,7 @@ def open_source(
         if need_data:
             raise UserInputError("no data folder: pass --data DIR (the frames the model was "
                                  "trained on)")
-        return backend, Source(model_path, None, settings.pre, settings.post, run)
+        return backend, Source(model_path, None, settings, run)
     if not data.is_dir():
         raise UserInputError(f"--data {data}: no such folder; pass the training data folder")
     samples = find_samples(data, layout=layout, nerve_class=nerve_class)
@@ -124,8 +133,8 @@ def open_source(
     else:
         train, val = split_by_subject(samples, val_fraction, seed)
     classes = run.config.classes if run else None
-    return backend, Source(model_path, data, settings.pre, settings.post, run, list(train),
-                           list(val), layout, nerve_class, classes)
+    return backend, Source(model_path, data, settings, run, list(train), list(val), layout,
+                           nerve_class, classes)
 
 
 def labelled_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1,
@@ -139,7 +148,7 @@ def labelled_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1,
 
 def load_frames(samples: list, pre: PreprocessConfig, nerve_class: int = 1
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(X float32 N,H,W,C model inputs, Y uint8 N,H,W 0/1) through edge.preprocess."""
+    """(X float32 N,H,W,C model inputs, Y uint8 N,H,W 0/1) through edge.model.preprocess."""
     from train.datasets import load_arrays
 
     if not samples:

@@ -69,8 +69,8 @@ def to_onnx(model, calib=None, pre=None) -> bytes:
 
 def parity(model, onnx_path: str | Path, frames: np.ndarray) -> dict:
     """Max/mean abs difference of every output, ONNX Runtime vs Keras, on a few frames (both
-    run the kit's way: edge.backends.OnnxBackend and train.modelio.KerasBackend)."""
-    from edge.backends import OnnxBackend
+    run the kit's way: edge.model.backends.OnnxBackend and train.modelio.KerasBackend)."""
+    from edge.model.backends import OnnxBackend
     from train.modelio import KerasBackend
 
     x = np.asarray(frames[:PARITY_FRAMES], dtype=np.float32)

@@ -3,7 +3,7 @@
 Always ``TFLiteConverter.from_keras_model``: on TF 2.21 ``from_concrete_functions`` on a
 tf_keras model leaves READ_VARIABLE ops behind and the int8 conversion fails.
 
-int8 is calibrated on real TRAINING frames passed through edge.preprocess (the device's own
+int8 is calibrated on real TRAINING frames passed through edge.model.preprocess (the device's own
 code), never on synthetic data. The input range is pinned to the full 8-bit pixel range, so
 with the default normalization (scale 1/255, offset 0) the int8 input has scale 1/255 and
 zero point -128: an int8 input is simply the uint8 pixel minus 128. The chosen input
@@ -20,7 +20,7 @@ import numpy as np
 import train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
 from convert.common import ConvertError
 from edge.errors import UserInputError
-from edge.preprocess import PreprocessConfig
+from edge.model.preprocess import PreprocessConfig
 
 PIXEL_MIN, PIXEL_MAX = 0, 255  # 8-bit frames
 INPUT_SCALE_RTOL = 0.02  # converted input scale within 2% of the expected one counts as "ok"

@@ -26,7 +26,7 @@ LATENCY_THREADS = 1  # the Pi-class budget: one core
 def quick_latency_ms(model_path: str | Path, x: np.ndarray, runs: int = LATENCY_RUNS,
                      threads: int = LATENCY_THREADS) -> dict:
     """Median / min milliseconds of backend.run on one (1,H,W,C) frame."""
-    from edge.backends import open_backend
+    from edge.model.backends import open_backend
 
     backend = open_backend(model_path, threads=threads)
     for _ in range(LATENCY_WARMUP):

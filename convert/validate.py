@@ -1,11 +1,11 @@
-"""Step 4: the gate. Every exported model runs on the validation subjects' frames through
-edge's own backends and post-processing (the code the device runs), and is scored against
-the float Keras model through the same post-processing.
+"""Step 4: the gate. Every exported model runs on the validation subjects' frames as the model
+object the device runs (edge.model.SegModel: edge's backends, the resolved settings, one
+post-processing path), and is scored against the float Keras model the same way.
 
 Three checks, any one fails the gate:
   * accuracy: per-image Dice of each int8 variant may drop at most ``max_dice_drop`` below
     the SOURCE float model (the model the user trained, before pruning); for a multi-class
-    model (CLASSES.md), the drop of EACH class's per-image Dice (edge.evaluate.score_classes);
+    model (CLASSES.md), the drop of EACH class's per-image Dice (the same evaluator, per class);
   * floor: per-image Dice of each int8 variant must reach ``min_dice`` (absolute; a
     multi-class model: the mean over its classes). The relative rule alone lets a model that
     never learned pass (a 1-epoch fine-tune at Dice 0.056 converts with no drop at all).
@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from edge.evaluate import Evaluation, LabelledFrames, class_posts, score, score_classes
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig
+from edge.model.evaluate import Evaluation, LabelledFrames, score
+from edge.model.postprocess import PostprocessConfig
 
 DEFAULT_MAX_DICE_DROP = 0.01  # per-image Dice, absolute
 DEFAULT_MAX_DRIFT = 0.05  # mean |p_variant - p_keras| over all pixels; int8 is ~0.005
@@ -137,83 +135,58 @@ def _row(metrics: dict, ref_dice: float, role: str, post: PostprocessConfig, **m
             "threshold": post.threshold, "min_area": post.min_area, **more}
 
 
-def validate(source, converted, exports: dict[str, Path], frames: LabelledFrames,
-             pre: PreprocessConfig, post: PostprocessConfig, gate: GateConfig = GateConfig(),
-             export_post: dict[str, PostprocessConfig] | None = None,
-             classes=None) -> GateResult:
+def validate(source, converted, exports: dict[str, object], frames: LabelledFrames,
+             gate: GateConfig = GateConfig()) -> GateResult:
     """Score the source float model, the converted float model (pruned, when pruning ran)
-    and every exported file on ``frames`` with edge.evaluate.score; apply the gate rules.
+    and every exported model on ``frames`` with edge.model.evaluate.score; apply the gate.
 
-    source: the model the user trained, as a Backend (train.modelio.KerasBackend): the Dice
-    reference. converted: the Backend the exports came from (the drift reference); may be
-    ``source`` itself. export_post: per-export post-processing (their sidecars) where it
-    differs from ``post``. classes: the class list of a multi-class model (frames.labels
-    (N, H, W, C)): scored per class, gated per class.
+    Every model is an edge.model.SegModel with its own resolved settings (train.modelio:
+    the Keras models with the run's, each export with its sidecar's or the run's).
+    source: the model the user trained: the Dice reference. converted: the model the exports
+    came from (the drift reference); may be ``source`` itself. Labels (N, H, W) are the
+    nerve's (the nerve headline); (N, H, W, C) labels, one channel per class (CLASSES.md),
+    score and gate each class.
     """
-    from edge.backends import open_backend
-
     if len(frames) == 0:
         raise ValueError("no validation frames; pass --data with the validation subjects")
-    if classes:
-        return _validate_classes(source, converted, exports, frames, pre, post, gate,
-                                 export_post, classes)
-    ref = score(source, frames, pre, post, keep_prob=True)
-    ref_dice = ref.metrics["per_image_dice"]
-    rows = {"keras-float": _row(ref.metrics, ref_dice, "reference", post, drift_mean=0.0,
-                                drift_max=0.0)}
+    per_class = frames.labels.ndim == 4  # what the labels hold, not a second scorer
+    row = _class_row if per_class else _nerve_row
+    ref = score(source, frames, keep_prob=True)
+    rows = {"keras-float": row(ref, ref, "reference", source, drift_mean=0.0, drift_max=0.0)}
     conv = ref
     if converted is not source:
-        conv = score(converted, frames, pre, post, keep_prob=True)
-        rows["keras-pruned"] = _row(conv.metrics, ref_dice, "reference", post,
-                                    **drift(conv, ref))
-    conv_dice = conv.metrics["per_image_dice"]
-    for name, path in exports.items():
-        p = (export_post or {}).get(name, post)
-        ev = score(open_backend(path), frames, pre, p, keep_prob=True)
-        rows[name] = _row(ev.metrics, ref_dice, "export", p, **drift(ev, conv),
-                          dice_drop_vs_converted=conv_dice - ev.metrics["per_image_dice"])
+        conv = score(converted, frames, keep_prob=True)
+        rows["keras-pruned"] = row(conv, ref, "reference", converted, **drift(conv, ref))
+    for name, model in exports.items():
+        ev = score(model, frames, keep_prob=True)
+        more = {} if per_class else {"dice_drop_vs_converted": conv.metrics["per_image_dice"]
+                                     - ev.metrics["per_image_dice"]}
+        rows[name] = row(ev, ref, "export", model, **drift(ev, conv), **more)
     return apply_gate(rows, gate)
+
+
+def _nerve_row(ev: Evaluation, ref: Evaluation, role: str, model, **more) -> dict:
+    return _row(ev.metrics, ref.metrics["per_image_dice"], role, model.settings.post, **more)
 
 
 # ---------------------------------------------------------------- per class (CLASSES.md)
 
 
-def _class_row(ev, ref, role: str, post: PostprocessConfig, **more) -> dict:
+def _class_row(ev: Evaluation, ref: Evaluation, role: str, model, **more) -> dict:
     """A variant's row: per class its figures and Dice drop vs the reference; the headline
     per_image_dice / pooled_dice are the means over classes, dice_drop the largest drop."""
     classes = {}
-    for name, m in ev.metrics.items():
-        r, d = ref.metrics[name]["per_image_dice"], m["per_image_dice"]
+    for name, m in ev.classes.items():
+        r, d = ref.classes[name]["per_image_dice"], m["per_image_dice"]
         classes[name] = {**m, "dice_drop": None if r is None or d is None else r - d}
     dices = [m["per_image_dice"] for m in classes.values() if m["per_image_dice"] is not None]
     drops = [m["dice_drop"] for m in classes.values() if m["dice_drop"] is not None]
+    post = model.settings.post
     return {"role": role, "classes": classes,
             "per_image_dice": float(np.mean(dices)) if dices else 1.0,
             "pooled_dice": float(np.mean([m["pooled_dice"] for m in classes.values()])),
             "dice_drop": max(drops) if drops else 0.0, "threshold": post.threshold,
             "min_area": post.min_area, **more}
-
-
-def _validate_classes(source, converted, exports, frames, pre, post, gate, export_post,
-                      classes) -> GateResult:
-    from edge.backends import open_backend
-
-    def run(backend, p):
-        return score_classes(backend, frames, pre, classes, class_posts(classes, p),
-                             keep_prob=True)
-
-    ref = run(source, post)
-    rows = {"keras-float": _class_row(ref, ref, "reference", post, drift_mean=0.0,
-                                      drift_max=0.0)}
-    conv = ref
-    if converted is not source:
-        conv = run(converted, post)
-        rows["keras-pruned"] = _class_row(conv, ref, "reference", post, **drift(conv, ref))
-    for name, path in exports.items():
-        p = (export_post or {}).get(name, post)
-        ev = run(open_backend(path), p)
-        rows[name] = _class_row(ev, ref, "export", p, **drift(ev, conv))
-    return apply_gate(rows, gate)
 
 
 def results_table(rows: dict[str, dict]) -> str:

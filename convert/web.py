@@ -13,7 +13,7 @@ import numpy as np
 
 import train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
 from convert import quantize
-from edge.preprocess import PreprocessConfig
+from edge.model.preprocess import PreprocessConfig
 
 WEB_BATCH = 1  # LiteRT.js runs fixed shapes only
 

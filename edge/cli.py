@@ -211,8 +211,8 @@ def _source_config(args: argparse.Namespace):
 
 
 def config_from_args(args: argparse.Namespace):
-    from edge.install import resolve_installed
     from edge.loop import RunConfig
+    from edge.model.store import resolve_installed
 
     return RunConfig(
         model=resolve_installed(args.model), backend=args.backend, threads=args.threads,

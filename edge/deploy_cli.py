@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from edge import clikit
-from edge.install import CURRENT, MODELS_DIR, ModelStore, default_state_dir
+from edge.model.store import CURRENT, MODELS_DIR, ModelStore, default_state_dir
 
 PROG = "edge-deploy"
 RESTART_HINT = "restart the service to load it: sudo systemctl restart nerve-edge"

@@ -13,7 +13,6 @@ report written) and are then raised to the caller, which turns them into the exi
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import json
 import sys
 import time
@@ -24,35 +23,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.backends import open_backend
-from edge.classes import ClassTally, class_lines, status_suffix
 from edge.clikit import stop_reason
-from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputError
+from edge.errors import BadFrame, EdgeError, RoiError, SourceLost, UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
 from edge.io import sinks as sink_module  # gui_problem at call time: one stand-in for both
 from edge.io.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.io.sinks import MaskDirSink, VideoFileSink, WindowSink
 from edge.io.sources import SourceConfig, open_source
-from edge.metadata import ModelMeta, check_sha256, load_meta, low_dice_warning
 from edge.meter import StageMeter, format_summary
+from edge.model.classes import ClassTally, class_lines, status_suffix
+from edge.model.metadata import ModelMeta
+from edge.model.preprocess import check_roi, to_gray8
+from edge.model.segmodel import SegModel
+from edge.model.settings import Overrides
+from edge.model.store import default_model_path
 from edge.overlay import draw_overlay
-from edge.postprocess import PostprocessConfig, Postprocessor, class_configs
-from edge.preprocess import (
-    DEFAULT_OFFSET,
-    DEFAULT_SCALE,
-    PreprocessConfig,
-    check_roi,
-    frame_to_gray_input,
-    normalize,
-    to_gray8,
-)
 from edge.types import Frame, FrameResult
 
-# The packaged models, first match wins: the trained model once it ships, else the fixture.
-DEFAULT_MODELS = {
-    "tflite": ("nerve_default_int8.tflite", "nerve_fixture_int8.tflite"),
-    "onnx": ("nerve_default.onnx", "nerve_fixture.onnx"),
-}
 # One interpreter thread by default: predictable latency, and the other cores stay free for
 # capture, drawing and encoding. On the shared 2-core x86 test machine 1 and 2 threads were
 # within noise for the tiny fixture. Raise it (--threads 4 on a Pi 4/5) for bigger models.
@@ -146,98 +133,17 @@ class RunConfig:
                 raise UserInputError(message)
 
 
-def default_model_path(backend: str | None = None, models_dir=None) -> Path:
-    """The packaged model for ``backend`` (tflite unless "onnx"): nerve_default.* if present,
-    else the fixture. Dropping nerve_default_int8.tflite / nerve_default.onnx (+ their .json
-    sidecars) into edge/models switches the default with no code change. ``models_dir``
-    overrides the packaged folder (tests)."""
-    models = importlib.resources.files("edge") / "models" if models_dir is None else models_dir
-    names = DEFAULT_MODELS["onnx" if backend == "onnx" else "tflite"]
-    for name in names:
-        candidate = models / name
-        if candidate.is_file():
-            return Path(str(candidate))
-    raise ModelError(
-        f"no packaged model ({' or '.join(names)}) in {models}: pass --model PATH, or build the "
-        f"fixture with scripts/make_fixture_model.py"
-    )
-
-
 # ------------------------------------------------------------------------------- the model
-@dataclass
-class Model:
-    """The interpreter and everything around it that does not depend on the frames."""
-
-    path: Path
-    backend: object
-    meta: ModelMeta
-    sha256: str
-    sha256_check: str  # "ok" | "mismatch" | "no sha256 in the sidecar"
-    post_cfg: PostprocessConfig
-    post: Postprocessor
-    fast: bool  # the int8 gray8 fast path (see _use_gray8_fast_path)
-
-    @property
-    def warnings(self) -> list[str]:
-        """What the user must know about this model before trusting its masks (printed at
-        start, in the report and the web view's status)."""
-        low = low_dice_warning(self.meta)
-        return [f"{self.path.name}: {low}"] if low else []
-
-    def preprocess_config(self, roi) -> PreprocessConfig:
-        return PreprocessConfig(input_hw=tuple(self.backend.input_hw), roi=roi,
-                                scale=self.meta.scale, offset=self.meta.offset,
-                                channels=self.backend.input_channels)
-
-
-def _use_gray8_fast_path(backend, meta: ModelMeta) -> bool:
-    """int8 input with scale 1/255, zero point -128 and pixel/255 normalization: quantizing
-    is pixel - 128, done without float math by the backend's run_gray8."""
-    return (
-        getattr(backend, "is_gray8_exact", False)
-        and abs(meta.scale - DEFAULT_SCALE) <= NORM_RTOL * DEFAULT_SCALE
-        and meta.offset == DEFAULT_OFFSET
-    )
-
-
-def open_model(cfg: RunConfig, path: Path) -> Model:
-    """Open and check the model and its sidecar (ModelError naming the file and the fix)."""
+def open_model(cfg: RunConfig, path: Path) -> SegModel:
+    """The run's model (edge.model.SegModel): the flags are the caller's overrides; the
+    source's image region is bound after the source opens (SegModel.with_source_roi)."""
     cv2.setNumThreads(OPENCV_THREADS)
-    backend = open_backend(path, cfg.backend, cfg.threads, cfg.providers)
-    meta = load_meta(path)
-    if meta.input_hw is not None and tuple(meta.input_hw) != tuple(backend.input_hw):
-        raise ModelError(
-            f"{path.name}: sidecar input_hw {meta.input_hw} does not match the model input "
-            f"{backend.input_hw}: fix or delete {path.with_suffix('.json').name}"
-        )
-    check_class_count(path, backend, meta)
-    sha256, sha256_check = check_sha256(path, meta, cfg.allow_sha256_mismatch)
-    post_cfg = PostprocessConfig(
-        threshold=meta.threshold if cfg.threshold is None else cfg.threshold,
-        min_area=meta.min_area if cfg.min_area is None else cfg.min_area,
+    overrides = Overrides(
+        roi=cfg.roi, threshold=cfg.threshold, min_area=cfg.min_area,
         # Frames of an image folder are unrelated: averaging them would blend patients.
-        smooth=0.0 if cfg.source.kind == "images" else cfg.smooth,
-        presence_threshold=meta.presence_threshold,
-    )
-    classes = meta.classes  # None: nerve-only, exactly as before classes existed
-    post = Postprocessor(post_cfg, classes, classes and class_configs(
-        classes, post_cfg, cfg.threshold, cfg.min_area))
-    return Model(path, backend, meta, sha256, sha256_check, post_cfg, post,
-                 _use_gray8_fast_path(backend, meta))
-
-
-def check_class_count(path: Path, backend, meta: ModelMeta) -> None:
-    """The mask output has one channel per sidecar class (ModelError naming both, and the fix)."""
-    channels, classes = getattr(backend, "mask_channels", None), meta.class_list
-    if channels is None or channels == len(classes):
-        return
-    listed = (f"lists {len(classes)} class(es) ({', '.join(c.name for c in classes)})"
-              if meta.classes else 'has no "classes" list (nerve-only: 1 channel)')
-    raise ModelError(
-        f"{path.name} has a 1xHxWx{channels} mask output but its sidecar "
-        f"{path.with_suffix('.json').name} {listed}: list one class per output channel under "
-        f'"classes" (see docs/edge.md), or use the sidecar written with this model'
-    )
+        smooth=0.0 if cfg.source.kind == "images" else cfg.smooth)
+    return SegModel.open(path, overrides, cfg.backend, cfg.threads, cfg.providers,
+                         allow_sha256_mismatch=cfg.allow_sha256_mismatch)
 
 
 # ------------------------------------------------------------------------------- outputs
@@ -295,7 +201,7 @@ def open_dicom_sink(cfg: RunConfig, stack: contextlib.ExitStack, source, model_v
     return sink
 
 
-def model_labels(model: Model) -> dict[str, str]:
+def model_labels(model: SegModel) -> dict[str, str]:
     """Which model runs, for a fleet's monitoring (the web view's /metrics model_info)."""
     return {"sha256": model.sha256, "name": str(model.meta.name),
             "version": str(model.meta.version), "backend": str(model.backend.name)}
@@ -407,7 +313,7 @@ def first_frame(source, bad: BadFrames, cfg: RunConfig) -> Frame:
 
 
 # ------------------------------------------------------------------------------- the loop
-def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: list,
+def loop(cfg: RunConfig, model: SegModel, source, sinks: list,
          meter: StageMeter, first: Frame, bad: BadFrames,
          area: NerveArea, tally: ClassTally) -> tuple[str, BaseException | None]:
     """Run until something stops it; returns (stop_reason, exception to raise after the
@@ -424,12 +330,11 @@ def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: lis
                 meter.discard_frame()
                 return SOURCE_ENDED, None
             with meter.stage("preprocess"):
-                gray = frame_to_gray_input(frame.image, pre)
-                x = None if model.fast else normalize(gray, pre)
+                gray, x = model.prepare(frame.image)
             with meter.stage("inference"):
-                outputs = model.backend.run_gray8(gray) if model.fast else model.backend.run(x)
+                outputs = model.infer(gray, x)
             with meter.stage("postprocess"):
-                post = model.post(outputs, frame.image.shape[:2], pre.roi)
+                post = model.decide(outputs, frame.image.shape[:2])
                 area.add(post.area_px, post.detected)  # px, or mm2 when the source knows
                 tally.add(post.classes, post.safety_warning)
             with meter.stage("render"):
@@ -480,10 +385,11 @@ def run(cfg: RunConfig) -> dict:
         stack.callback(source.close)
         first = first_frame(source, bad, cfg)
         info = source.info
-        roi = cfg.roi or info.roi
-        if cfg.roi is None and roi is not None and not cfg.quiet:
-            _say(f"          roi     {','.join(map(str, roi))} (the source's image region)")
-        check_roi(roi, first.image.shape[:2])
+        model = model.with_source_roi(info.roi)
+        if model.settings.roi_from == "source" and not cfg.quiet:
+            _say(f"          roi     {','.join(map(str, model.settings.roi))} (the source's "
+                 f"image region)")
+        check_model_roi(model, first.image.shape[:2])
         sinks = open_sinks(cfg, stack, info.fps or cfg.source.fps,
                            model_labels(model) if cfg.serve else None,
                            warnings=model.warnings)
@@ -491,8 +397,7 @@ def run(cfg: RunConfig) -> dict:
             sinks.append(open_dicom_sink(cfg, stack, source, model.meta.version))
         area = NerveArea(info.pixel_area_mm2)
         tally = ClassTally(NerveArea(area.pixel_area_mm2))
-        reason, stopped_by = loop(cfg, model, model.preprocess_config(roi), source, sinks,
-                                  meter, first, bad, area, tally)
+        reason, stopped_by = loop(cfg, model, source, sinks, meter, first, bad, area, tally)
     # The outputs are closed here (the recording is playable) before the summary is written.
     summary = {**meter.summary(), "bad_frames": bad.count, "bad_frames_first": bad.first,
                "stop_reason": reason,
@@ -501,16 +406,16 @@ def run(cfg: RunConfig) -> dict:
         skipped = f" ({bad.count} bad frame(s) skipped)" if bad.count else ""
         _say(f"edge-run: stopped: {reason}{skipped}\n{format_summary(summary)}")
     if cfg.report:
-        write_report(cfg.report, report(cfg, model, summary, roi))
+        write_report(cfg.report, report(cfg, model, summary))
     if stopped_by is not None:
         raise stopped_by
     return summary
 
 
-def describe(cfg: RunConfig, model: Model) -> str:
+def describe(cfg: RunConfig, model: SegModel) -> str:
     """The resolved config, one short block."""
-    b, qc = model.backend, model.post_cfg
-    h, w = b.input_hw
+    b, st = model.backend, model.settings
+    h, w = st.input_hw
     outputs = [name for name, on in (("window", not cfg.headless), ("record " + str(cfg.record),
                cfg.record), ("masks " + str(cfg.save_masks), cfg.save_masks),
                ("serve " + str(cfg.serve), cfg.serve), ("report " + str(cfg.report), cfg.report),
@@ -518,22 +423,24 @@ def describe(cfg: RunConfig, model: Model) -> str:
                if on] or ["none (headless)"]
     src = cfg.source
     pace = (f", fps {src.fps:g}" if src.fps else "") + (", realtime" if src.realtime else "")
+    roi = ",".join(map(str, st.roi)) + f" ({st.roi_from})" if st.roi else "none"
     return "\n".join([
         f"edge-run: model   {model.path} ({model.meta.name} {model.meta.version}, "
-        f"{h}x{w}x{b.input_channels} {b.input_dtype.name}, sha256 {model.sha256_check})",
+        f"{h}x{w}x{st.channels} {b.input_dtype.name}, sha256 {model.sha256_check})",
         f"          backend {b.name}, threads {b.threads or 'default'}"
         f"{', int8 fast path' if model.fast else ''}",
         f"          source  {src.kind}{'' if src.target is None else ' ' + str(src.target)}"
-        f"{pace}, roi {cfg.roi or 'none'}, max frames {cfg.max_frames or 'unlimited'}",
-        f"          post    threshold {qc.threshold}, min area {qc.min_area} px, "
-        f"smooth {qc.smooth}, bad frames: {cfg.on_bad_frame}",
+        f"{pace}, roi {roi}, max frames {cfg.max_frames or 'unlimited'}",
+        f"          post    threshold {st.threshold}, min area {st.min_area} px, "
+        f"smooth {st.smooth}, bad frames: {cfg.on_bad_frame}",
         f"          outputs {', '.join(outputs)}",
-        *([f"          classes {describe_classes(model.meta)}"] if model.meta.classes else []),
+        f"          classes {describe_classes(model.meta)}",
     ])
 
 
 def describe_classes(meta: ModelMeta) -> str:
-    """"nerve #ffd400, vessel #ff3030 (safety, threshold 0.4)": the sidecar's classes."""
+    """"nerve #ffc800, vessel #ff3030 (safety, threshold 0.4)": the sidecar's classes (a
+    nerve-only model: its one class), with the values the sidecar gives each."""
     def one(c) -> str:
         notes = [n for n, on in (("safety", c.safety), (f"threshold {c.threshold}",
                  c.threshold is not None), (f"min area {c.min_area}", c.min_area is not None))
@@ -543,7 +450,8 @@ def describe_classes(meta: ModelMeta) -> str:
     return ", ".join(one(c) for c in meta.class_list)
 
 
-def report(cfg: RunConfig, model: Model, summary: dict, roi=None) -> dict:
+def report(cfg: RunConfig, model: SegModel, summary: dict) -> dict:
+    st = model.settings
     return {
         **summary,
         "model_path": str(model.path),
@@ -559,14 +467,29 @@ def report(cfg: RunConfig, model: Model, summary: dict, roi=None) -> dict:
         "config": {
             **{k: v for k, v in asdict(cfg).items()
                if k not in ("source", "serve_token", "pacs")},  # a PACS URL may hold a password
-            "roi": list(roi) if roi else None,  # --roi or the source's image region
-            "threshold": model.post_cfg.threshold,
-            "min_area": model.post_cfg.min_area,
-            "smooth": model.post_cfg.smooth,
-            "input_hw": list(model.backend.input_hw),
+            "roi": list(st.roi) if st.roi else None,  # --roi, the sidecar's or the source's
+            "roi_from": st.roi_from,
+            "threshold": st.threshold,
+            "min_area": st.min_area,
+            "smooth": st.smooth,
+            "input_hw": list(st.input_hw),
             "int8_fast_path": model.fast,
         },
+        "settings": st.to_dict(),  # the resolved settings (edge.model.settings), classes too
     }
+
+
+def check_model_roi(model: SegModel, frame_hw: tuple[int, int]) -> None:
+    """The resolved ROI fits the frames (RoiError naming where it came from and the fix)."""
+    st = model.settings
+    try:
+        check_roi(st.roi, frame_hw)
+    except RoiError as e:
+        if st.roi_from != "sidecar":
+            raise
+        raise RoiError(f"{model.path.name}: its sidecar's roi (the crop it was trained on) "
+                       f"does not fit the frames: {e}; pass --roi x,y,w,h for these "
+                       f"frames") from None
 
 
 def write_report(path: str, data: dict) -> None:

@@ -3,7 +3,7 @@ Drawing only: timings come in as text lines (measured by edge.meter), never meas
 
 Multi-class: each class filled in its sidecar colour from the class-id map (safety classes
 on top), outlined in its colour, a legend top-right, and the safety warning as a red
-banner at the bottom when edge.postprocess says a safety structure is near the centre line."""
+banner at the bottom when edge.model.postprocess says a safety structure is near the centre line."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from edge.metadata import NERVE_COLOR, color_bgr
+from edge.model.metadata import NERVE_COLOR, color_bgr
 from edge.types import ClassResult
 
-# A nerve-only model: filled and outlined in the nerve's one colour (edge.metadata), as a
+# A nerve-only model: filled and outlined in the nerve's one colour (edge.model.metadata), as a
 # multi-class model draws each class in its own.
 FILL_BGR = color_bgr(NERVE_COLOR)
 CONTOUR_BGR = FILL_BGR

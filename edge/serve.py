@@ -45,8 +45,8 @@ import cv2
 import numpy as np
 
 from edge import serve_metrics
-from edge.classes import class_status
 from edge.errors import UserInputError
+from edge.model.classes import class_status
 from edge.overlay import draw_overlay
 from edge.types import FrameResult
 from edge.web import server as web_app

@@ -106,10 +106,10 @@ class Backend(Protocol):
 class ClassResult:
     """One structure of a frame (multi-class models; a nerve-only model has one, "nerve").
 
-    id, name, color ("#rrggbb"), safety: from the sidecar's class list (edge.metadata).
+    id, name, color ("#rrggbb"), safety: from the sidecar's class list (edge.model.metadata).
     mask: uint8 0/255 at the frame's size, this class alone (classes may overlap).
     detected / area_px: any pixel left after this class's threshold and min area; its pixels.
-    near_centre: a safety structure within the centre-line band (edge.postprocess).
+    near_centre: a safety structure within the centre-line band (edge.model.postprocess).
     """
 
     id: int

@@ -13,8 +13,8 @@ interpreter's kernels, not from OpenCV's resize. ``run`` runs a TFLite model thr
 default (XNNPACK delegate), TFLite's own optimized kernels without XNNPACK, and TFLite's
 reference kernels, and an ONNX model with ONNX Runtime on the CPU, one thread each.
 ``stages`` runs edge's own OpenCV steps on each machine: the frame -> model-input resize
-(edge.preprocess.resize_gray) and the model-size mask -> frame-size upscale
-(edge.postprocess.to_frame, on a fixed ellipse), to see whether OpenCV differs, plus the
+(edge.model.preprocess.resize_gray) and the model-size mask -> frame-size upscale
+(edge.model.postprocess.to_frame, on a fixed ellipse), to see whether OpenCV differs, plus the
 bilinear step alone as cv2.INTER_LINEAR and as cv2.INTER_LINEAR_EXACT (bit-exact by design).
 ``pipeline`` runs each job (a frame folder and a model) through the installed edge package
 exactly as ``edge-run --images`` does (its model opening, pre-processing, interpreter and
@@ -73,8 +73,8 @@ def fixed_mask(hw: tuple[int, int]) -> np.ndarray:
 def run_stages(frames: Path, model: Path, out: Path, count: int) -> None:
     import cv2
 
-    from edge.postprocess import to_frame
-    from edge.preprocess import resize_gray
+    from edge.model.postprocess import to_frame
+    from edge.model.preprocess import resize_gray
 
     hw = model_hw(model)
     arrays = {}
@@ -137,8 +137,7 @@ def run_pipeline(jobs_path: Path) -> None:
     are int8/uint8: masks must match bit for bit)."""
     from edge.io.sources import SourceConfig, open_source
     from edge.loop import RunConfig, open_model
-    from edge.postprocess import decide, split_class_outputs, split_outputs
-    from edge.preprocess import frame_to_gray_input, normalize
+    from edge.model.postprocess import split_outputs
 
     jobs = json.loads(jobs_path.read_text())
     for number, job in enumerate(jobs, 1):
@@ -147,29 +146,20 @@ def run_pipeline(jobs_path: Path) -> None:
         source_cfg = SourceConfig(kind="images", target=job["frames"])
         model = open_model(RunConfig(model=job["model"], source=source_cfg, headless=True),
                            Path(job["model"]))
-        post = model.post
-        cfgs = post.class_cfgs if post.classes and len(post.classes) > 1 else (
-            [post.class_cfgs[0] if post.classes else post.cfg])
+        cfgs = model.post.class_cfgs
         outs = getattr(model.backend, "_outs", None)
         quantized = outs is not None and all(np.dtype(d["dtype"]) != np.float32 for d in outs)
         arrays = {"thresholds": np.array([c.threshold for c in cfgs], np.float64),
                   "quantized": np.array(quantized)}
         source = open_source(source_cfg)
-        pre = None
+        model = model.with_source_roi(source.info.roi)
         while (frame := source.read()) is not None:
-            pre = pre or model.preprocess_config(source.info.roi)
-            gray = frame_to_gray_input(frame.image, pre)
-            raw = (model.backend.run_gray8(gray) if model.fast
-                   else model.backend.run(normalize(gray, pre)))
-            if len(cfgs) > 1:
-                probs, presence = split_class_outputs(raw, len(cfgs))
-            else:
-                prob, one = split_outputs(raw)
-                probs, presence = prob[..., None], [one]
-            masks = [decide(probs[..., k].copy(), presence[k], c) for k, c in enumerate(cfgs)]
+            gray, x = model.prepare(frame.image)
+            probs, presence = split_outputs(model.infer(gray, x), len(cfgs))
             arrays[f"{frame.name}/input"] = gray
             arrays[f"{frame.name}/prob"] = probs.astype(np.float32)
-            arrays[f"{frame.name}/mask"] = np.stack(masks, axis=-1)
+            arrays[f"{frame.name}/mask"] = np.stack(model.post.decide(probs.copy(), presence),
+                                                    axis=-1)
         source.close()
         np.savez(job["out"], **arrays)  # not compressed: zlib is slow under emulation
 

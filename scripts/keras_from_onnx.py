@@ -41,8 +41,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edge.fsutil import write_json_atomic  # noqa: E402
-from edge.metadata import load_meta  # noqa: E402
-from edge.preprocess import PreprocessConfig, preprocess  # noqa: E402
+from edge.model.metadata import load_meta  # noqa: E402
+from edge.model.preprocess import PreprocessConfig, preprocess  # noqa: E402
 from train.config import DEFAULT_MODEL  # noqa: E402
 from train.model import build_unet  # noqa: E402
 
@@ -120,7 +120,9 @@ def _set(layer, arrays: list[np.ndarray]) -> None:
 
 
 def real_inputs(frames_dir: Path, pre: PreprocessConfig, count: int) -> np.ndarray:
-    """(N,H,W,1) inputs of the first ``count`` image files (masks skipped), via edge.preprocess."""
+    """(N,H,W,1) inputs of the first ``count`` image files (masks skipped).
+
+    Via edge.model.preprocess."""
     files = sorted(p for p in frames_dir.iterdir()
                    if p.suffix.lower() in (".png", ".jpg", ".tif") and "_mask" not in p.stem)
     if not files:

@@ -32,7 +32,7 @@ import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edge.fsutil import atomic_write_bytes  # noqa: E402
-from edge.metadata import ModelMeta, write_meta  # noqa: E402
+from edge.model.metadata import ModelMeta, write_meta  # noqa: E402
 
 OUT = ROOT / "tests" / "edge" / "fixtures" / "two_class.onnx"
 TFLITE_OUT = OUT.with_name("two_class_float.tflite")  # its own sidecar: own sha256
@@ -42,7 +42,7 @@ GAIN = 100.0  # sigmoid slope: probabilities are ~0 or ~1 a few gray levels from
 ONNX_OPSET = 17
 IR_VERSION = 8  # readable by every onnxruntime >= 1.10
 CLASSES = [
-    {"id": 1, "name": "nerve", "color": "#ffd400", "safety": False},
+    {"id": 1, "name": "nerve", "color": "#ffc800", "safety": False},
     {"id": 2, "name": "vessel", "color": "#ff3030", "safety": True},
 ]
 

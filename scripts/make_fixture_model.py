@@ -40,8 +40,8 @@ import tf_keras as keras  # noqa: E402
 from convert.onnx_export import to_onnx_bytes  # noqa: E402
 from convert.quantize import to_int8  # noqa: E402
 from edge.io.phantom import phantom_pair  # noqa: E402
-from edge.metadata import ModelMeta, write_meta  # noqa: E402
-from edge.preprocess import PreprocessConfig, mask_to_input, preprocess  # noqa: E402
+from edge.model.metadata import ModelMeta, write_meta  # noqa: E402
+from edge.model.preprocess import PreprocessConfig, mask_to_input, preprocess  # noqa: E402
 from train.losses import BceDiceLoss  # noqa: E402
 from train.model import build_unet  # noqa: E402
 
@@ -115,7 +115,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def calibration_frames(pcfg: PreprocessConfig) -> np.ndarray:
-    """Phantom frames through edge.preprocess, exactly like on the device."""
+    """Phantom frames through edge.model.preprocess, exactly like on the device."""
     frames = [phantom_pair(1000 + i * FRAME_STEP)[0] for i in range(CALIB_FRAMES)]
     return np.concatenate([preprocess(f, pcfg) for f in frames])
 

@@ -1,31 +1,19 @@
-"""The class list of a multi-structure model (CLASSES.md): id, name, colour, safety.
+"""``edge-train --classes``: the class list of a multi-structure model (CLASSES.md).
 
-NumPy-free and TensorFlow-free: the trainer, the converter and the benchmarks read it. A run
-trained with ``--classes 1,2 --class-names nerve,vessel`` records this list in its
-config.json; edge-convert copies it into the sidecar's ``"classes"``. No list = the nerve-only
-model (one channel, the ``nerve_class`` id), as before.
+One class-list type for the whole kit: edge.model.metadata.ClassSpec, parsed and validated by
+edge.model.metadata.parse_classes, coloured from its one colour table. A run records the list
+in its config.json (as the sidecar writes it: ``class_dicts``); edge-convert copies it into
+the sidecar's ``"classes"``. No list = the nerve-only model: one class (the ``nerve_class``
+id), not a second path. NumPy-free and TensorFlow-free.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from edge.errors import UserInputError
-
-MAX_ID = 255  # class ids are uint8 pixel values in masks and saved class-id PNGs
-NERVE_COLOR = "#ffd400"
-SAFETY_COLOR = "#ff3030"
-# Structures a needle must avoid (ScanNav's "safety structures"): safety by default.
-SAFETY_NAMES = frozenset({"vessel", "artery", "vein", "pleura", "peritoneum", "bone"})
-OTHER_COLORS = ("#00b0ff", "#b040ff", "#40ff80", "#ff8c00")  # further classes, in order
-
-
-def default_color(name: str, index: int) -> str:
-    if name == "nerve":
-        return NERVE_COLOR
-    if name in SAFETY_NAMES:
-        return SAFETY_COLOR
-    return OTHER_COLORS[index % len(OTHER_COLORS)]
+from edge.model.metadata import DEFAULT_CLASSES, class_dicts, classes_from_flags
 
 
 def parse_classes(ids: str, names: str | None = None) -> tuple[dict[str, Any], ...]:
@@ -38,31 +26,14 @@ def parse_classes(ids: str, names: str | None = None) -> tuple[dict[str, Any], .
     if len(name_list) != len(id_list):
         raise UserInputError(f"--class-names gives {len(name_list)} names for {len(id_list)} "
                              f"--classes ids; give one name per id, e.g. nerve,vessel")
-    classes = tuple({"id": i, "name": n, "color": default_color(n, k),
-                     "safety": n in SAFETY_NAMES}
-                    for k, (i, n) in enumerate(zip(id_list, name_list, strict=True)))
-    check_classes(classes, "--classes")
-    return classes
-
-
-def check_classes(classes, where: str) -> None:
-    """UserInputError naming ``where`` for an empty list, bad or repeated ids or names."""
-    if not classes:
-        raise UserInputError(f"{where}: the class list is empty; give at least one class id")
-    ids = [c.get("id") for c in classes]
-    bad = [i for i in ids if not isinstance(i, int) or not 1 <= i <= MAX_ID]
-    if bad:
-        raise UserInputError(f"{where}: class ids must be 1..{MAX_ID} (0 = background), "
-                             f"got {bad}")
-    names = [c.get("name") for c in classes]
-    for what, values in (("ids", ids), ("names", names)):
-        if len(set(values)) != len(values):
-            raise UserInputError(f"{where}: repeated class {what} {values}; each must be unique")
+    if not id_list:
+        raise UserInputError("--classes: the class list is empty; give at least one class id")
+    return class_dicts(classes_from_flags(id_list, name_list))
 
 
 def nerve_only(nerve_class: int = 1) -> tuple[dict[str, Any], ...]:
-    """The implicit list of a nerve-only model (CLASSES.md's default, id = the nerve class)."""
-    return ({"id": int(nerve_class), "name": "nerve", "color": "#00ff00", "safety": False},)
+    """The implicit list of a nerve-only model: the one nerve class, id = the nerve class."""
+    return class_dicts((replace(DEFAULT_CLASSES[0], id=int(nerve_class)),))
 
 
 def class_ids(classes) -> tuple[int, ...]:
@@ -76,22 +47,3 @@ def nerve_channel(classes, nerve_class: int = 1) -> int | None:
             return k
     names = [c["name"] for c in classes]
     return names.index("nerve") if "nerve" in names else None
-
-
-def classes_of(model_path) -> tuple[dict[str, Any], ...] | None:
-    """The class list of a model file: its sidecar's ``"classes"`` (.tflite/.onnx), else its
-    run folder's config (.keras); None = a nerve-only model."""
-    from dataclasses import asdict
-    from pathlib import Path
-
-    from edge.metadata import load_meta, sidecar_path
-
-    path = Path(model_path)
-    if sidecar_path(path).is_file():
-        found = load_meta(path).classes  # validated edge.metadata.ClassSpecs
-        if found:
-            return tuple({k: v for k, v in asdict(c).items() if v is not None} for c in found)
-    from train.config import run_of
-
-    run = run_of(path) if path.suffix in (".keras", ".h5") or path.is_dir() else None
-    return tuple(run.config.classes) if run and run.config.classes else None

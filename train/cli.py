@@ -154,7 +154,7 @@ def train_parser() -> argparse.ArgumentParser:
 def eval_parser() -> argparse.ArgumentParser:
     p = clikit.ArgumentParser(prog="edge-train eval", epilog=EVAL_EXAMPLES,
                                 description="Score a model with the kit's one evaluator "
-                                            "(edge.evaluate): metrics.json + overlays.png.",
+                                            "(edge.model.evaluate): metrics.json + overlays.png.",
                                 formatter_class=clikit.HelpFormatter)
     p.add_argument("--model", type=str, required=True,
                    help="run folder, model.keras/.h5, .tflite/.onnx, or default (the "
@@ -231,7 +231,7 @@ def _eval_model(name: str) -> str:
     """--model default: the packaged model edge-run runs without --model (any folder)."""
     if name != "default":
         return name
-    from edge.loop import default_model_path
+    from edge.model.store import default_model_path
 
     return str(default_model_path())
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import UserInputError
-from edge.preprocess import DEFAULT_INPUT_HW, DEFAULT_OFFSET, DEFAULT_SCALE, PreprocessConfig
+from edge.model.preprocess import DEFAULT_INPUT_HW, DEFAULT_OFFSET, DEFAULT_SCALE, PreprocessConfig
+from train.classes import nerve_only
 
 RUN_CONFIG = "config.json"  # the run folder's files (see train/loop.py)
 RUN_SPLIT = "split.json"
@@ -41,7 +42,7 @@ class TrainConfig:
     resize_masks: resize masks whose size differs from their image (default: refuse them).
     out: run folder (model.keras, config.json, split.json, history.csv, ...).
     input_hw: model input (H, W); default keeps the Kaggle 580x420 aspect. roi: optional crop.
-    scale, offset: input normalization x = pixel * scale + offset (edge.preprocess).
+    scale, offset: input normalization x = pixel * scale + offset (edge.model.preprocess).
     model: build_unet kwargs, or {"preset": "reference"} for the student reference model.
     epochs, batch: training length and global batch size (split across replicas/workers).
     lr: peak learning rate of the cosine schedule; warmup_epochs: linear warm-up length;
@@ -118,8 +119,6 @@ class TrainConfig:
     @property
     def class_list(self) -> tuple[dict[str, Any], ...]:
         """The classes the model outputs (nerve-only: the one implicit nerve class)."""
-        from train.classes import nerve_only
-
         return tuple(self.classes) if self.classes else nerve_only(self.nerve_class)
 
 

@@ -1,6 +1,6 @@
 """edge-train cv: K-fold cross-validation = K edge-train runs (``--folds K --fold k``, each in
 its own process, so every fold starts from a fresh TensorFlow) into OUT/fold<k>, then one
-results JSON: every fold's per-class figures (edge.evaluate.class_metrics of the held-out
+results JSON: every fold's per-class figures (edge.model.evaluate.class_metrics of the held-out
 frames, last epoch's model) and their mean +- std over folds.
 
     edge-train cv --folds 3 --results benchmarks/results/cv.json -- TRAIN FLAGS --out runs/cv
@@ -37,7 +37,7 @@ import numpy as np
 from edge import clikit
 from edge.errors import UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
-from edge.postprocess import PostprocessConfig
+from edge.model.postprocess import PostprocessConfig
 
 FOLD_DIR = "fold{}"
 SUMMED = ("tp", "fn", "fp", "tn")  # frame counts: added over folds
@@ -150,20 +150,20 @@ def held_out_frames(fold_out: Path):
 def held_out_probs(fold_out: Path, model: Path | None = None, backend=None):
     """(frames, class list, (N, H, W, C) probabilities, run threshold) of a fold's model (or
     ``model``, e.g. its int8 file, or an open ``backend``) on its held-out frames."""
-    from edge.evaluate import score_classes
-    from train.modelio import open_model
+    from edge.model.evaluate import score
+    from edge.model.settings import Overrides
+    from train.modelio import config_meta, open_model, seg_model
 
     cfg, frames, classes = held_out_frames(fold_out)
-    post = PostprocessConfig(threshold=cfg.threshold, min_area=0)
     backend = backend or open_model(model or fold_out / "model.keras")
-    ev = score_classes(backend, frames, cfg.preprocess,
-                       classes, [post] * len(classes), keep_prob=True)
+    scored = seg_model(backend, config_meta(cfg), Overrides(threshold=cfg.threshold, min_area=0))
+    ev = score(scored, frames, keep_prob=True)
     return frames, classes, ev.prob, cfg.threshold
 
 
 def _decided(frames, classes, prob, post) -> dict:
-    from edge.evaluate import class_metrics
-    from edge.postprocess import decide
+    from edge.model.evaluate import class_metrics
+    from edge.model.postprocess import decide
 
     labels = frames.labels if frames.labels.ndim == 4 else frames.labels[..., None]
     return {"classes": {c["name"]: class_metrics(
@@ -238,7 +238,7 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
     out = _out_of(train_args)
     fold_metrics = [_run_fold(train_args, out, folds, k) for k in range(folds)]
     # per_image_dice: over every held-out frame, an empty frame scoring 1 when left empty
-    # (edge.evaluate.score); the per-class figures in "classes" count nerve frames only
+    # (edge.model.evaluate.score); the per-class figures in "classes" count nerve frames only
     keep = ("classes", "epochs_run", "wall_s", "n_images", "threshold", "min_area",
             "per_image_dice", "params", "macs")
     from train.datasets import portable_path

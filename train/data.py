@@ -2,8 +2,8 @@
 
 Train: in-memory uint8 arrays -> cache -> shuffle (reshuffled every pass) -> repeat ->
 augment in parallel (stateless per-example seeds, so runs are reproducible) -> normalize the
-way edge.preprocess does -> batch -> prefetch. Validation needs no pipeline: the val-Dice
-callback scores the cached val arrays with edge.evaluate.score.
+way edge.model.preprocess does -> batch -> prefetch. Validation needs no pipeline: the val-Dice
+callback scores the cached val arrays with edge.model.evaluate.score.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from edge.preprocess import PreprocessConfig
+from edge.model.preprocess import PreprocessConfig
 from train.augment import AugmentConfig, augment
 
 PIXEL_MAX = 255.0  # augmentation works on pixel / 255 in [0, 1]
@@ -19,7 +19,7 @@ SHUFFLE_BUFFER_MAX = 10_000  # frames; 2,021 Kaggle frames fit whole
 
 
 def _normalize_tf(pixels01, pre_cfg: PreprocessConfig):
-    """Augmented pixel/255 in [0, 1] -> model input, same formula as edge.preprocess."""
+    """Augmented pixel/255 in [0, 1] -> model input, same formula as edge.model.preprocess."""
     x = pixels01 * (PIXEL_MAX * pre_cfg.scale) + pre_cfg.offset
     if pre_cfg.channels != 1:
         x = tf.repeat(x, pre_cfg.channels, axis=-1)

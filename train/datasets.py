@@ -10,7 +10,7 @@ Two layouts:
   background) and ``nerve_class`` picks the nerve. Subjects come from an optional CSV
   (``stem,subject``), else every image is its own subject.
 
-Frames and masks go through ``edge.preprocess`` (the one pre-processing implementation).
+Frames and masks go through ``edge.model.preprocess`` (the one pre-processing implementation).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 
 from edge.errors import UserInputError
-from edge.evaluate import LabelledFrames
 from edge.fsutil import atomic_path
-from edge.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input
+from edge.model.evaluate import LabelledFrames
+from edge.model.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input
 
 IMAGE_EXTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 LOSSY_EXTS = (".jpg", ".jpeg")  # masks saved lossy: threshold instead of checking values
@@ -415,7 +415,7 @@ def _mask_input(s: Sample, image, pre_cfg, nerve_class, resize_masks, class_ids)
 
 def load_arrays(samples, pre_cfg: PreprocessConfig, nerve_class: int = 1, cache_dir=None,
                 resize_masks: bool = False, class_ids: tuple[int, ...] | None = None):
-    """(X uint8 N,H,W; Y uint8 N,H,W 0/1) at the model input size, through edge.preprocess.
+    """(X uint8 N,H,W; Y uint8 N,H,W 0/1) at the model input size, through edge.model.preprocess.
     With class_ids (folder layout): Y is (N, H, W, C), channel k = class class_ids[k].
     Samples without masks get empty Y. A mask of another size than its image is a DataError
     unless resize_masks. With cache_dir, arrays are kept in an .npz keyed by the file list

@@ -1,4 +1,4 @@
-"""`edge-train eval` and the run's pictures: score a model with edge.evaluate.score (the one
+"""`edge-train eval` and the run's pictures: score a model with edge.model.evaluate.score (the one
 evaluator), draw training curves and overlays.
 
 `evaluate()` backs `edge-train eval`: any model (run folder, .keras/.h5, .tflite, .onnx) is
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.evaluate import score
 from edge.fsutil import atomic_path, check_writable_dir, write_json_atomic
+from edge.model.evaluate import score
 from train import datasets
 from train.config import RunFolder, run_of
 
@@ -146,9 +146,8 @@ def _select(samples, subjects: str, run: RunFolder | None):
 
 def evaluate(cfg: EvalConfig) -> dict:
     """Score a model on frames; writes out/metrics.json and out/overlays.png; returns metrics."""
-    from edge.evaluate import class_posts, score_classes
-    from train.classes import classes_of
-    from train.modelio import open_model, settings_for
+    from edge.model.settings import Overrides
+    from train.modelio import open_seg_model, settings_origin
 
     run = run_of(cfg.model)
     data = cfg.data or (run.config.data if run else None)
@@ -159,27 +158,24 @@ def evaluate(cfg: EvalConfig) -> dict:
     layout = cfg.layout or (run.config.layout if run and not cfg.data else None)
     samples = datasets.find_samples(data, layout, nerve_class, cfg.subjects_csv)
     samples = _select(samples, cfg.subjects, run)
-    backend = open_model(cfg.model)
-    settings = settings_for(cfg.model, backend, cfg.threshold, cfg.min_area,
-                            cfg.presence_threshold)
-    frames = datasets.load_labelled(samples, settings.pre, nerve_class,
-                                    resize_masks=cfg.resize_masks)
+    model = open_seg_model(cfg.model, Overrides(threshold=cfg.threshold, min_area=cfg.min_area,
+                                                presence_threshold=cfg.presence_threshold))
+    st = model.settings
+    frames = datasets.load_labelled(samples, st.pre, nerve_class, resize_masks=cfg.resize_masks)
     t0 = time.perf_counter()
-    ev = score(backend, frames, settings.pre, settings.post)
-    post = settings.post
+    ev = score(model, frames)
     result = {**ev.metrics, "model": str(cfg.model), "data": str(data),
-              "subjects": datasets.subjects_of(samples), "threshold": post.threshold,
-              "min_area": post.min_area, "presence_threshold": post.presence_threshold,
-              "settings_from": settings.origin, "input_hw": list(settings.pre.input_hw),
+              "subjects": datasets.subjects_of(samples), "threshold": st.threshold,
+              "min_area": st.min_area, "presence_threshold": st.presence_threshold,
+              "settings_from": settings_origin(cfg.model), "input_hw": list(st.input_hw),
+              "roi": list(st.roi) if st.roi else None,
               "seconds_per_frame": (time.perf_counter() - t0) / max(1, len(frames))}
-    classes = classes_of(cfg.model)
-    if classes:  # CLASSES.md: per-class figures too (the headline and overlays: channel 0)
-        ids = tuple(int(c["id"]) for c in classes)
-        class_frames = datasets.load_labelled(samples, settings.pre, nerve_class,
+    if model.meta.classes:  # a class list (CLASSES.md): per-class figures too
+        ids = tuple(c.id for c in st.classes)
+        class_frames = datasets.load_labelled(samples, st.pre, nerve_class,
                                               resize_masks=cfg.resize_masks, class_ids=ids)
-        result["classes"] = score_classes(backend, class_frames, settings.pre, classes,
-                                          class_posts(classes, post)).metrics
+        result["classes"] = score(model, class_frames).classes
     write_json_atomic(out / "metrics.json", result)
-    write_overlays(out / "overlays.png", frames.images, frames.labels, ev.masks, ev.dice,
-                   frames.names)
+    write_overlays(out / "overlays.png", frames.images, frames.labels,
+                   ev.masks[..., st.nerve_index], ev.dice, frames.names)
     return result

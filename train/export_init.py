@@ -7,7 +7,7 @@ made from the run the shipped default was trained in:
     edge-train export-init runs/final/default --out edge/models/nerve_default_float.keras \\
         --name nerve-unet-b12-all39-float --frame-list docs/data/kaggle-nerve-2036.txt
 
-The sidecar is an edge.metadata sidecar (sha256 of the .keras file, input size,
+The sidecar is an edge.model.metadata sidecar (sha256 of the .keras file, input size,
 normalization, threshold, classes) whose ``extra`` holds the architecture exactly as the run's
 config.json "model" dict has it (train.initmodel reads it back) and the provenance: the run,
 this command, the training data (folder name, layout, subjects, frame counts, frame list) and
@@ -25,7 +25,7 @@ from typing import Any
 from edge import clikit
 from edge.errors import UserInputError
 from edge.fsutil import atomic_path
-from edge.metadata import ModelMeta, write_meta
+from edge.model.metadata import ModelMeta, write_meta
 from train.config import RUN_CONFIG, read_run
 
 DATA_DIR_PARTS = 2  # "kaggle-nerve/train": the data folder's name without the machine's path

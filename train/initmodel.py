@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import UserInputError
-from edge.metadata import load_meta, sha256_file, sidecar_path
+from edge.model.metadata import load_meta, sha256_file, sidecar_path
 from train.config import DEFAULT_MODEL, RUN_MODEL, run_of
 
 DEFAULT_INIT = "default"  # --init-weights default: the packaged float model

@@ -33,9 +33,8 @@ import tf_keras as keras
 from edge import signals
 from edge.clikit import config_block
 from edge.errors import ModelError
-from edge.evaluate import LabelledFrames, class_posts, score, score_classes
 from edge.fsutil import atomic_path, check_writable_dir, write_json_atomic
-from edge.postprocess import PostprocessConfig
+from edge.model.evaluate import LabelledFrames, score
 from train import datasets, evaluate
 from train.augment import augment_config
 from train.classes import class_ids, nerve_channel
@@ -51,7 +50,7 @@ from train.losses import (
     multi_bce_dice_per_image,
 )
 from train.model import HEADS_LAYER, build_unet, count_macs, inference_model
-from train.modelio import KerasBackend, load_keras, settings_for
+from train.modelio import KerasBackend, config_meta, load_keras, open_seg_model, seg_model
 
 # A fresh class channel starts at p = 1% everywhere (logit bias log(0.01 / 0.99)), not 50%:
 # a rare structure's channel then starts near its background rate instead of spending the
@@ -273,7 +272,7 @@ class StopPoint(keras.callbacks.Callback):
 
 
 class ValidationDice(keras.callbacks.Callback):
-    """Each epoch: score the model on the cached val frames with edge.evaluate.score (the one
+    """Each epoch: score the model on the cached val frames with edge.model.evaluate.score (the one
     evaluator; threshold and presence gate as on the device, no min area: a quick figure for
     choosing the checkpoint) and log val_dice (per-image, the early-stopping key),
     val_pooled_dice, val_iou, val_loss, lr."""
@@ -282,7 +281,6 @@ class ValidationDice(keras.callbacks.Callback):
         super().__init__()
         self.val, self.cfg, self._backend = val, cfg, None
         self.device_model = device_model  # what is scored and saved (None: the fit model)
-        self.post = PostprocessConfig(threshold=cfg.threshold)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t_first, self.steps = None, 0
@@ -302,13 +300,15 @@ class ValidationDice(keras.callbacks.Callback):
             self._log_lr(logs)
             return
         if self._backend is None:  # one traced function for the whole run
-            self._backend = KerasBackend(self.device_model or self.model)
+            self._backend = seg_model(KerasBackend(self.device_model or self.model),
+                                      config_meta(self.cfg))
         if self.cfg.classes:
             logs.update(self._classes_logs(), val_s=time.perf_counter() - t_val)
             self._log_lr(logs)
             return
-        ev = score(self._backend, self.val, self.cfg.preprocess, self.post, keep_prob=True)
-        m, prob, presence, y = ev.metrics, ev.prob, ev.presence, self.val.labels
+        ev = score(self._backend, self.val, keep_prob=True)
+        m, prob, y = ev.metrics, ev.prob[..., 0], self.val.labels
+        presence = None if ev.presence is None else ev.presence[:, 0]
         loss = bce_dice_per_image(y[..., None], prob[..., None], self.cfg.bce_weight,
                                   self.cfg.dice_weight)
         val_loss = float(np.mean(loss))
@@ -326,14 +326,13 @@ class ValidationDice(keras.callbacks.Callback):
         """Multi-class: val_dice = mean over classes of the per-image Dice (frames where the
         class is present), val_<name>_dice each, val_loss the per-channel loss."""
         classes = self.cfg.class_list
-        ev = score_classes(self._backend, self.val, self.cfg.preprocess, classes,
-                           [self.post] * len(classes), keep_prob=True)
+        ev = score(self._backend, self.val, keep_prob=True)
         loss = multi_bce_dice_per_image(self.val.labels, ev.prob, self.cfg.bce_weight,
                                         self.cfg.dice_weight)
         logs = {"val_loss": float(np.mean(loss))}
         dices = []
         for c in classes:
-            d = ev.metrics[c["name"]]["per_image_dice"]
+            d = ev.classes[c["name"]]["per_image_dice"]
             logs[f"val_{c['name']}_dice"] = d
             dices.append(d if d is not None else 1.0)
         logs["val_dice"] = float(np.mean(dices))
@@ -416,26 +415,23 @@ def _write_run_files(out: Path, cfg: TrainConfig, data: RunData, device_model) -
 
 
 def _final_metrics(out: Path, model, data: RunData, cfg: TrainConfig, extra: dict) -> dict:
-    """Best model on the val subjects through edge.evaluate.score, with the settings the
+    """Best model on the val subjects through edge.model.evaluate.score, with the settings the
     run hands on (config.json: threshold, normalization) -> metrics.json. Scores the saved
     hand-off file itself (loaded outside any distribution strategy)."""
     saved = out / RUN_MODEL
     if saved.is_file():
-        backend = KerasBackend.open(saved)
-        settings = settings_for(saved, backend)
-        pre, post = settings.pre, settings.post
+        scored = open_seg_model(saved)
     else:  # no epoch finished (nothing saved): the model in memory, the run's settings
-        backend = KerasBackend(model)
-        pre, post = cfg.preprocess, PostprocessConfig(threshold=cfg.threshold)
-    classes = cfg.class_list
-    per_class = score_classes(backend, data.val, pre, classes, class_posts(classes, post))
-    nerve = {} if cfg.classes else score(backend, data.val, pre, post).metrics
+        scored = seg_model(KerasBackend(model), config_meta(cfg))
+    post = scored.settings.post
+    ev = score(scored, data.val)
+    per_class, nerve = ev.classes, ev.metrics
     if cfg.classes:  # the run's headline: the mean of the classes' per-image Dice
-        nerve = {"per_image_dice": _mean_class_dice(per_class.metrics),
+        nerve = {"per_image_dice": _mean_class_dice(per_class),
                  "pooled_dice": float(np.mean([m["pooled_dice"]
-                                               for m in per_class.metrics.values()])),
+                                               for m in per_class.values()])),
                  "iou": None}
-    result = {**nerve, "classes": per_class.metrics, **extra,
+    result = {**nerve, "classes": per_class, **extra,
               "threshold": post.threshold, "min_area": post.min_area}
     write_json_atomic(out / "metrics.json", result)
     return result

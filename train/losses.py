@@ -1,5 +1,5 @@
 """Losses and metrics in TensorFlow: a functional core (pure functions on tensors) and thin
-tf_keras wrappers, as in segmentation_models. The hard metrics follow edge/evaluate.py exactly
+tf_keras wrappers, as in segmentation_models. The hard metrics follow edge/model/evaluate.py exactly
 (tests compare the two on hand-made masks).
 
 Shapes: y_true, y_pred (N, H, W, 1) or (N, H, W); y_pred are probabilities in [0, 1].
@@ -118,7 +118,7 @@ class SoftDice(keras.metrics.MeanMetricWrapper):
         super().__init__(soft_dice_per_image, name=name, **kwargs)
 
 
-# ---------------------------------------------------------------- hard metrics (= edge/evaluate.py)
+# ---------------------------------------------------------- hard metrics (= edge/model/evaluate.py)
 
 
 def _hard(y) -> tf.Tensor:
@@ -138,7 +138,7 @@ def dice_per_image(y_true, y_pred) -> tf.Tensor:
 
 
 def summarize(y_true, y_pred) -> dict[str, tf.Tensor]:
-    """Same keys and conventions as edge.evaluate.summarize, as tensors."""
+    """Same keys and conventions as edge.model.evaluate.summarize, as tensors."""
     t, p = _hard(y_true), _hard(y_pred)
     tp = tf.reduce_sum(t * p)
     fp = tf.reduce_sum((1.0 - t) * p)

@@ -1,17 +1,18 @@
 """Every model format opened one way, as an edge Backend, with the settings it is used with.
 
-    backend = open_model("runs/unet")            # run folder, .keras/.h5, .tflite or .onnx
-    settings = settings_for("runs/unet", backend, threshold=None)   # pre + post configs
-    ev = edge.evaluate.score(backend, frames, settings.pre, settings.post)
+    model = open_seg_model("runs/unet", Overrides(threshold=None))  # any format -> SegModel
+    ev = edge.model.evaluate.score(model, frames)          # its own resolved settings
+    backend = open_model("runs/unet")                      # just the Backend (latency)
 
-.tflite and .onnx go through edge.backends (exactly what the device runs); Keras files through
+.tflite and .onnx go through edge.model.backends (exactly what the device runs); Keras files through
 KerasBackend below, the one way to run a Keras model in this repository (training
 validation, edge-train eval, the edge-convert gate and edge-bench all use it). TensorFlow is
 imported only when a Keras model is opened, so benchmarks of device formats run without it.
 
 Settings: the model's sidecar (``model.json`` next to a .tflite/.onnx) gives normalization,
 ROI, threshold, min area and presence threshold; a Keras model of a run folder takes them from
-the run's config.json; explicit values (command-line flags) win over both.
+the run's config.json (``config_meta``: the sidecar edge-convert will write); explicit values
+(command-line flags) win over both. One resolver decides: edge.model.settings.resolve.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,9 @@ import numpy as np
 from edge.clikit import TF_IMPORT_NOISE, native_stderr_without, require, tensorflow_is_quiet
 from edge.errors import ModelError
 from edge.fsutil import model_format
-from edge.metadata import load_meta, sidecar_path
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig
+from edge.model.metadata import ModelMeta, load_meta, sidecar_path
+from edge.model.segmodel import SegModel
+from edge.model.settings import Overrides, resolve
 from train.config import RUN_MODEL, run_of
 
 KERAS_BATCH = 32  # frames per Keras call while scoring (a batch-1 TFLite/ONNX runs one by one)
@@ -133,47 +134,55 @@ def open_model(path: str | os.PathLike, backend: str | None = None,
     kind = backend or model_format(path)
     if kind == "keras":
         return KerasBackend.open(path, threads)
-    from edge.backends import open_backend
+    from edge.model.backends import open_backend
 
     return open_backend(path, backend=kind, threads=threads)
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    """How frames become inputs (pre) and outputs become masks (post) for one model; origin
-    says where the values came from ("sidecar", "run config", "defaults"), for reports."""
-
-    pre: PreprocessConfig
-    post: PostprocessConfig
-    origin: str
-
-
-def _given(**values) -> dict:
-    return {k: v for k, v in values.items() if v is not None}
+def settings_origin(path: str | os.PathLike) -> str:
+    """Where a model's settings come from, for reports: "run config" (a Keras model of a run
+    folder), "sidecar" or "defaults"."""
+    if model_format(path) == "keras" and run_of(path) is not None:
+        return "run config"
+    file = keras_file(path) if Path(path).is_dir() else Path(path)
+    return "sidecar" if sidecar_path(file).is_file() else "defaults"
 
 
-def settings_for(path: str | os.PathLike, backend, threshold: float | None = None,
-                 min_area: int | None = None, presence_threshold: float | None = None
-                 ) -> ModelSettings:
-    """Pre/post-processing of the model at ``path`` (opened as ``backend``): explicit values,
-    else the sidecar (.tflite/.onnx) or the run's config.json (Keras), else edge's defaults.
-    Temporal smoothing is off: evaluation frames are independent."""
+def config_meta(config, base: ModelMeta | None = None) -> ModelMeta:
+    """A run's config.json as the sidecar a converted model of it gets (normalization, ROI,
+    threshold, classes), over ``base`` (a sidecar next to the .keras file, if any)."""
+    base = base or ModelMeta()
+    return replace(base, scale=config.scale, offset=config.offset, threshold=config.threshold,
+                   classes=base.classes or config.classes,
+                   extra={**base.extra, "roi": list(config.roi) if config.roi else None})
+
+
+def model_meta(path: str | os.PathLike) -> ModelMeta:
+    """The sidecar-like metadata of any model: .tflite/.onnx its sidecar; Keras its run's
+    config over its own sidecar."""
     file = keras_file(path) if Path(path).is_dir() else Path(path)
     meta = load_meta(file)
-    pre = dict(scale=meta.scale, offset=meta.offset, roi=meta.extra.get("roi"))
-    post = dict(threshold=meta.threshold, min_area=meta.min_area,
-                presence_threshold=meta.presence_threshold)
-    origin = "sidecar" if sidecar_path(file).is_file() else "defaults"
     run = run_of(path) if model_format(path) == "keras" else None
-    if run is not None:
-        c = run.config
-        pre.update(scale=c.scale, offset=c.offset, roi=c.roi)
-        post.update(threshold=c.threshold)
-        origin = "run config"
-    post.update(_given(threshold=threshold, min_area=min_area,
-                       presence_threshold=presence_threshold))
-    roi = tuple(int(v) for v in pre["roi"]) if pre["roi"] else None
-    return ModelSettings(
-        pre=PreprocessConfig(input_hw=tuple(backend.input_hw), roi=roi, scale=float(pre["scale"]),
-                             offset=float(pre["offset"]), channels=int(backend.input_channels)),
-        post=PostprocessConfig(**post), origin=origin)
+    return config_meta(run.config, meta) if run is not None else meta
+
+
+def seg_model(backend, meta: ModelMeta, overrides: Overrides | None = None,
+              path: Path | None = None) -> SegModel:
+    """An opened Backend (a KerasBackend too) as the model object, settings resolved by
+    edge.model.settings.resolve from ``meta`` and ``overrides`` (temporal smoothing off:
+    evaluation frames are independent)."""
+    settings = resolve(meta, backend.input_hw, backend.input_channels, overrides)
+    return SegModel(backend, settings, meta, path)
+
+
+def open_seg_model(path: str | os.PathLike, overrides: Overrides | None = None,
+                   backend: str | None = None, threads: int | None = None) -> SegModel:
+    """Any model file as the model object: Keras (run folder, .keras/.h5) with its run
+    config's settings, .tflite/.onnx with its sidecar's (edge.model.SegModel.open; a sha256
+    mismatch is recorded in ``sha256_check``, not refused: scoring is how one finds out)."""
+    kind = backend or model_format(path)
+    if kind != "keras":
+        return SegModel.open(path, overrides, backend=kind, threads=threads,
+                             allow_sha256_mismatch=True)
+    return seg_model(KerasBackend.open(path, threads), model_meta(path), overrides,
+                     keras_file(path))

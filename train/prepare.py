@@ -31,7 +31,7 @@ import numpy as np
 
 from edge.clikit import ArgumentParser, add_common_flags
 from edge.fsutil import write_json_atomic
-from edge.preprocess import to_gray8
+from edge.model.preprocess import to_gray8
 from train.datasets import (
     KAGGLE_FRAME_HW,
     MASK_SUFFIX,

@@ -30,12 +30,12 @@ from pathlib import Path
 
 from edge.errors import SourceError
 from edge.io.camera import CameraSource
-from edge.io.videocapture import DEFAULT_RETRY_S
 from edge.io.files import ImageDirSource, VideoFileSource, is_stream_url
 from edge.io.latest import LatestFrame
 from edge.io.pacing import Paced
 from edge.io.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
 from edge.io.picamera import PiCameraSource
+from edge.io.videocapture import DEFAULT_RETRY_S
 from edge.types import FrameSource, SourceInfo
 
 MIN_STALL_S = 1.0  # a live source always gets this long to deliver its next frame

@@ -12,12 +12,16 @@ of these files.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from edge.errors import OutputError, UserInputError
-from edge.metadata import load_meta
+from edge.fsutil import write_json_atomic
+from edge.model.metadata import load_meta, meta_to_dict
 
 HERE = Path(__file__).resolve().parent
 APP_DIR = HERE / "app"
@@ -73,9 +77,35 @@ def site_files(model: str | Path | None = None) -> dict[str, Path]:
     files = {p.name: p for p in sorted(APP_DIR.iterdir()) if p.suffix in TYPES}
     files.update(runtime_files())
     files["model/nerve.tflite"] = model
-    files["model/nerve.json"] = sidecar
+    files["model/nerve.json"] = settings_file(model)
     files.update(clip_files())
     return files
+
+
+def web_settings(model: Path) -> dict:
+    """What the browser runner reads (model/nerve.json): the model's settings resolved by
+    edge.model.settings exactly as edge-run resolves them (ROI, thresholds, classes with
+    their colours), plus the model's name, version and sidecar. nerve.js has no rules of its
+    own: it uses these values as they are."""
+    from edge.model.segmodel import SegModel
+
+    opened = SegModel.open(model, allow_sha256_mismatch=True)
+    return {**opened.settings.to_dict(), "name": opened.meta.name,
+            "version": opened.meta.version, "sidecar": meta_to_dict(opened.meta)}
+
+
+def settings_file(model: Path) -> Path:
+    """web_settings(model) written once per process and sidecar version into a temporary
+    folder (removed at exit), like the demo clip."""
+    side = model.with_suffix(".json").stat()
+    return _settings_file(model.resolve(), side.st_mtime_ns, side.st_size)
+
+
+@functools.cache
+def _settings_file(model: Path, *_sidecar_version) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="nerve-edge-web-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return write_json_atomic(folder / "nerve.json", web_settings(model))
 
 
 def content_type(site_path: str) -> str:

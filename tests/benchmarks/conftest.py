@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.metadata import ModelMeta, write_meta
+from edge.model.metadata import ModelMeta, write_meta
 
 H, W = 16, 24
 TINY_MACS = 3456 + 3456 + 6144 + 1536

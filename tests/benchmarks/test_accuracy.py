@@ -67,7 +67,7 @@ def test_presence_output_below_threshold_empties_masks(tmp_path, tiny_dataset):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edge.metadata import ModelMeta, write_meta
+    from edge.model.metadata import ModelMeta, write_meta
 
     hw = [1, 16, 24, 1]
     zero = numpy_helper.from_array(np.zeros((1, 1), np.float32), "zero")

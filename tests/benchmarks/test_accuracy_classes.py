@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 
 from benchmarks.accuracy import FrameCache, class_figures
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig
-from train.classes import classes_of, parse_classes
+from edge.model.metadata import ModelMeta, class_dicts
+from edge.model.segmodel import SegModel
+from edge.model.settings import resolve
+from train.classes import parse_classes
 from train.datasets import find_samples
-from train.modelio import ModelSettings
+from train.modelio import model_meta
 
 CLASSES = parse_classes("1,2", "nerve,vessel")
 
@@ -35,6 +36,8 @@ def write_folder(root, n=4):
 class VesselEverywhere:
     """Channel 0 (nerve) empty, channel 1 (vessel) certain everywhere."""
 
+    input_hw, input_channels = (16, 16), 1
+
     def run(self, x):
         out = np.zeros((1, 16, 16, 2), np.float32)
         out[..., 1] = 1.0
@@ -43,9 +46,9 @@ class VesselEverywhere:
 
 def test_class_figures_count_frames_per_class(tmp_path):
     samples = find_samples(write_folder(tmp_path / "d"), "folder")
-    pre = PreprocessConfig(input_hw=(16, 16))
-    settings = ModelSettings(pre=pre, post=PostprocessConfig(), origin="test")
-    row = class_figures(VesselEverywhere(), FrameCache(samples, 1), settings, CLASSES)
+    backend = VesselEverywhere()
+    model = SegModel(backend, resolve(ModelMeta(classes=CLASSES), (16, 16), 1))
+    row = class_figures(model, FrameCache(samples, 1))
     nerve, vessel = row["classes"]["nerve"], row["classes"]["vessel"]
     assert (nerve["tp"], nerve["fn"]) == (0, 4) and nerve["detection_rate"] == 0.0
     assert (vessel["tp"], vessel["fp"], vessel["tn"]) == (2, 2, 0)
@@ -53,9 +56,9 @@ def test_class_figures_count_frames_per_class(tmp_path):
     assert row["per_image_dice"] == (0.0 + vessel["per_image_dice"]) / 2
 
 
-def test_classes_of_reads_the_sidecar(tmp_path):
+def test_model_meta_reads_the_sidecars_classes(tmp_path):
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
-    assert classes_of(model) is None  # no sidecar: nerve-only
+    assert model_meta(model).classes is None  # no sidecar: nerve-only
     (tmp_path / "m.json").write_text(json.dumps({"name": "m", "classes": list(CLASSES)}))
-    assert classes_of(model) == CLASSES
+    assert class_dicts(model_meta(model).classes) == CLASSES

@@ -11,7 +11,7 @@ from benchmarks.ceiling_models import SHAPE_SOURCE, ConvShape, model_conv_shapes
 from benchmarks.latency import LatencyConfig, run_latency, summarize_times
 from benchmarks.macs import count_model_macs
 from edge.clikit import MissingExtra
-from edge.metadata import sha256_file
+from edge.model.metadata import sha256_file
 
 SHIPPED_INT8 = SHAPE_SOURCE  # the default model whose layer shapes the model ceiling uses
 

@@ -72,7 +72,7 @@ def write_run(run: Path, model, data: Path, train_s: list, val_s: list) -> Path:
 @pytest.fixture(scope="session")
 def pre():
     """The tiny model's pre-processing (defaults: pixel / 255)."""
-    from edge.preprocess import PreprocessConfig
+    from edge.model.preprocess import PreprocessConfig
 
     return PreprocessConfig(input_hw=MODEL_HW)
 
@@ -93,7 +93,7 @@ def tiny_split(tiny_data):
 def tiny_arrays(tiny_split):
     """((x_train, y_train), (x_val, y_val)) float inputs / uint8 masks at MODEL_HW."""
     from convert.data import load_frames
-    from edge.preprocess import PreprocessConfig
+    from edge.model.preprocess import PreprocessConfig
 
     pre = PreprocessConfig(input_hw=MODEL_HW)
     return load_frames(tiny_split[0], pre), load_frames(tiny_split[1], pre)

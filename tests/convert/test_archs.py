@@ -11,7 +11,7 @@ import train  # noqa: F401  (tf_keras before TensorFlow)
 from convert import onnx_export, quantize
 from convert.targets import target_report
 from edge.fsutil import atomic_write_bytes
-from edge.preprocess import PreprocessConfig
+from edge.model.preprocess import PreprocessConfig
 from train.losses import DeepSupervisionLoss, MultiBceDiceLoss
 from train.model import (
     HEADS_LAYER,
@@ -97,7 +97,7 @@ def test_device_models_export_to_int8_and_onnx_with_every_op_on_xnnpack(device_m
     rep = target_report(path)
     assert rep["full_int8"]
     assert rep["targets"]["xnnpack"]["runs_fully"], rep["targets"]["xnnpack"]["unsupported"]
-    from edge.backends import open_backend
+    from edge.model.backends import open_backend
 
     x = calib[:2]
     out = np.concatenate([open_backend(path).run(f[None])[0] for f in x])  # float32 out

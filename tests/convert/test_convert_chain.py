@@ -11,7 +11,7 @@ import pytest
 
 from convert.chain import FORMATS
 from convert.cli import main
-from edge.metadata import load_meta, sha256_file
+from edge.model.metadata import load_meta, sha256_file
 
 NAME = "tiny"  # the run folder's name names the files
 

@@ -77,7 +77,7 @@ def test_sidecar_records_no_absolute_path(tiny_run, tmp_path):
     the build machine."""
     from convert.chain import source_provenance
     from convert.data import open_source
-    from edge.metadata import sha256_file
+    from edge.model.metadata import sha256_file
 
     _, src = open_source(tiny_run, None)
     prov = source_provenance(src)

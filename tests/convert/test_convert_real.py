@@ -1,5 +1,5 @@
 """On the real Kaggle frames (skipped without them; see NERVE_EDGE_DATA in tests/conftest.py):
-the subject split and int8 calibration through edge.preprocess, with a small untrained model
+the subject split and int8 calibration through edge.model.preprocess, with a small untrained model
 at the default input."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 
 from convert import quantize
 from convert.data import calibration_frames, open_source
-from edge.preprocess import DEFAULT_INPUT_HW
+from edge.model.preprocess import DEFAULT_INPUT_HW
 
 CALIB = 8  # real frames: enough to check the calibration path, cheap to convert
 

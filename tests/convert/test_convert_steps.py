@@ -61,15 +61,15 @@ def test_int8_input_is_pixel_minus_128(int8_bytes, pre):
 
 def test_int8_runs_in_edge_backend_close_to_float(int8_bytes, tiny_model, tiny_arrays, pre,
                                                   tmp_path):
-    from edge.backends import TFLiteBackend
-    from edge.postprocess import split_outputs
+    from edge.model.backends import TFLiteBackend
+    from edge.model.postprocess import split_outputs
 
     path = atomic_write_bytes(tmp_path / "m.tflite", int8_bytes)
     backend = TFLiteBackend(path, threads=1)
     assert backend.input_hw == pre.input_hw and backend.input_dtype == np.int8
     _, (xv, _) = tiny_arrays
     ref = tiny_model.predict(xv, verbose=0)[..., 0]
-    got = np.stack([split_outputs(backend.run(xv[i : i + 1]))[0] for i in range(len(xv))])
+    got = np.stack([split_outputs(backend.run(xv[i : i + 1]))[0][..., 0] for i in range(len(xv))])
     assert np.abs(got - ref).mean() < INT8_MEAN_TOL
 
 

@@ -83,6 +83,6 @@ def test_every_refusal_names_the_way_out():
 
 
 def test_edge_deploy_refuses_below_the_same_floor():
-    from edge.install import SHIP_FLOOR
+    from edge.model.store import SHIP_FLOOR
 
     assert SHIP_FLOOR == DEFAULT_MIN_DICE

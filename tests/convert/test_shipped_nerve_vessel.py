@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.backends import open_backend
-from edge.metadata import check_sha256, load_meta, read_sidecar, sidecar_path
-from edge.preprocess import PreprocessConfig, normalize
+from edge.model.backends import open_backend
+from edge.model.metadata import check_sha256, load_meta, read_sidecar, sidecar_path
+from edge.model.preprocess import PreprocessConfig, normalize
 
 MODELS = Path(__file__).resolve().parents[2] / "edge" / "models"
 SHIPPED = ("nerve_vessel_int8.tflite", "nerve_vessel.onnx")
-CLASSES = [{"id": 1, "name": "nerve", "color": "#ffd400", "safety": False},
+CLASSES = [{"id": 1, "name": "nerve", "color": "#ffc800", "safety": False},
            {"id": 2, "name": "vessel", "color": "#ff3030", "safety": True}]
 MAX_GMAC = 0.25  # the compute budget per frame
 

@@ -43,8 +43,8 @@ def test_fixed_batch_copy_keeps_the_weights(tiny_model, tiny_arrays):
 
 
 def test_web_matches_int8_in_edge_backend(web_bytes, tiny_model, tiny_arrays, pre, tmp_path):
-    from edge.backends import TFLiteBackend
-    from edge.postprocess import split_outputs
+    from edge.model.backends import TFLiteBackend
+    from edge.model.postprocess import split_outputs
 
     (x, _), (xv, _) = tiny_arrays
     a = TFLiteBackend(atomic_write_bytes(tmp_path / "w.tflite", web_bytes), threads=1)

@@ -20,7 +20,6 @@ from edge.io.phantom import phantom_pair
 from edge.io.sources import SourceConfig, innermost, open_source
 from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
-from edge.preprocess import frame_to_gray_input, normalize
 from edge.serve import status_of
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")
@@ -101,15 +100,11 @@ def test_overlay_and_status_json_carry_mm2(phantom_cine) -> None:
     cfg = RunConfig(model=FIXTURE_MODEL, headless=True, quiet=True, roi=(0, 0, 580, 420),
                     source=SourceConfig(kind="dicom", target=str(phantom_cine)))
     meter = StageMeter()
-    model = open_model(cfg, Path(FIXTURE_MODEL))
-    pre = model.preprocess_config(cfg.roi)
     source = DicomSource(phantom_cine)
+    model = open_model(cfg, Path(FIXTURE_MODEL)).with_source_roi(source.info.roi)
     area = NerveArea(source.info.pixel_area_mm2)
     frame = source.read()
-    gray = frame_to_gray_input(frame.image, pre)
-    outputs = model.backend.run_gray8(gray) if model.fast else model.backend.run(
-        normalize(gray, pre))
-    post = model.post(outputs, frame.image.shape[:2], pre.roi)
+    post = model(frame.image)
     area.add(post.area_px, post.detected)
     result = render(cfg, frame, post, meter, True, area)
     assert result.detected

@@ -1,4 +1,4 @@
-"""The model sidecar (edge/metadata.py): the shipped ones are valid and match their models;
+"""The model sidecar (edge/model/metadata.py): the shipped ones are valid and match their models;
 broken ones are one-line ModelErrors naming the file and the field."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ModelError
-from edge.metadata import (
+from edge.model.metadata import (
     ModelMeta,
     check_sha256,
     load_meta,

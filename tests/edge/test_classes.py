@@ -15,15 +15,15 @@ import pytest
 
 import edge.loop
 from edge.cli import main
-from edge.metadata import DEFAULT_CLASSES, ModelMeta, meta_from_dict, meta_to_dict
-from edge.overlay import WARNING_BGR, draw_overlay
-from edge.postprocess import (
+from edge.model.metadata import DEFAULT_CLASSES, ModelMeta, meta_from_dict, meta_to_dict
+from edge.model.postprocess import (
     CENTRE_BAND_FRAC,
     PostprocessConfig,
     Postprocessor,
-    class_configs,
     near_centre_line,
 )
+from edge.model.settings import Overrides, resolve_classes
+from edge.overlay import WARNING_BGR, draw_overlay
 from edge.serve import ServeSink
 from edge.types import FrameResult
 
@@ -160,8 +160,8 @@ def test_per_class_threshold_and_min_area_and_flag_overrides():
                CLASSES[1].__class__(**{**CLASSES[1].__dict__, "min_area": 10}))
     res = Postprocessor(PostprocessConfig(), classes)(two_channel(nerve, vessel), hw)
     assert [c.detected for c in res.classes] == [True, False]  # 0.45 > 0.4; speck < 10 px
-    flags = class_configs(classes, PostprocessConfig(), threshold=0.5, min_area=0)
-    res = Postprocessor(PostprocessConfig(), classes, flags)(two_channel(nerve, vessel), hw)
+    flags = resolve_classes(classes, 0.5, 0, Overrides(threshold=0.5, min_area=0))
+    res = Postprocessor(PostprocessConfig(), flags)(two_channel(nerve, vessel), hw)
     assert [c.detected for c in res.classes] == [False, True]  # the flags win
 
 
@@ -199,7 +199,7 @@ def test_two_class_run_writes_class_id_masks_and_per_class_report(model, tmp_pat
     code = main(["--model", str(model), "--images", str(image_folder(tmp_path)),
                  "--headless", "--save-masks", str(masks), "--report", str(report)])
     assert code == 0
-    assert "classes nerve #ffd400, vessel #ff3030 (safety)" in capsys.readouterr().out
+    assert "classes nerve #ffc800, vessel #ff3030 (safety)" in capsys.readouterr().out
     left = cv2.imread(str(masks / "a_left.png"), cv2.IMREAD_UNCHANGED)
     assert left.shape == FRAME_HW and left.dtype == np.uint8
     assert set(np.unique(left)) == {0, NERVE, VESSEL}
@@ -250,7 +250,7 @@ def test_overlay_colours_each_class_and_shows_the_warning_only_when_near():
         for c in post_left.classes]
     out = draw_overlay(big[0], classes[0].mask, 1.0, None, classes, big[1], warning=False)
     assert tuple(out[28 * 4, 12 * 4]) == (0x30, 0x30, 0xFF)  # vessel red (BGR), over the nerve
-    assert tuple(out[50 * 4, 24 * 4]) == (0x00, 0xD4, 0xFF)  # nerve #ffd400
+    assert tuple(out[50 * 4, 24 * 4]) == (0x00, 0xC8, 0xFF)  # nerve #ffc800
     assert not (out[-3:, :] == WARNING_BGR).all(axis=-1).any()  # no banner
     near = [c.__class__(**{**c.__dict__, "near_centre": c.safety}) for c in classes]
     warned = draw_overlay(big[0], classes[0].mask, 1.0, None, near, big[1], warning=True)

@@ -100,5 +100,5 @@ def test_browser_runner_draws_each_class_in_its_colour_and_warns(page):
     nerve_rgb = page.execute_script(pixel, 80, 30)  # inside the nerve on the right
     # Blended once at the page's opacity 0.4 (the vessel over the nerve, not both blended):
     np.testing.assert_allclose(vessel_rgb, blend(BOTH_GRAY, (0xFF, 0x30, 0x30)), atol=2)
-    np.testing.assert_allclose(nerve_rgb, blend(NERVE_GRAY, (0xFF, 0xD4, 0x00)), atol=2)
+    np.testing.assert_allclose(nerve_rgb, blend(NERVE_GRAY, (0xFF, 0xC8, 0x00)), atol=2)
     assert page.find_element("id", "safety").text == "VESSEL NEAR CENTRE LINE"

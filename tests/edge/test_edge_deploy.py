@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from edge import install as inst
-from edge.install import ModelStore
-from edge.metadata import sha256_file
+from edge.model import store as inst
+from edge.model.metadata import sha256_file
+from edge.model.store import ModelStore
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "edge" / "models"

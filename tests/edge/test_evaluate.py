@@ -1,16 +1,24 @@
-"""edge.evaluate.score and edge.postprocess.decide: the one evaluator, with no TensorFlow."""
+"""edge.model.evaluate.score and edge.model.postprocess.decide: the one evaluator, no TensorFlow."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edge.evaluate import LabelledFrames, score
-from edge.postprocess import PostprocessConfig, Postprocessor, decide
-from edge.preprocess import PreprocessConfig
+from edge.model.evaluate import LabelledFrames, class_metrics, score, summarize
+from edge.model.metadata import ModelMeta
+from edge.model.postprocess import PostprocessConfig, Postprocessor, decide
+from edge.model.segmodel import SegModel
+from edge.model.settings import resolve
 
 HW = (16, 24)
-PRE = PreprocessConfig(input_hw=HW)
+
+
+def as_model(backend, post: PostprocessConfig, classes=None) -> SegModel:
+    """A test backend as the model object, with ``post``'s settings (the resolver's way)."""
+    meta = ModelMeta(threshold=post.threshold, min_area=post.min_area,
+                     presence_threshold=post.presence_threshold, classes=classes)
+    return SegModel(backend, resolve(meta, backend.input_hw, backend.input_channels))
 
 
 class EchoBackend:
@@ -62,8 +70,8 @@ def test_postprocessor_decides_like_decide():
 
 def test_score_uses_min_area_from_the_config():
     frames = frames_with_blobs()
-    with_area = score(EchoBackend(), frames, PRE, PostprocessConfig(min_area=5))
-    without = score(EchoBackend(), frames, PRE, PostprocessConfig(min_area=0))
+    with_area = score(as_model(EchoBackend(), PostprocessConfig(min_area=5)), frames)
+    without = score(as_model(EchoBackend(), PostprocessConfig(min_area=0)), frames)
     assert with_area.metrics["per_image_dice"] == pytest.approx(1.0)
     assert without.metrics["per_image_dice"] < 1.0  # the speck is a false positive
     assert with_area.metrics["n_images"] == 2 and with_area.metrics["detection_rate"] == 1.0
@@ -73,21 +81,46 @@ def test_score_uses_min_area_from_the_config():
 def test_presence_gate_and_batching_give_the_same_masks():
     frames = frames_with_blobs()
     post = PostprocessConfig(min_area=5)
-    one = score(EchoBackend(presence=0.2), frames, PRE, post, keep_prob=True)
+    one = score(as_model(EchoBackend(presence=0.2), post), frames, keep_prob=True)
     assert one.masks.sum() == 0 and one.metrics["detection_rate"] == 0.0
-    assert one.presence.tolist() == pytest.approx([0.2, 0.2])
+    assert one.presence[:, 0].tolist() == pytest.approx([0.2, 0.2])
     batched = EchoBackend(max_batch=8)
-    a = score(EchoBackend(), frames, PRE, post, keep_prob=True)
-    b = score(batched, frames, PRE, post, keep_prob=True)
+    a = score(as_model(EchoBackend(), post), frames, keep_prob=True)
+    b = score(as_model(batched, post), frames, keep_prob=True)
     assert batched.calls == 1
     np.testing.assert_array_equal(a.masks, b.masks)
     np.testing.assert_array_equal(a.prob, b.prob)
     assert a.metrics == b.metrics
 
 
+def test_one_scorer_names_both_empty_frame_counts():
+    """dice_all counts every frame (empty-vs-empty = 1), dice_present only the frames with the
+    structure; per_image_dice keeps each figure's meaning: the nerve headline is dice_all, a
+    class's figure dice_present."""
+    truth = np.zeros((2, *HW), np.uint8)
+    truth[0, 2:6, 2:7] = 1
+    pred = truth.copy()
+    pred[0, 2:4, 2:7] = 0  # half the nerve found on frame 0; frame 1 empty in both
+    headline, one_class = summarize(truth, pred), class_metrics(truth, pred)
+    assert headline["dice_present"] == pytest.approx(2 * 10 / 30)
+    assert headline["dice_all"] == pytest.approx((2 * 10 / 30 + 1.0) / 2)
+    assert headline["per_image_dice"] == headline["dice_all"]
+    assert one_class["per_image_dice"] == one_class["dice_present"] == headline["dice_present"]
+    assert one_class["dice_all"] == headline["dice_all"]
+
+
+def test_a_one_class_model_gets_the_headline_and_its_class_figures():
+    frames = frames_with_blobs()
+    ev = score(as_model(EchoBackend(), PostprocessConfig(min_area=5)), frames)
+    assert ev.masks.shape == (*frames.labels.shape, 1)
+    assert set(ev.classes) == {"nerve"}
+    assert ev.classes["nerve"] == class_metrics(frames.labels, ev.masks[..., 0])
+    assert ev.metrics == summarize(frames.labels, ev.masks[..., 0])
+
+
 def test_evaluator_imports_without_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, edge.evaluate; sys.exit(3 if 'tensorflow' in sys.modules else 0)"
+    code = "import sys, edge.model.evaluate; sys.exit(3 if 'tensorflow' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

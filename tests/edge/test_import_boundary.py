@@ -11,9 +11,9 @@ FORBIDDEN = ("tensorflow", "keras", "tf_keras", "train", "convert")
 
 PROBE = f"""
 import sys
-import edge.cli, edge.loop, edge.backends, edge.postprocess, edge.overlay, edge.meter
-from edge.loop import default_model_path
-from edge.backends import open_backend
+import edge.cli, edge.loop, edge.model.backends, edge.model.postprocess, edge.overlay, edge.meter
+from edge.model.store import default_model_path
+from edge.model.backends import open_backend
 open_backend(default_model_path(), threads=1)   # the TFLite import chain, exercised
 open_backend(default_model_path("onnx"), threads=1)
 bad = sorted({{m.split(".")[0] for m in sys.modules}} & set({FORBIDDEN!r}))

@@ -17,8 +17,9 @@ from edge.io import sources
 from edge.io.camera import CameraSource
 from edge.io.phantom import phantom_pair
 from edge.io.sources import SourceConfig
-from edge.loop import RunConfig, default_model_path, run
-from edge.metadata import sha256_file
+from edge.loop import RunConfig, run
+from edge.model.metadata import sha256_file
+from edge.model.store import default_model_path
 from edge.types import Frame, SourceInfo
 
 PHANTOM_HW = (420, 580)

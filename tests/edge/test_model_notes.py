@@ -14,12 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.classes import class_status
 from edge.cli import main
 from edge.loop import RunConfig, open_model
-from edge.metadata import DEFAULT_CLASSES, NERVE_COLOR, color_bgr, low_dice_warning, meta_from_dict
+from edge.model.classes import class_status
+from edge.model.metadata import (
+    DEFAULT_CLASSES,
+    NERVE_COLOR,
+    color_bgr,
+    low_dice_warning,
+    meta_from_dict,
+)
+from edge.model.postprocess import PostprocessConfig, Postprocessor
 from edge.overlay import draw_overlay
-from edge.postprocess import PostprocessConfig, Postprocessor
 from edge.serve import ServeSink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,12 +123,15 @@ def test_a_one_class_sidecar_colour_is_drawn_and_reported_alike():
 
 
 def test_the_browser_runner_and_clinic_view_use_the_same_colour():
-    """The browser runner's fallback mirrors edge.metadata.NERVE_COLOR (a static page cannot
-    import Python) and draws with it; the clinic view takes the colour from status.json."""
+    """The browser runner draws the colour edge-run resolved (model/nerve.json, written by
+    edge/web/site.py: no colour of its own); the clinic view takes it from status.json."""
+    from edge.web.site import web_settings
+
     nerve_js = (REPO / "edge" / "web" / "app" / "nerve.js").read_text()
     app_js = (REPO / "edge" / "web" / "app" / "app.js").read_text()
-    assert re.search(r"export const NERVE_COLOR = '([^']+)'", nerve_js).group(1) == NERVE_COLOR
-    assert "rgb(engine.cfg.nerveColor)" in app_js
+    web = web_settings(REPO / "edge" / "models" / "nerve_default_web.tflite")
+    assert web["classes"][web["nerve_index"]]["color"] == NERVE_COLOR
+    assert "nerveColor: nerve.color" in nerve_js and "rgb(engine.cfg.nerveColor)" in app_js
     page = (REPO / "edge" / "static" / "index.html").read_text()
     assert "(s.classes || {}).nerve" in page and "nerve.color" in page
     colours = set(re.findall(r"#[0-9a-fA-F]{6}\b", nerve_js + app_js))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_serve_browser import driver, js, pytestmark, wait_for  # noqa: F401 (fixture, skip)
 
-from edge.metadata import NERVE_COLOR
-from edge.postprocess import PostprocessConfig, Postprocessor
+from edge.model.metadata import NERVE_COLOR
+from edge.model.postprocess import PostprocessConfig, Postprocessor
 from edge.serve import ServeSink
 from edge.types import FrameResult
 

@@ -1,4 +1,4 @@
-"""edge.postprocess on hand-made probability maps."""
+"""edge.model.postprocess on hand-made probability maps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from linear_exact import resize_linear_exact
 
-from edge.postprocess import PostprocessConfig, Postprocessor, binarize, split_outputs, to_frame
+from edge.model.postprocess import (
+    PostprocessConfig,
+    Postprocessor,
+    binarize,
+    split_outputs,
+    to_frame,
+)
 
 HW = (16, 24)  # model output size for these tests
 
@@ -27,9 +33,9 @@ def outputs(prob: np.ndarray, presence: float | None = None) -> list[np.ndarray]
 def test_split_outputs_by_rank():
     prob = prob_with_square(2, 2, 4)
     p, presence = split_outputs(outputs(prob, presence=0.25))
-    np.testing.assert_array_equal(p, prob)
-    assert presence == pytest.approx(0.25)
-    assert split_outputs(outputs(prob))[1] is None
+    np.testing.assert_array_equal(p[..., 0], prob)
+    assert presence == [pytest.approx(0.25)]
+    assert split_outputs(outputs(prob))[1] == [None]
     with pytest.raises(ValueError, match="no \\(1, H, W, 1\\) mask"):
         split_outputs([np.zeros((1, 1), np.float32)])
 

@@ -1,5 +1,5 @@
-"""edge.preprocess on hand-made arrays: gray/BGR/16-bit inputs, ROI crop, normalization, and the
-resizes' exact integer arithmetic (the same bits on x86, arm64 and in the browser)."""
+"""edge.model.preprocess on hand-made arrays: gray/BGR/16-bit inputs, ROI crop, normalization,
+and the resizes' exact integer arithmetic (the same bits on x86, arm64 and in the browser)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from linear_exact import box2, resize_linear_exact
 
 from edge.errors import RoiError
-from edge.preprocess import (
+from edge.model.preprocess import (
     PreprocessConfig,
     check_roi,
     frame_to_gray_input,

@@ -22,7 +22,7 @@ from web_support import (
     write_y4m,
 )
 
-from edge.metadata import NERVE_COLOR
+from edge.model.metadata import NERVE_COLOR
 from edge.serve import ServeSink
 
 pytestmark = needs_browser
@@ -75,7 +75,7 @@ def test_fake_camera_of_real_frames_gives_masks_and_fps(camera_page):
         "const c = document.getElementById('view');"
         "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);")
     rgba = np.asarray(overlay, np.uint8).reshape(CLIP_SIZE[1], CLIP_SIZE[0], 4)
-    # The nerve's fill (edge.metadata.NERVE_COLOR, blended at 0.4) over gray frames: its
+    # The nerve's fill (edge.model.metadata.NERVE_COLOR, blended at 0.4) over gray frames: its
     # strongest channel well above its weakest (0.4 * 255 = 102 for the amber #ffc800).
     rgb = [int(NERVE_COLOR[i:i + 2], 16) for i in (1, 3, 5)]
     tinted = (rgba[..., int(np.argmax(rgb))].astype(int) - rgba[..., int(np.argmin(rgb))]) > 60

@@ -1,5 +1,5 @@
 """The page's pre/post-processing (edge/web/app/imgproc.js, run in headless Chromium) against
-edge's own (edge/preprocess.py, edge/postprocess.py) on the same arrays: ROI crop, gray,
+edge's own (edge/model/preprocess.py, edge/model/postprocess.py) on the same arrays: ROI crop, gray,
 resize, component filtering by min area, and the resize back into the ROI. All bit for bit:
 the page mirrors OpenCV's INTER_LINEAR_EXACT (integer) kernel, which edge uses, checked here
 against cv2 on many random sizes, up and down, odd and one pixel wide."""
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from web_support import app_page, needs_browser
 
-from edge.postprocess import PostprocessConfig, binarize, to_frame
-from edge.preprocess import PreprocessConfig, frame_to_gray_input
+from edge.model.postprocess import PostprocessConfig, binarize, to_frame
+from edge.model.preprocess import PreprocessConfig, frame_to_gray_input
 
 pytestmark = needs_browser
 FRAME_HW = (420, 580)

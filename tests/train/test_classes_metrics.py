@@ -1,4 +1,4 @@
-"""Per-class metrics (edge.evaluate.class_metrics / score_classes), class lists, folds and
+"""Per-class metrics (edge.model.evaluate.class_metrics / score), class lists, folds and
 class-id masks, on hand-made masks (NumPy + OpenCV only)."""
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from edge.errors import UserInputError
-from edge.evaluate import LabelledFrames, class_metrics, class_posts, score, score_classes
-from edge.postprocess import PostprocessConfig
-from edge.preprocess import PreprocessConfig
+from edge.model.evaluate import LabelledFrames, class_metrics, score
+from edge.model.metadata import ModelMeta
+from edge.model.preprocess import PreprocessConfig
+from edge.model.segmodel import SegModel
+from edge.model.settings import resolve
 from train.classes import nerve_channel, parse_classes
 from train.datasets import Sample, load_arrays, split_fold
 
@@ -45,6 +47,8 @@ def test_class_metrics_without_any_truth_has_no_dice_or_detection():
 class FixedBackend:
     """Returns the stored (1, H, W, C) probability maps in turn."""
 
+    input_hw, input_channels = (8, 8), 1
+
     def __init__(self, probs):
         self.probs, self.i = probs, 0
 
@@ -54,45 +58,47 @@ class FixedBackend:
         return [out]
 
 
-PRE = PreprocessConfig(input_hw=(8, 8))
 CLASSES = parse_classes("1,2", "nerve,vessel")
 
 
-def test_score_classes_decides_each_channel_with_its_own_settings():
+def as_model(backend, classes=None, threshold: float = 0.5) -> SegModel:
+    meta = ModelMeta(threshold=threshold, classes=classes)
+    return SegModel(backend, resolve(meta, backend.input_hw, backend.input_channels))
+
+
+def test_score_decides_each_channel_with_its_class_settings():
     nerve, vessel = masks((0, 4, 0, 4), None), masks((4, 8, 4, 8), (4, 8, 4, 8))
     labels = np.stack([nerve, vessel], axis=-1)
     prob = labels.astype(np.float32) * 0.6  # every labelled pixel at p = 0.6
     prob[1, 0, 0, 0] = 0.9  # one stray nerve pixel in frame 1 (no nerve there)
     frames = LabelledFrames(np.zeros((2, 8, 8), np.uint8), labels)
     classes = ({**CLASSES[0], "min_area": 2}, {**CLASSES[1], "threshold": 0.7})
-    ev = score_classes(FixedBackend(prob), frames, PRE, classes,
-                       class_posts(classes, PostprocessConfig(threshold=0.5)))
-    assert ev.metrics["nerve"]["per_image_dice"] == 1.0
-    assert ev.metrics["nerve"]["fp"] == 0  # the stray pixel is under min_area 2
-    assert ev.metrics["vessel"]["tp"] == 0 and ev.metrics["vessel"]["fn"] == 2  # 0.6 < 0.7
+    ev = score(as_model(FixedBackend(prob), classes), frames)
+    assert ev.classes["nerve"]["per_image_dice"] == 1.0
+    assert ev.classes["nerve"]["fp"] == 0  # the stray pixel is under min_area 2
+    assert ev.classes["vessel"]["tp"] == 0 and ev.classes["vessel"]["fn"] == 2  # 0.6 < 0.7
     assert ev.masks.shape == labels.shape
 
 
-def test_score_refuses_per_class_labels():
-    frames = LabelledFrames(np.zeros((1, 8, 8), np.uint8), np.zeros((1, 8, 8, 2), np.uint8))
-    with pytest.raises(ValueError, match="score_classes"):
-        score(FixedBackend([np.zeros((8, 8, 2), np.float32)]), frames, PRE, PostprocessConfig())
+def test_score_refuses_labels_of_another_class_count():
+    frames = LabelledFrames(np.zeros((1, 8, 8), np.uint8), np.zeros((1, 8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="label channels"):
+        score(as_model(FixedBackend([np.zeros((8, 8, 2), np.float32)]), CLASSES), frames)
 
 
 def test_one_class_scores_like_the_nerve_only_evaluator():
     labels = masks((0, 4, 0, 4), (2, 6, 2, 6), None)
     prob = masks((0, 4, 0, 3), (2, 6, 2, 6), (0, 1, 0, 1)).astype(np.float32)[..., None]
     frames = LabelledFrames(np.zeros((3, 8, 8), np.uint8), labels)
-    post = PostprocessConfig()
-    one = score_classes(FixedBackend(prob), frames, PRE, CLASSES[:1], [post]).metrics["nerve"]
-    ref = score(FixedBackend(prob), frames, PRE, post).metrics
+    one = score(as_model(FixedBackend(prob), CLASSES[:1]), frames).classes["nerve"]
+    ref = score(as_model(FixedBackend(prob)), frames).metrics
     assert one["pooled_dice"] == pytest.approx(ref["pooled_dice"])
     assert one["detection_rate"] == pytest.approx(ref["detection_rate"])
 
 
 def test_parse_classes_gives_the_contract_list():
     assert parse_classes("1,2", "nerve,vessel") == (
-        {"id": 1, "name": "nerve", "color": "#ffd400", "safety": False},
+        {"id": 1, "name": "nerve", "color": "#ffc800", "safety": False},
         {"id": 2, "name": "vessel", "color": "#ff3030", "safety": True})
     assert nerve_channel(parse_classes("2,1", "vessel,nerve"), 1) == 1
     for ids, names in (("1,1", "a,b"), ("0,2", "a,b"), ("1,2", "nerve"), ("x", None)):

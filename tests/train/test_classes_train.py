@@ -48,7 +48,7 @@ def test_nerve_vessel_run_from_a_nerve_model(nerve_run, tmp_path, capsys):
     assert "channel 0 = its nerve channel, the other 1 channel(s) fresh" in out
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["classes"] == [
-        {"id": 1, "name": "nerve", "color": "#ffd400", "safety": False},
+        {"id": 1, "name": "nerve", "color": "#ffc800", "safety": False},
         {"id": 2, "name": "vessel", "color": "#ff3030", "safety": True}]
     model = load_keras(run / "model.keras")
     assert model.output_shape == (None, 32, 48, 2)

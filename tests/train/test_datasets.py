@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.preprocess import PreprocessConfig
+from edge.model.preprocess import PreprocessConfig
 from train import datasets as D
 from train.datasets import DataError
 
@@ -20,7 +20,7 @@ N_FRAMES = 24  # conftest: 6 subjects x 4 frames
 
 
 def test_train_datasets_and_evaluator_import_without_tensorflow():
-    code = ("import sys, train.datasets, edge.evaluate; "
+    code = ("import sys, train.datasets, edge.model.evaluate; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from edge.metadata import load_meta, sha256_file, sidecar_path
+from edge.model.metadata import load_meta, sha256_file, sidecar_path
 from train.cli import main
 from train.config import DEFAULT_MODEL
 from train.initmodel import (

@@ -68,7 +68,7 @@ def test_three_tools_give_the_same_numbers(frames_dir, reference_run, tmp_path, 
     pytest.importorskip("ai_edge_litert")
     from benchmarks.cli import main as bench
     from convert.cli import main as convert
-    from edge.metadata import load_meta
+    from edge.model.metadata import load_meta
     from train.cli import main as train
 
     model = MODELS / model_file

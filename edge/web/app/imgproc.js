@@ -1,5 +1,5 @@
-// Frame pre- and post-processing on typed arrays: the browser twin of edge/preprocess.py and
-// edge/postprocess.py (same steps, same order, same constants). No per-pixel canvas calls:
+// Frame pre- and post-processing on typed arrays: the browser twin of edge/model/preprocess.py and
+// edge/model/postprocess.py (same steps, same order, same constants). No per-pixel canvas calls:
 // every function reads and writes flat typed arrays, and reuses buffers the caller owns.
 //
 //   RGBA frame -> gray (OpenCV's BGR2GRAY weights) -> ROI crop -> bilinear (INTER_LINEAR_EXACT)
@@ -97,7 +97,7 @@ export function resizeLinearExact(src, sw, sh, dw, dh, out) {
 }
 
 /** Gray ROI (sw x sh) -> model-size gray (w x h): bilinear (INTER_LINEAR_EXACT) to 2w x 2h,
- *  then an exact 2x box average: edge.preprocess.resize_gray, bit for bit. */
+ *  then an exact 2x box average: edge.model.preprocess.resize_gray, bit for bit. */
 export function resizeGray(src, sw, sh, w, h, work, out) {
   if (sw === w && sh === h) { out.set(src.subarray(0, w * h)); return out; }
   const dw = 2 * w;

@@ -2,19 +2,16 @@
 // picks the fastest backend the browser offers, and turns one RGBA frame into a mask at the
 // frame's own size with exactly the steps edge-run uses (see imgproc.js). A multi-class model
 // (a "classes" list in its sidecar, a 1xHxWxC output) gets one mask per class, each decided
-// like the nerve with the class's own threshold / min area, as edge.postprocess does.
+// like the nerve with the class's own threshold / min area, as edge.model.postprocess does.
 import * as litert from './runtime/litert.js';
 import * as ip from './imgproc.js';
 
 const WASM_DIR = new URL('./runtime/wasm/', import.meta.url).href;
 const MAX_THREADS = 4; // XNNPACK gains little past 4 threads on a 0.13 GMAC model
 export const BACKENDS = ['webgpu', 'wasm-threads', 'wasm']; // preference order
-// Safety rule (edge.postprocess.CENTRE_BAND_FRAC): a safety structure within this fraction of
+// Safety rule (edge.model.postprocess.CENTRE_BAND_FRAC): a safety structure within this fraction of
 // the image width of the image's vertical centre line raises the warning. Not needle tracking.
 export const CENTRE_BAND_FRAC = 0.10;
-// The nerve's colour when the sidecar names none: edge.metadata.NERVE_COLOR, the one edge-run's
-// overlay draws and its status.json gives (tests/edge/test_overlay.py checks they are equal).
-export const NERVE_COLOR = '#ffc800';
 const NERVE_NAME = 'nerve'; // the class behind the nerve-only fields (detected, areaPx, mask)
 
 /** Which backends this browser can run, in preference order. */
@@ -55,32 +52,23 @@ function label(backend, threads) {
   return 'WASM (1 thread)';
 }
 
-/** The sidecar's settings, as edge.metadata.ModelMeta reads them. */
-function settings(meta, roiOverride) {
-  const [h, w] = meta.input_hw;
-  return {
-    h, w, scale: meta.scale ?? 1 / 255, offset: meta.offset ?? 0,
-    threshold: meta.threshold ?? 0.5, minArea: meta.min_area ?? 0,
-    presenceThreshold: meta.presence_threshold ?? 0.5,
-    roi: roiOverride || meta.extra?.roi || null, name: meta.name, version: meta.version,
-    classes: classList(meta), nerveColor: nerveColor(meta),
-  };
-}
-
-/** A nerve-only model's colour: its one sidecar class's, else the kit's (NERVE_COLOR). */
-function nerveColor(meta) {
-  const one = Array.isArray(meta.classes) && meta.classes.length === 1 ? meta.classes[0] : null;
-  return one && /^#[0-9a-fA-F]{6}$/.test(one.color) ? one.color : NERVE_COLOR;
-}
-
-/** The sidecar's classes (validated by edge-run; here only their own threshold/min area are
- *  filled in), or null for a nerve-only model. */
-function classList(meta) {
-  if (!Array.isArray(meta.classes) || meta.classes.length < 2) return null;
-  return meta.classes.map((c) => ({
-    id: c.id, name: c.name, color: c.color, safety: !!c.safety,
-    threshold: c.threshold ?? meta.threshold ?? 0.5, minArea: c.min_area ?? meta.min_area ?? 0,
+/** The model's settings as edge-run resolved them (model/nerve.json, written by
+ *  edge.model.settings via edge/web/site.py): used as they are, no defaults or rules here.
+ *  Only the page's own ?roi= wins, as edge-run's --roi does. */
+function settings(s, roiOverride) {
+  const [h, w] = s.input_hw;
+  const classes = s.classes.map((c) => ({
+    id: c.id, name: c.name, color: c.color, safety: c.safety, threshold: c.threshold,
+    minArea: c.min_area,
   }));
+  const nerve = classes[s.nerve_index];
+  return {
+    h, w, scale: s.scale, offset: s.offset, threshold: nerve.threshold, minArea: nerve.minArea,
+    presenceThreshold: s.presence_threshold, roi: roiOverride || s.roi, name: s.name,
+    version: s.version, nerveColor: nerve.color,
+    // one class: the nerve-only outputs (0/255 mask, no class map), as edge-run writes them
+    classes: classes.length > 1 ? classes : null,
+  };
 }
 
 /** Any mask pixel within CENTRE_BAND_FRAC of the ROI's width of its vertical centre line. */
@@ -230,7 +218,7 @@ export class Engine {
   }
 
   /** Class ids at frame size (0 = background), safety classes written last: a vessel
-   *  overrides a nerve where both fire (edge.postprocess.class_id_map). */
+   *  overrides a nerve where both fire (edge.model.postprocess.class_id_map). */
   static classMap(results, width, height) {
     const map = new Uint8Array(width * height);
     for (const r of [...results.filter((c) => !c.safety), ...results.filter((c) => c.safety)]) {

@@ -1,4 +1,5 @@
-"""Models installed on a board: install one, keep the one before it, go back.
+"""Where models live: the packaged default, and the ones installed on a board (edge-deploy:
+install one, keep the one before it, go back).
 
     store = ModelStore(Path("/var/lib/nerve-edge"))
     entry = store.install(Path("clinic_int8.tflite"))      # verified, copied, made current
@@ -20,6 +21,7 @@ Nothing here restarts the service: the caller does (``systemctl restart nerve-ed
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import os
 import re
 import shutil
@@ -29,7 +31,13 @@ from pathlib import Path
 
 from edge.errors import ModelError, UserInputError
 from edge.fsutil import model_format
-from edge.metadata import ModelMeta, check_sha256, load_meta, low_dice_warning, sidecar_path
+from edge.model.metadata import (
+    ModelMeta,
+    check_sha256,
+    load_meta,
+    low_dice_warning,
+    sidecar_path,
+)
 
 MODELS_DIR = "models"
 CURRENT = "current"
@@ -42,6 +50,11 @@ RUNNABLE = ("tflite", "onnx")
 # its conversion lowered or switched off the floor (--min-dice 0, --allow-low-dice).
 SHIP_FLOOR = 0.5  # model_format() kinds a board runs
 DEFAULT = "default"  # edge-deploy install default: the model this package ships
+# The packaged models, first match wins: the trained model once it ships, else the fixture.
+DEFAULT_MODELS = {
+    "tflite": ("nerve_default_int8.tflite", "nerve_fixture_int8.tflite"),
+    "onnx": ("nerve_default.onnx", "nerve_fixture.onnx"),
+}
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -55,11 +68,21 @@ def default_state_dir() -> Path:
     return BOARD_STATE
 
 
-def packaged_model() -> Path:
-    """The model edge-run runs when no --model is given."""
-    from edge.loop import default_model_path
-
-    return default_model_path()
+def default_model_path(backend: str | None = None, models_dir=None) -> Path:
+    """The packaged model for ``backend`` (tflite unless "onnx"): nerve_default.* if present,
+    else the fixture. Dropping nerve_default_int8.tflite / nerve_default.onnx (+ their .json
+    sidecars) into edge/models switches the default with no code change. ``models_dir``
+    overrides the packaged folder (tests)."""
+    models = importlib.resources.files("edge") / "models" if models_dir is None else models_dir
+    names = DEFAULT_MODELS["onnx" if backend == "onnx" else "tflite"]
+    for name in names:
+        candidate = models / name
+        if candidate.is_file():
+            return Path(str(candidate))
+    raise ModelError(
+        f"no packaged model ({' or '.join(names)}) in {models}: pass --model PATH, or build the "
+        f"fixture with scripts/make_fixture_model.py"
+    )
 
 
 def installed_model_file(folder: Path) -> Path | None:
@@ -122,7 +145,9 @@ def verify(model: Path, force: bool = False) -> ModelMeta:
     refusal = low_dice_warning(meta) or _below_ship_floor(meta)
     if refusal and not force:
         raise UserInputError(f"{model.name}: {refusal}; pass --force to install it anyway")
-    from edge.backends import open_backend  # loads the runtime: only when the file looks right
+    from edge.model.backends import (
+        open_backend,  # loads the runtime: only when the file looks right
+    )
 
     open_backend(model)
     return meta
@@ -220,7 +245,7 @@ class ModelStore:
     def install(self, model: Path | str, force: bool = False) -> Installed:
         """Verify ``model`` ("default": the packaged model), copy it in and make it current;
         the current one becomes previous (unless it is the same model)."""
-        model = packaged_model() if str(model) == DEFAULT else Path(model)
+        model = default_model_path() if str(model) == DEFAULT else Path(model)
         meta = verify(model, force=force)
         self._check_writable()
         folder = self._copy_in(model, meta)

@@ -11,13 +11,13 @@ INTER_LINEAR_EXACT is integer arithmetic (8-bit fixed-point weights), so the fra
 has the same bits on x86, arm64 and in the browser (edge/web/app/imgproc.js); OpenCV's plain
 INTER_LINEAR rounds differently per instruction set, which moved outline pixels.
 
-Multi-class models (a (1, H, W, C) output, C = the sidecar's classes) go through the same
-``decide`` once per channel, with each class's own threshold and min area; the class-id map
-writes the safety classes last, so a vessel overrides a nerve where both fire. Safety rule:
-a safety structure whose mask has a pixel within CENTRE_BAND_FRAC of the image width of the
-image's vertical centre line (the ROI's, when there is one) raises the centre-line warning.
-It is a fixed band, not needle tracking: the probe's centre is where an in-plane needle is
-usually aimed, so a vessel there is worth a look.
+Every model is a list of classes (a (1, H, W, C) output, C = the sidecar's classes; a nerve-only
+model is one class): ``decide`` runs once per channel, with each class's own threshold and min
+area. With more than one class the class-id map writes the safety classes last, so a vessel
+overrides a nerve where both fire. Safety rule: a safety structure whose mask has a pixel within
+CENTRE_BAND_FRAC of the image width of the image's vertical centre line (the ROI's, when there
+is one) raises the centre-line warning. It is a fixed band, not needle tracking: the probe's
+centre is where an in-plane needle is usually aimed, so a vessel there is worth a look.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from edge.metadata import DEFAULT_CLASSES, DEFAULT_MIN_AREA, DEFAULT_THRESHOLD, ClassSpec
+from edge.model.metadata import DEFAULT_CLASSES, DEFAULT_MIN_AREA, DEFAULT_THRESHOLD, ClassSpec
 from edge.types import ClassResult
 
 MASK_ON = 255  # mask value for nerve pixels in frame-size masks
@@ -82,29 +82,12 @@ class PostResult:
     safety_warning: bool = False
 
 
-def split_outputs(outputs: list[np.ndarray]) -> tuple[np.ndarray, float | None]:
-    """Backend outputs -> (probability map HxW float32, presence score or None).
-
-    The mask is the 4-D (1, H, W, 1) output, the presence score the 2-D (1, 1) one, whatever
-    order the runtime lists them in.
-    """
-    prob, presence = None, None
-    for out in outputs:
-        arr = np.asarray(out)
-        if arr.ndim == 4 and prob is None:
-            prob = arr[0, :, :, 0]
-        elif arr.ndim == 2 and arr.size == 1 and presence is None:
-            presence = float(arr.reshape(-1)[0])
-    if prob is None:
-        shapes = ", ".join(str(np.shape(o)) for o in outputs)
-        raise ValueError(f"no (1, H, W, 1) mask among the model outputs: {shapes}")
-    return prob.astype(np.float32, copy=False), presence
-
-
-def split_class_outputs(outputs: list[np.ndarray], n_classes: int
-                        ) -> tuple[np.ndarray, list[float | None]]:
-    """Backend outputs -> (probabilities H x W x C float32, one presence score or None per
-    class). A (1, C) presence head gates every class; a (1, 1) one only the first (nerve)."""
+def split_outputs(outputs: list[np.ndarray], n_classes: int = 1
+                  ) -> tuple[np.ndarray, list[float | None]]:
+    """THE output splitter: backend outputs -> (probabilities H x W x C float32, one presence
+    score or None per class), whatever order the runtime lists them in. The mask is the 4-D
+    (1, H, W, C) output; a (1, C) presence head gates every class, a (1, 1) one only the first
+    (a nerve-only model: its one class)."""
     probs, scores = None, None
     for out in outputs:
         arr = np.asarray(out)
@@ -120,16 +103,13 @@ def split_class_outputs(outputs: list[np.ndarray], n_classes: int
     return probs.astype(np.float32, copy=False), presence
 
 
-def class_configs(classes: tuple[ClassSpec, ...], cfg: PostprocessConfig,
-                  threshold: float | None = None, min_area: int | None = None
+def class_configs(classes: tuple[ClassSpec, ...], cfg: PostprocessConfig
                   ) -> tuple[PostprocessConfig, ...]:
-    """Each class's config: ``threshold``/``min_area`` given here (the --threshold and
-    --min-area flags) win, then the class's own sidecar values, then ``cfg``'s."""
-    def pick(flag, own, default):
-        return flag if flag is not None else own if own is not None else default
-
-    return tuple(replace(cfg, threshold=pick(threshold, c.threshold, cfg.threshold),
-                         min_area=pick(min_area, c.min_area, cfg.min_area)) for c in classes)
+    """Each class's config: its own threshold / min_area (resolved by edge.model.settings:
+    flag > the class's sidecar value > the model's), else ``cfg``'s."""
+    return tuple(replace(cfg, threshold=cfg.threshold if c.threshold is None else c.threshold,
+                         min_area=cfg.min_area if c.min_area is None else c.min_area)
+                 for c in classes)
 
 
 def near_centre_line(mask: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> bool:
@@ -168,7 +148,7 @@ def decide(prob: np.ndarray, presence: float | None, cfg: PostprocessConfig) -> 
     """THE mask decision, at model size: threshold, drop components under ``min_area``, and
     empty the mask when a presence score is below ``presence_threshold``. uint8 0/1.
 
-    The device (Postprocessor) and every evaluation (edge.evaluate.score) call this, so a
+    The device (Postprocessor) and every evaluation (edge.model.evaluate.score) call this, so a
     model is scored exactly the way it is used.
     """
     mask01 = binarize(prob, cfg)
@@ -197,21 +177,21 @@ def to_frame(
 
 
 class Postprocessor:
-    """Stateful post-processing: keeps the smoothed probability map between frames.
+    """Stateful post-processing: keeps the smoothed probability maps between frames. One path
+    for every model: one decide() per class (a nerve-only model has one class).
 
     Call ``reset()`` when the stream jumps (a new video, a new patient).
     """
 
     def __init__(self, cfg: PostprocessConfig | None = None,
-                 classes: tuple[ClassSpec, ...] | None = None,
-                 class_cfgs: tuple[PostprocessConfig, ...] | None = None):
-        """``classes`` (None = nerve-only): the sidecar's class list, channel order;
-        ``class_cfgs``: their configs (default: class_configs(classes, cfg))."""
+                 classes: tuple[ClassSpec, ...] | None = None):
+        """``classes``: the model's classes in channel order (None = DEFAULT_CLASSES, the
+        nerve); their own threshold / min_area win over ``cfg``'s."""
         self.cfg = cfg or PostprocessConfig()
-        self.classes = tuple(classes) if classes else None
-        if self.classes and class_cfgs is None:
-            class_cfgs = class_configs(self.classes, self.cfg)
-        self.class_cfgs = class_cfgs
+        self.classes = tuple(classes or DEFAULT_CLASSES)
+        self.class_cfgs = class_configs(self.classes, self.cfg)
+        names = [c.name for c in self.classes]
+        self.nerve = names.index(NERVE_NAME) if NERVE_NAME in names else 0
         self._ema: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -229,39 +209,28 @@ class Postprocessor:
             self._ema += np.float32(1.0 - s) * prob
         return self._ema.copy()  # the result outlives this frame; the state must not leak
 
+    def decide(self, probs: np.ndarray, presence: list[float | None]) -> list[np.ndarray]:
+        """(H, W, C) probabilities -> one (H, W) uint8 0/1 decision per class, model size."""
+        return [decide(probs[..., k], presence[k], cfg) for k, cfg in enumerate(self.class_cfgs)]
+
     def __call__(
         self,
         outputs: list[np.ndarray],
         frame_hw: tuple[int, int],
         roi: tuple[int, int, int, int] | None = None,
     ) -> PostResult:
-        if self.classes is not None and len(self.classes) > 1:
-            return self._multi(outputs, frame_hw, roi)
-        prob, presence = split_outputs(outputs)
-        prob = self._smooth(prob)
-        mask01 = decide(prob, presence, self.cfg if self.classes is None else self.class_cfgs[0])
-        mask = to_frame(mask01, frame_hw, roi)
-        area = int(cv2.countNonZero(mask))
-        spec = (self.classes or DEFAULT_CLASSES)[0]
-        one = ClassResult(spec.id, spec.name, spec.color, spec.safety, mask, area > 0, area,
-                          spec.safety and near_centre_line(mask, roi))
-        return PostResult(mask=mask, prob=prob, detected=area > 0, area_px=area, presence=presence,
-                          classes=[one], safety_warning=one.near_centre)
-
-    def _multi(self, outputs, frame_hw, roi) -> PostResult:
-        """One decide() per channel, then the class-id map; nerve fields from "nerve"."""
-        probs, presence = split_class_outputs(outputs, len(self.classes))
+        probs, presence = split_outputs(outputs, len(self.classes))
         probs = self._smooth(probs)
         results = []
-        for k, (spec, cfg) in enumerate(zip(self.classes, self.class_cfgs, strict=True)):
-            mask = to_frame(decide(probs[..., k], presence[k], cfg), frame_hw, roi)
+        for spec, mask01 in zip(self.classes, self.decide(probs, presence), strict=True):
+            mask = to_frame(mask01, frame_hw, roi)
             area = int(cv2.countNonZero(mask))
             results.append(ClassResult(spec.id, spec.name, spec.color, spec.safety, mask,
                                        area > 0, area, spec.safety and near_centre_line(mask, roi)))
-        names = [c.name for c in self.classes]
-        k = names.index(NERVE_NAME) if NERVE_NAME in names else 0
-        nerve = results[k]
-        return PostResult(mask=nerve.mask, prob=probs[..., k], detected=nerve.detected,
-                          area_px=nerve.area_px, presence=presence[k], classes=results,
-                          class_map=class_id_map(results),
+        nerve = results[self.nerve]
+        # class-id map: only where there is more than one class (a nerve-only model's masks
+        # stay 0/255, as its --save-masks files always were)
+        return PostResult(mask=nerve.mask, prob=probs[..., self.nerve], detected=nerve.detected,
+                          area_px=nerve.area_px, presence=presence[self.nerve], classes=results,
+                          class_map=class_id_map(results) if len(results) > 1 else None,
                           safety_warning=any(c.near_centre for c in results))

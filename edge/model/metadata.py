@@ -20,7 +20,7 @@ from typing import Any
 
 from edge.errors import ModelError
 from edge.fsutil import write_json_atomic  # re-exported: callers import it from here
-from edge.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+from edge.model.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
 
 DEFAULT_THRESHOLD = 0.5  # probability above which a pixel is nerve
 DEFAULT_MIN_AREA = 0  # connected components smaller than this (model-input pixels) are dropped
@@ -39,7 +39,7 @@ class ClassSpec:
     id: 1..255, the pixel value in class-id masks (0 = background).
     color: "#rrggbb" (RGB) for the overlay, the legend and the clinic view.
     safety: a structure the needle must avoid: drawn over the others, drives the centre-line
-            warning (edge.postprocess.near_centre_line).
+            warning (edge.model.postprocess.near_centre_line).
     threshold, min_area: this class's own values; None = the sidecar's ``threshold`` /
             ``min_area``.
     """
@@ -62,12 +62,38 @@ def color_bgr(color: str) -> tuple[int, int, int]:
     return b, g, r
 
 
-# The nerve's colour when the sidecar names none: amber, which stands out on gray ultrasound.
-# THE one place: the overlay draws it, status.json and the clinic view's swatch carry it, and
-# the browser runner (edge/web/app/app.js NERVE_COLOR, checked equal by a test) draws it.
+# THE colour table. The nerve: amber, which stands out on gray ultrasound; the overlay draws
+# it, status.json and the clinic view's swatch carry it, the browser runner gets it through
+# the resolved settings (model/nerve.json), and `edge-train --classes` writes it.
 NERVE_COLOR = "#ffc800"
+SAFETY_COLOR = "#ff3030"  # structures a needle must avoid
+OTHER_COLORS = ("#00b0ff", "#b040ff", "#40ff80", "#ff8c00")  # further classes, in order
+# Structures a needle must avoid (ScanNav's "safety structures"): safety by default.
+SAFETY_NAMES = frozenset({"vessel", "artery", "vein", "pleura", "peritoneum", "bone"})
 # No "classes" in the sidecar: one nerve class (today's single-output models).
 DEFAULT_CLASSES = (ClassSpec(id=1, name="nerve", color=NERVE_COLOR, safety=False),)
+
+
+def default_color(name: str, index: int) -> str:
+    """A new class's colour (``edge-train --classes``): the table above, by name, then order."""
+    if name == DEFAULT_CLASSES[0].name:
+        return NERVE_COLOR
+    if name in SAFETY_NAMES:
+        return SAFETY_COLOR
+    return OTHER_COLORS[index % len(OTHER_COLORS)]
+
+
+def classes_from_flags(ids: list[int], names: list[str]) -> tuple[ClassSpec, ...]:
+    """``--classes 1,2 --class-names nerve,vessel`` -> the validated class list (colours and
+    safety from the table above); ModelError naming --classes for a bad or repeated entry."""
+    listed = [{"id": i, "name": n, "color": default_color(n, k), "safety": n in SAFETY_NAMES}
+              for k, (i, n) in enumerate(zip(ids, names, strict=True))]
+    return parse_classes(listed, "--classes")
+
+
+def class_dicts(classes: tuple[ClassSpec, ...]) -> tuple[dict[str, Any], ...]:
+    """ClassSpecs as the sidecar / config.json writes them (unset values left out)."""
+    return tuple({k: v for k, v in asdict(c).items() if v is not None} for c in classes)
 
 
 @dataclass(frozen=True)
@@ -148,7 +174,7 @@ FIELD_RULES = {
     "extra": (lambda v: isinstance(v, dict), "a JSON object"),
     "classes": (lambda v: isinstance(v, list) and 0 < len(v) <= MAX_CLASS_ID,
                 f"a list of 1 to {MAX_CLASS_ID} class objects "
-                '[{"id": 1, "name": "nerve", "color": "#ffd400", "safety": false}, ...]'),
+                f'[{{"id": 1, "name": "nerve", "color": "{NERVE_COLOR}", "safety": false}}, ...]'),
 }
 # classes[i].<key> -> (is the value valid, what a valid value looks like); None = absent.
 CLASS_RULES = {
@@ -165,7 +191,8 @@ REQUIRED_CLASS_KEYS = ("id", "name", "color")
 
 
 def _bad_field(where: str, name: str, value: Any, expected: str) -> ModelError:
-    fix = "fix it, or delete it to run with the documented defaults"
+    fix = ("fix the flag" if where.startswith("--")
+           else "fix it, or delete it to run with the documented defaults")
     return ModelError(f"{where}: field {name!r} is {json.dumps(value)[:60]}; expected "
                       f"{expected}; {fix}")
 
@@ -238,7 +265,7 @@ def meta_to_dict(meta: ModelMeta) -> dict[str, Any]:
     if d["classes"] is None:
         del d["classes"]  # a nerve-only sidecar stays as it was
     else:
-        d["classes"] = [{k: v for k, v in c.items() if v is not None} for c in d["classes"]]
+        d["classes"] = list(class_dicts(meta.classes))
     return d
 
 

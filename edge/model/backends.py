@@ -1,7 +1,7 @@
 """Model interpreters: one small class per format, chosen by file suffix from a table.
 
     backend = open_backend("edge/models/nerve_fixture_int8.tflite", threads=1)
-    outputs = backend.run(x)        # x: (1, H, W, C) float32 from edge.preprocess
+    outputs = backend.run(x)        # x: (1, H, W, C) float32 from edge.model.preprocess
 
 ``run`` always takes the float model input (in the units of the model's normalization) and
 returns float32 outputs: int8/uint8 models are quantized and dequantized here with the
@@ -9,7 +9,7 @@ model's OWN scale/zero-point (feeding raw pixels to an int8 model is the classic
 
 Output order is stable: outputs sorted by tensor name (TFLite: "StatefulPartitionedCall:0",
 ":1", ...; ONNX: "mask", "presence"). Callers should not rely on position anyway:
-``edge.postprocess.split_outputs`` tells the mask (4-D) from the presence score (2-D).
+``edge.model.postprocess.split_outputs`` tells the mask (4-D) from the presence score (2-D).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 from edge.clikit import native_stderr_without, require
 from edge.errors import ModelError
 from edge.fsutil import MODEL_FORMATS
-from edge.metadata import load_meta
-from edge.preprocess import DEFAULT_INPUT_HW
+from edge.model.metadata import load_meta
+from edge.model.preprocess import DEFAULT_INPUT_HW
 
 # Interpreter modules in order of preference. tensorflow.lite is the last resort: it drags
 # in all of TensorFlow, which the device must not need (DESIGN principle 1).
