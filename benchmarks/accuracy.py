@@ -27,7 +27,7 @@ from pathlib import Path
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
 from benchmarks.runtime import open_model
-from edge.clikit import MissingExtra
+from edge.deps import MissingExtra
 from edge.errors import UserInputError
 from edge.evaluate import class_posts, score, score_classes
 from edge.metadata import sha256_file

@@ -43,7 +43,7 @@ from benchmarks.ceiling_models import (
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
 from benchmarks.macs import count_model_macs, open_tflite_interpreter
-from edge.clikit import MissingExtra
+from edge.deps import MissingExtra
 
 __all__ = ["CEIL_MACS", "CeilingUnavailable", "run_ceiling", "attach_fractions"]
 

@@ -30,7 +30,7 @@ import numpy as np
 from benchmarks.machine import describe_machine
 from benchmarks.macs import count_model_macs, model_precision
 from benchmarks.runtime import open_model, preimport, resolve_backend, synthetic_input
-from edge.clikit import MissingExtra, missing_extra_message
+from edge.deps import MissingExtra, missing_extra_message
 from edge.metadata import sha256_file
 
 DEFAULT_THREADS = (1, 2)

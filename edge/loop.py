@@ -27,7 +27,6 @@ import numpy as np
 from edge import sinks as sink_module  # gui_problem at call time: one stand-in for both
 from edge.backends import open_backend
 from edge.classes import ClassTally, class_lines, status_suffix
-from edge.clikit import stop_reason
 from edge.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
@@ -44,6 +43,7 @@ from edge.preprocess import (
     normalize,
     to_gray8,
 )
+from edge.signals import stop_reason
 from edge.sinks import MaskDirSink, VideoFileSink, WindowSink
 from edge.sources import SourceConfig, open_source
 from edge.types import Frame, FrameResult

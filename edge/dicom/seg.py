@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge import __version__ as EDGE_VERSION
-from edge.clikit import require
+from edge.deps import require
 from edge.errors import OutputError
 
 SEG_SERIES_NUMBER = 9901  # high series numbers keep derived series after the scanner's own
