@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge import signals
 from edge import sinks as sink_module  # gui_problem at call time: one stand-in for both
 from edge.backends import open_backend
 from edge.classes import ClassTally, class_lines, status_suffix
@@ -430,14 +431,15 @@ def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: lis
                 outputs = model.backend.run_gray8(gray) if model.fast else model.backend.run(x)
             with meter.stage("postprocess"):
                 post = model.post(outputs, frame.image.shape[:2], pre.roi)
-                area.add(post.area_px, post.detected)  # px, or mm2 when the source knows
-                tally.add(post.classes, post.safety_warning)
             with meter.stage("render"):
                 if sinks:  # headless with no output: no BGR copy for nobody
                     result = render(cfg, frame, post, meter, overlay, area)
                     for sink in sinks:
                         sink.write(result)
-            meter.end_frame()
+            with signals.held():  # a stop counts this frame in every counter or in none
+                meter.end_frame()
+                area.add(post.area_px, post.detected)  # px, or mm2 when the source knows
+                tally.add(post.classes, post.safety_warning)
             status.update(meter, post, area)
             if cfg.max_frames and meter.frames >= cfg.max_frames:
                 return MAX_FRAMES, None
