@@ -66,7 +66,7 @@ CALLBACK_DEPTH = 3
 # helpers that its C++ calls back, tf_keras saving through h5py) it is held back until the
 # kit's code runs again: raised there it ended in "SystemError ... exception set" (exit 1)
 # or h5py's "Exception ignored ... KeyError" in the sweep. Training calls the kit's code
-# after every batch (train.loop.StopPoint), so a stop still comes within a batch.
+# after every batch (train.callbacks.StopPoint), so a stop still comes within a batch.
 _KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RAISE_IN = tuple(os.path.join(_KIT, pkg, "") for pkg in ("edge", "train", "convert",
                                                          "benchmarks"))
