@@ -32,19 +32,16 @@ import numpy as np
 from edge.clikit import ArgumentParser, add_common_flags
 from edge.fsutil import write_json_atomic
 from edge.preprocess import to_gray8
-from train.datasets import (
+from train.datafiles import (
     KAGGLE_FRAME_HW,
-    MASK_SUFFIX,
     DataError,
     Sample,
-    find_samples,
-    kaggle_subject,
     read_image,
     read_mask,
     read_rle_csv,
     rle_decode,
-    subjects_of,
 )
+from train.datasets import MASK_SUFFIX, find_samples, kaggle_subject, subjects_of
 
 DEFAULT_WIDTH = 256  # px; 580 x 420 -> 256 x 185, the frames the shipped model was trained on
 MIN_WIDTH = 16  # px; below this nothing of a nerve is left

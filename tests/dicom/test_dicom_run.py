@@ -9,12 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us
+from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us, read_masks
 
 from edge.cli import main
 from edge.dicom.area import NerveArea
 from edge.dicom.read import DicomSource
-from edge.dicom.seg import read_masks
 from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
 from edge.preprocess import frame_to_gray_input, normalize

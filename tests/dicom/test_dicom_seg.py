@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dicomfiles import PATIENT_ID
+from dicomfiles import PATIENT_ID, read_masks
 
 from edge.dicom.read import DicomSource
-from edge.dicom.seg import build_capture, build_seg, read_masks
+from edge.dicom.seg import build_capture, build_seg
 from edge.dicom.sink import DicomSink
 from edge.errors import OutputError
 from edge.types import FrameResult
