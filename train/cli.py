@@ -291,21 +291,21 @@ def _resume_hint(out: str) -> str:
 # Subcommands besides training itself (the default, also spelled `edge-train train`).
 def _prepare(argv: list[str]) -> int:
     """Public downloads -> the kit's layouts (numpy + OpenCV only, no TensorFlow)."""
-    from train.prepare import main as prepare_main
+    from train.cli_subcommands import prepare_main
 
     return prepare_main(argv)
 
 
 def _export_init(argv: list[str]) -> int:
     """A run's float Keras model + sidecar: a starting point for --init-weights (no TF)."""
-    from train.export_init import main as export_main
+    from train.cli_subcommands import export_main
 
     return export_main(argv)
 
 
 def _cv(argv: list[str]) -> int:
     """K-fold cross-validation: one edge-train process per fold + a results JSON."""
-    from train.cv import main as cv_main
+    from train.cli_subcommands import cv_main
 
     return cv_main(argv)
 
