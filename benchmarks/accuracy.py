@@ -112,7 +112,7 @@ def evaluate_model(path: str | Path, cache: FrameCache, cfg: AccuracyConfig,
     path = Path(path)
     t0 = time.perf_counter()
     model = open_model(path, cfg.backend, cfg.threads)
-    from train.classes import classes_of
+    from train.config import classes_of
 
     settings = settings_for(path, model, cfg.threshold, cfg.min_area, cfg.presence_threshold)
     classes = classes_of(path)

@@ -14,10 +14,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from benchmarks.soak import SoakConfig
+from typing import Protocol
 
 MB = 1e6  # decimal megabytes, like the issue's figures
 PROC_SELF_STATUS = Path("/proc/self/status")
@@ -28,6 +25,17 @@ POLL_PATHS = ("/status.json", "/metrics", "/frame.jpg")  # what a watching brows
 POLL_TIMEOUT_S = 5.0
 STOP_GRACE_S = 30.0  # after SIGINT, how long the child may take to write its summary
 KILL_GRACE_S = 5.0  # after SIGTERM, before SIGKILL
+
+
+class ChildPlan(Protocol):
+    """What watch_child needs of a soak's config (benchmarks.soak.SoakConfig has it)."""
+
+    command: tuple[str, ...]
+    sample_s: float
+    block_s: float
+
+    @property
+    def duration_s(self) -> float: ...
 
 
 def read_rss_bytes(pid: int) -> int | None:
@@ -136,7 +144,7 @@ def _stop(proc: subprocess.Popen) -> str:
     return "SIGKILL"
 
 
-def watch_child(cfg: SoakConfig, log) -> tuple[Watch, int, str, float]:
+def watch_child(cfg: ChildPlan, log) -> tuple[Watch, int, str, float]:
     """Run the child for cfg.minutes, sampling; returns (watch, exit code, stop, wall s)."""
     watch = Watch()
     t0 = time.monotonic()

@@ -23,13 +23,12 @@ Usage in a tool::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from edge import signals
+from edge import log, signals
 from edge.deps import (  # noqa: F401  (re-exported: the tools' names for them)
     EXTRAS,
     TF_IMPORT_NOISE,
@@ -42,6 +41,7 @@ from edge.deps import (  # noqa: F401  (re-exported: the tools' names for them)
     tensorflow_is_quiet,
 )
 from edge.errors import EdgeError
+from edge.log import config_block  # noqa: F401  (re-exported for the CLIs)
 from edge.signals import Terminated, stop_reason  # noqa: F401  (the tools' names for them)
 
 EXIT_OK = 0
@@ -106,6 +106,7 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
     debug = DEBUG_FLAG in argv
     signals.install(prog, program=program)  # the entry module installed them first
     signals.body_started()  # a signal now raises, so the body's cleanup paths run
+    log.configure(prog)  # the one message channel (edge.log), set up once per run
     try:
         code = body(argv)
         return EXIT_OK if code is None else int(code)
@@ -220,22 +221,3 @@ def add_postprocess_flags(p: argparse.ArgumentParser, whose: str) -> None:
                         f"{whose}, else 0)")
     p.add_argument("--presence-threshold", type=float, default=None,
                    help=f"empty the mask below this presence score (None: {whose}, else 0.5)")
-
-
-def _plain(value) -> object:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return " ".join(f"{k}={_plain(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(_plain(v)) for v in value) or "-"
-    return "-" if value is None else value
-
-
-def config_block(title: str, cfg) -> str:
-    """A resolved config (a dataclass or a dict) as a short readable block, one
-    ``  name: value`` line per field (nested configs on one line), for the start of a run."""
-    fields = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
-    width = max((len(k) for k in fields), default=0)
-    lines = [f"{title}:"] + [f"  {k:<{width}}  {_plain(v)}" for k, v in fields.items()]
-    return "\n".join(lines)

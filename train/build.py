@@ -9,6 +9,7 @@ import numpy as np
 import tf_keras as keras
 
 from edge.errors import ModelError
+from edge.log import say
 from train.config import TrainConfig
 from train.initmodel import init_keras_path
 from train.losses import BceDiceLoss, DeepSupervisionLoss, MultiBceDiceLoss, SoftDice
@@ -44,13 +45,13 @@ def load_init_weights(model, path, nerve_index: int | None = None) -> None:
     nerve_index (a multi-class model from a nerve-only one): every layer whose weight shapes
     match is copied, and the C-channel head takes the nerve head as channel nerve_index."""
     p = init_keras_path(path)
-    print(f"init: weights from {p}")
+    say(f"init: weights from {p}")
     if nerve_index is not None:
         try:
             source = load_keras(p)
         except (ValueError, OSError, ModelError) as e:
             raise ModelError(f"--init-weights {p}: cannot load it ({str(e)[:120]})") from e
-        print(init_from_nerve(model, source, nerve_index))
+        say(init_from_nerve(model, source, nerve_index))
         return
     try:
         if p.suffix == ".h5":

@@ -15,6 +15,7 @@ import tf_keras as keras
 from edge import signals
 from edge.evaluate import LabelledFrames, score, score_classes
 from edge.fsutil import atomic_path, write_json_atomic
+from edge.log import say
 from edge.postprocess import PostprocessConfig
 from train import evaluate
 from train.config import RUN_MODEL, TrainConfig
@@ -142,7 +143,7 @@ class BestAndResume(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)
         write_json_atomic(self.out / CKPT_DIR / STATE_FILE, st)
         if self.cfg.patience and st["wait"] >= self.cfg.patience and not keep_last:
-            print(f"early stopping: val_dice has not improved for {st['wait']} epochs "
+            say(f"early stopping: val_dice has not improved for {st['wait']} epochs "
                   f"(best {st['best_val_dice']:.4f} at epoch {st['best_epoch']})")
             self.model.stop_training = True
         if (self.out / "history.csv").is_file():

@@ -76,22 +76,3 @@ def nerve_channel(classes, nerve_class: int = 1) -> int | None:
             return k
     names = [c["name"] for c in classes]
     return names.index("nerve") if "nerve" in names else None
-
-
-def classes_of(model_path) -> tuple[dict[str, Any], ...] | None:
-    """The class list of a model file: its sidecar's ``"classes"`` (.tflite/.onnx), else its
-    run folder's config (.keras); None = a nerve-only model."""
-    from dataclasses import asdict
-    from pathlib import Path
-
-    from edge.metadata import load_meta, sidecar_path
-
-    path = Path(model_path)
-    if sidecar_path(path).is_file():
-        found = load_meta(path).classes  # validated edge.metadata.ClassSpecs
-        if found:
-            return tuple({k: v for k, v in asdict(c).items() if v is not None} for c in found)
-    from train.config import run_of
-
-    run = run_of(path) if path.suffix in (".keras", ".h5") or path.is_dir() else None
-    return tuple(run.config.classes) if run and run.config.classes else None

@@ -15,6 +15,7 @@ from typing import Any
 
 from edge.errors import UserInputError
 from edge.preprocess import DEFAULT_INPUT_HW, DEFAULT_OFFSET, DEFAULT_SCALE, PreprocessConfig
+from train.classes import nerve_only
 
 RUN_CONFIG = "config.json"  # the run folder's files (see train/loop.py)
 RUN_SPLIT = "split.json"
@@ -115,8 +116,6 @@ class TrainConfig:
     @property
     def class_list(self) -> tuple[dict[str, Any], ...]:
         """The classes the model outputs (nerve-only: the one implicit nerve class)."""
-        from train.classes import nerve_only
-
         return tuple(self.classes) if self.classes else nerve_only(self.nerve_class)
 
 
@@ -217,3 +216,17 @@ def run_of(model: str | os.PathLike) -> RunFolder | None:
     model = Path(model)
     folder = model if model.is_dir() else model.parent
     return read_run(folder) if (folder / RUN_CONFIG).is_file() else None
+
+
+def classes_of(model_path) -> tuple[dict[str, Any], ...] | None:
+    """The class list of a model file: its sidecar's ``"classes"`` (.tflite/.onnx), else its
+    run folder's config (.keras); None = a nerve-only model."""
+    from edge.metadata import load_meta, sidecar_path  # in-function: config.py stays light
+
+    path = Path(model_path)
+    if sidecar_path(path).is_file():
+        found = load_meta(path).classes  # validated edge.metadata.ClassSpecs
+        if found:
+            return tuple({k: v for k, v in asdict(c).items() if v is not None} for c in found)
+    run = run_of(path) if path.suffix in (".keras", ".h5") or path.is_dir() else None
+    return tuple(run.config.classes) if run and run.config.classes else None

@@ -35,6 +35,7 @@ import numpy as np
 
 from edge.errors import UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
+from edge.log import say
 from edge.postprocess import PostprocessConfig
 
 FOLD_DIR = "fold{}"
@@ -79,7 +80,7 @@ def _run_fold(train_args: list[str], out: Path, folds: int, k: int) -> dict:
         args = list(train_args)
         args[args.index("--out") + 1] = str(fold_out)
         cmd = [sys.executable, "-m", "train.cli", *args, "--folds", str(folds), "--fold", str(k)]
-        print("edge-train cv:", " ".join(cmd), flush=True)
+        say("edge-train cv: " + " ".join(cmd))
         rc = subprocess.call(cmd)
         if rc != 0:
             raise RuntimeError(f"fold {k} failed (exit {rc}); see its output above")
@@ -100,7 +101,7 @@ def convert_fold(fold_out: Path) -> Path:
                "--name", fold_out.name,
                # a measurement, not a release: the gate records, the results judge
                "--allow-low-dice", "--max-dice-drop", "1", "--max-drift", "1"]
-        print("edge-train cv:", " ".join(cmd), flush=True)
+        say("edge-train cv: " + " ".join(cmd))
         rc = subprocess.call(cmd)
         if rc != 0 or not target.is_file():
             raise RuntimeError(f"converting {fold_out} failed (exit {rc}); see its output")

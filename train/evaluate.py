@@ -147,7 +147,7 @@ def _select(samples, subjects: str, run: RunFolder | None):
 def evaluate(cfg: EvalConfig) -> dict:
     """Score a model on frames; writes out/metrics.json and out/overlays.png; returns metrics."""
     from edge.evaluate import class_posts, score_classes
-    from train.classes import classes_of
+    from train.config import classes_of
     from train.modelio import open_model, settings_for
 
     run = run_of(cfg.model)

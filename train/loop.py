@@ -30,10 +30,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from edge.clikit import config_block
 from edge.errors import ModelError
 from edge.evaluate import LabelledFrames, class_posts, score, score_classes
 from edge.fsutil import check_writable_dir, write_json_atomic
+from edge.log import config_block, say
 from edge.postprocess import PostprocessConfig
 from train import datasets
 from train.augment import augment_config
@@ -99,7 +99,7 @@ def set_threads(threads: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
     except RuntimeError:  # TF already running in this process (library use, tests)
         current = tf.config.threading.get_intra_op_parallelism_threads()
-        print(f"note: TensorFlow is already running; --threads {threads} ignored "
+        say(f"note: TensorFlow is already running; --threads {threads} ignored "
               f"(intra-op threads {current or 'default'})")
 
 
@@ -129,7 +129,7 @@ def prepare_data(cfg: TrainConfig) -> RunData:
 def _tensorboard(out: Path) -> list:
     """TensorBoard logging when the tensorboard package is installed (tf.summary needs it)."""
     if importlib.util.find_spec("tensorboard") is None:
-        print("note: tensorboard is not installed: no TensorBoard logs "
+        say("note: tensorboard is not installed: no TensorBoard logs "
               "(pip install tensorboard to get them)")
         return []
     return [keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False,
@@ -147,7 +147,7 @@ def _restore(ckpt, restore_dir: Path, cfg: TrainConfig) -> dict:
                          f"--resume to start a new run")
     ckpt.restore(latest).expect_partial()
     state = {**fresh, **json.loads(state_path.read_text())}
-    print(f"resuming from {latest} after epoch {state['epoch']} "
+    say(f"resuming from {latest} after epoch {state['epoch']} "
           f"(best val_dice {state['best_val_dice']:.4f})")
     return state
 
@@ -157,7 +157,7 @@ def _write_run_files(out: Path, cfg: TrainConfig, data: RunData, device_model) -
                 "n_train_frames": int(len(data.x_train)), "n_val_frames": int(len(data.val)),
                 "params": int(device_model.count_params()), "macs": count_macs(device_model)}
     write_run(out, resolved, Split(tuple(data.train_subjects), tuple(data.val_subjects)))
-    print(config_block("edge-train: resolved config", resolved))
+    say(config_block("edge-train: resolved config", resolved))
 
 
 def _final_metrics(out: Path, model, data: RunData, cfg: TrainConfig, extra: dict) -> dict:
@@ -235,7 +235,7 @@ def train(cfg: TrainConfig) -> dict:
     if chief:
         check_writable_dir(real_out, "--out")
         for p in remove_partial_files(real_out):
-            print(f"note: removed {p.name}, left by an interrupted run")
+            say(f"note: removed {p.name}, left by an interrupted run")
     out = real_out if chief else Path(tempfile.mkdtemp(prefix="edge-train-worker-"))
     try:
         return _train(cfg, strategy, out, real_out / CKPT_DIR, chief)
@@ -262,7 +262,7 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
                               nerve_channel(cfg.classes, cfg.nerve_class) if cfg.classes
                               else None)
         if cfg.freeze_encoder:
-            print(f"froze {freeze_encoder(model)} encoder layers")
+            say(f"froze {freeze_encoder(model)} encoder layers")
         compile_model(model, cfg, steps)
         model.optimizer.build(model.trainable_variables)  # slots exist before a restore
         ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
@@ -288,6 +288,6 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
              "macs": count_macs(device_model)}
     result = _final_metrics(out, device_model, data, cfg, extra)
     if chief:
-        print("validation (best model):", json.dumps(
+        say("validation (best model):", json.dumps(
             {k: result[k] for k in ("per_image_dice", "pooled_dice", "iou", "best_epoch")}))
     return result

@@ -18,7 +18,6 @@ leaves no half-prepared data set. See docs/data.md.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import cv2
 import numpy as np
 
 from edge.fsutil import write_json_atomic
+from edge.log import progress
 from edge.preprocess import to_gray8
 from train.datafiles import (
     KAGGLE_FRAME_HW,
@@ -58,7 +58,7 @@ Say = Callable[[str], None]
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    progress(line)
 
 
 # ---------------------------------------------------------------- output staging

@@ -11,7 +11,8 @@ import numpy as np
 from benchmarks.accuracy import FrameCache, class_figures
 from edge.postprocess import PostprocessConfig
 from edge.preprocess import PreprocessConfig
-from train.classes import classes_of, parse_classes
+from train.classes import parse_classes
+from train.config import classes_of
 from train.datasets import find_samples
 from train.modelio import ModelSettings
 
