@@ -66,14 +66,6 @@ class CeilingConfig:
     cache_dir: str | None = None  # None = $NERVE_EDGE_CACHE or ~/.cache/nerve-edge
 
 
-def tflite_ceiling_model(precision: str, cfg: CeilingConfig, shape_set: str = "wide") -> Path:
-    return MAKERS["tflite"](shape_set, precision, cfg.cache_dir)
-
-
-def onnx_ceiling_model(precision: str, cfg: CeilingConfig, shape_set: str = "wide") -> Path:
-    return MAKERS["onnx"](shape_set, precision, cfg.cache_dir)
-
-
 def check_makeable(cfg: CeilingConfig) -> None:
     """MissingExtra (exit 2, one line with the install command) when no ceiling model at
     all is cached or can be made here: a device install without the [convert] extra."""

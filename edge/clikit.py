@@ -52,12 +52,6 @@ DEBUG_FLAG = "--debug"
 VERBOSE_FLAG = "--verbose"
 
 
-def install_signal_handlers(prog: str = "nerve-edge") -> None:
-    """SIGTERM -> Terminated, SIGINT -> KeyboardInterrupt (also when a parent process ignored
-    it), held back while a module is being imported: edge.signals. Main thread only."""
-    signals.install(prog)
-
-
 # Argument types shared by the tools' parsers: a bad value is argparse's one-line usage error.
 def _number(kind: type, text: str, ok, expected: str):
     try:

@@ -144,7 +144,7 @@ class BestAndResume(keras.callbacks.Callback):
         write_json_atomic(self.out / CKPT_DIR / STATE_FILE, st)
         if self.cfg.patience and st["wait"] >= self.cfg.patience and not keep_last:
             say(f"early stopping: val_dice has not improved for {st['wait']} epochs "
-                  f"(best {st['best_val_dice']:.4f} at epoch {st['best_epoch']})")
+                f"(best {st['best_val_dice']:.4f} at epoch {st['best_epoch']})")
             self.model.stop_training = True
         if (self.out / "history.csv").is_file():
             evaluate.write_curves(self.out / "history.csv", self.out / "curves.png")

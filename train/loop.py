@@ -100,7 +100,7 @@ def set_threads(threads: int | None) -> None:
     except RuntimeError:  # TF already running in this process (library use, tests)
         current = tf.config.threading.get_intra_op_parallelism_threads()
         say(f"note: TensorFlow is already running; --threads {threads} ignored "
-              f"(intra-op threads {current or 'default'})")
+            f"(intra-op threads {current or 'default'})")
 
 
 def prepare_data(cfg: TrainConfig) -> RunData:
@@ -130,7 +130,7 @@ def _tensorboard(out: Path) -> list:
     """TensorBoard logging when the tensorboard package is installed (tf.summary needs it)."""
     if importlib.util.find_spec("tensorboard") is None:
         say("note: tensorboard is not installed: no TensorBoard logs "
-              "(pip install tensorboard to get them)")
+            "(pip install tensorboard to get them)")
         return []
     return [keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False,
                                         profile_batch=0)]
@@ -148,7 +148,7 @@ def _restore(ckpt, restore_dir: Path, cfg: TrainConfig) -> dict:
     ckpt.restore(latest).expect_partial()
     state = {**fresh, **json.loads(state_path.read_text())}
     say(f"resuming from {latest} after epoch {state['epoch']} "
-          f"(best val_dice {state['best_val_dice']:.4f})")
+        f"(best val_dice {state['best_val_dice']:.4f})")
     return state
 
 
@@ -288,6 +288,6 @@ def _train(cfg, strategy, out: Path, restore_dir: Path, chief: bool) -> dict:
              "macs": count_macs(device_model)}
     result = _final_metrics(out, device_model, data, cfg, extra)
     if chief:
-        say("validation (best model):", json.dumps(
+        say("validation (best model): " + json.dumps(
             {k: result[k] for k in ("per_image_dice", "pooled_dice", "iou", "best_epoch")}))
     return result
