@@ -31,7 +31,7 @@ from benchmarks.machine import describe_machine
 from benchmarks.macs import count_model_macs, model_precision
 from benchmarks.runtime import open_model, preimport, resolve_backend, synthetic_input
 from edge.deps import MissingExtra, missing_extra_message
-from edge.log import progress
+from edge.log import note
 from edge.metadata import sha256_file
 
 DEFAULT_THREADS = (1, 2)
@@ -53,7 +53,7 @@ Progress = Callable[[str], None]
 
 
 def stderr_progress(line: str) -> None:
-    progress(line)
+    note(line)
 
 
 @dataclass(frozen=True)

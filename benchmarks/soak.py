@@ -37,7 +37,7 @@ from pathlib import Path
 
 from benchmarks.soak_child import MB, Watch, watch_child
 from edge.errors import UserInputError
-from edge.log import progress
+from edge.log import note
 
 SAMPLE_S = 2.0  # RSS sampling period
 BLOCK_S = 60.0  # FPS is reported per block of this length
@@ -217,7 +217,7 @@ def run_soak(cfg: SoakConfig, log=None) -> dict:
     """Run the soak; returns the result document (see the module doc)."""
     from benchmarks.machine import describe_machine
 
-    log = log or progress
+    log = log or note
     log(f"soak: {cfg.minutes:g} min of: {shlex.join(cfg.command)}")
     watch, code, stopped_by, wall = watch_child(cfg, log)
     first_frame_s = watch.status[0][0] if watch.status else None

@@ -2,11 +2,11 @@
 
 - ``say(text)``: a note or a step's outcome ("resuming from ...", "init: weights from ...")
   -> stdout, as the tools always printed them (the Keras progress bar shares it).
-- ``progress(text)``: a periodic progress line ("loading frames: 500/2036") -> stderr, so a
-  tool's stdout stays its results.
+- ``note(text)``: a line for the user's eyes, not a result: progress ("loading frames:
+  500/2036"), "wrote FILE", a resolved config -> stderr, so a tool's stdout stays its results.
 - ``warn(text)``: ``PROG: warning: text`` -> stderr.
 
-Results the user asked for (tables, JSON, "wrote FILE") are printed by the CLI layer itself;
+Results the user asked for (tables, JSON) are printed to stdout by the CLI layer itself;
 errors are clikit's one line. Configured once, by the CLI entry (``edge.clikit.run_cli``
 calls ``configure(prog)``); library code used without a CLI (tests, notebooks) gets the same
 routing on its first message. Streams are looked up when a line is written, so a test that
@@ -21,7 +21,7 @@ import sys
 
 LOGGER = "nerve_edge"  # the one logger; libraries' own loggers are left as they are
 DEFAULT_PROG = "nerve-edge"
-_PROGRESS = "progress"  # record attribute: a progress line (stderr although INFO)
+_NOTE = "note"  # record attribute: a note (stderr although INFO)
 
 
 class _Stream(logging.Handler):
@@ -51,7 +51,7 @@ class _Format(logging.Formatter):
 
 
 def _to_stderr(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING or getattr(record, _PROGRESS, False)
+    return record.levelno >= logging.WARNING or getattr(record, _NOTE, False)
 
 
 def configure(prog: str = DEFAULT_PROG) -> logging.Logger:
@@ -75,8 +75,8 @@ def say(text: str) -> None:
     _logger().info(text)
 
 
-def progress(text: str) -> None:
-    _logger().info(text, extra={_PROGRESS: True})
+def note(text: str) -> None:
+    _logger().info(text, extra={_NOTE: True})
 
 
 def warn(text: str) -> None:

@@ -18,7 +18,7 @@ signals.install_if_program("edge-train", __name__)
 import argparse
 import sys
 
-from edge import clikit
+from edge import clikit, log
 
 TRAIN_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
   edge-train --data data/kaggle-nerve/train --out runs/unet
@@ -200,8 +200,8 @@ def _architecture(a, explicit: set[str]) -> dict:
     arch.update(model=model, input_hw=input_hw or a.input_size)
     arch.update({k: v for k, v in (("scale", init.scale), ("offset", init.offset))
                  if v is not None})
-    print(f"init: {init.path.name}, architecture from {init.described_by}: "
-          f"input {arch['input_hw'][0]}x{arch['input_hw'][1]}, {model}")
+    log.say(f"init: {init.path.name}, architecture from {init.described_by}: "
+            f"input {arch['input_hw'][0]}x{arch['input_hw'][1]}, {model}")
     return arch
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from edge.evaluate import LabelledFrames
 from edge.fsutil import atomic_path
-from edge.log import progress
+from edge.log import note
 from edge.preprocess import PreprocessConfig, frame_to_gray_input, mask_to_input
 from train.datafiles import DataError, Sample, read_class_masks, read_image, read_mask
 
@@ -240,7 +240,7 @@ def _cache_key(samples, pre_cfg: PreprocessConfig, nerve_class: int, resize: boo
 
 def _progress(done: int, total: int, t0: float) -> None:
     if done % PROGRESS_EVERY == 0 or done == total:
-        progress(f"loading frames: {done}/{total} ({time.time() - t0:.1f} s)")
+        note(f"loading frames: {done}/{total} ({time.time() - t0:.1f} s)")
 
 
 def check_mask_size(mask: np.ndarray, image: np.ndarray, sample: Sample,

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from edge.fsutil import write_json_atomic
-from edge.log import progress
+from edge.log import note
 from edge.preprocess import to_gray8
 from train.datafiles import (
     KAGGLE_FRAME_HW,
@@ -58,7 +58,7 @@ Say = Callable[[str], None]
 
 
 def _say(line: str) -> None:
-    progress(line)
+    note(line)
 
 
 # ---------------------------------------------------------------- output staging

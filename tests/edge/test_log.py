@@ -7,10 +7,10 @@ import logging
 from edge import log
 
 
-def test_say_progress_and_warn_go_to_their_streams(capsys):
+def test_say_note_and_warn_go_to_their_streams(capsys):
     log.configure("edge-test")
     log.say("resuming from ckpt")
-    log.progress("loading frames: 1/2")
+    log.note("loading frames: 1/2")
     log.warn("int8 Dice below the floor")
     out, err = capsys.readouterr()
     assert out == "resuming from ckpt\n"
