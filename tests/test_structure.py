@@ -76,6 +76,8 @@ def imports_of(path: Path, known: set[str]) -> set[str]:
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
                 found.add(sub if sub in known else target)
+    if module.startswith("scripts."):  # scripts import their siblings by bare name
+        found |= {f"scripts.{name}" for name in found}
     return {name for name in found if name in known and name != module}
 
 
@@ -180,6 +182,11 @@ def test_circles_count_type_checking_and_in_function_imports(fake_root):
     graph, _ = import_graph()
     assert graph["edge.c"] == {"edge.a"}
     assert circles(graph) == [["edge.a", "edge.b"]]
+
+
+def test_scripts_import_their_siblings_by_bare_name(fake_root):
+    _write(fake_root, {"scripts/a.py": "import b\n", "scripts/b.py": "def f():\n    import a\n"})
+    assert circles(import_graph()[0]) == [["scripts.a", "scripts.b"]]
 
 
 def test_the_cli_layer_is_cli_modules_and_clikit():
