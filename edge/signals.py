@@ -210,8 +210,8 @@ def _handle(signum: int, frame) -> None:
     if _S.raised is not None and isinstance(sys.exc_info()[1], KeyboardInterrupt):
         _S.raised = None  # the raised one is being handled (an except/finally path): done
         return
-    if _S.holding:  # inside held(): raised at its end
-        _trace("hold", "held", frame)
+    if _S.holding:  # inside held(): raised at its end (a moment of the run)
+        _trace("hold", "run", frame)
         _S.pending = signum
         return
     held = ("import" if _in_import(frame) else "callback" if _in_callback(frame)
@@ -232,7 +232,8 @@ def _handle(signum: int, frame) -> None:
 def held() -> Iterator[None]:
     """A few lines that must run all or not at all (e.g. one frame counted in every
     counter): a signal meanwhile is held back and raised when they are done. Keep it short;
-    nothing in it may wait."""
+    nothing in it may wait. Needs the handlers installed (every tool installs them); under
+    Python's default SIGINT handler it holds nothing back."""
     _S.holding += 1
     try:
         yield
