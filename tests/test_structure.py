@@ -88,46 +88,28 @@ def import_graph() -> tuple[dict[str, set[str]], dict[str, str]]:
     return graph, {module_name(p): rel(p) for p in files}
 
 
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Modules reachable from ``start`` through one import or more."""
+    seen, todo = set(), list(graph[start])
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph[name])
+    return seen
+
+
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan, iterative)."""
-    index, low, on_stack, stack, out, counter = {}, {}, set(), [], [], [0]
-
-    def visit(start: str) -> None:
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = counter[0]
-        counter[0] += 1
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is None:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    component = []
-                    while True:
-                        top = stack.pop()
-                        on_stack.discard(top)
-                        component.append(top)
-                        if top == node:
-                            break
-                    if len(component) > 1:
-                        out.append(sorted(component))
-            elif child not in index:
-                index[child] = low[child] = counter[0]
-                counter[0] += 1
-                stack.append(child)
-                on_stack.add(child)
-                work.append((child, iter(sorted(graph[child]))))
-            elif child in on_stack:
-                low[node] = min(low[node], index[child])
-
+    """The import circles: groups of modules that each reach all the others (a few hundred
+    modules: reachability from each is quick enough, and plain to read)."""
+    reach = {name: _reachable(graph, name) for name in graph}
+    found, done = [], set()
     for name in sorted(graph):
-        if name not in index:
-            visit(name)
-    return out
+        if name in reach[name] and name not in done:
+            group = sorted(other for other in reach[name] if name in reach[other])
+            done.update(group)
+            found.append(group)
+    return found
 
 
 def is_cli_layer(module: str) -> bool:
