@@ -27,7 +27,7 @@ from pathlib import Path
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
 from benchmarks.runtime import check_model_path, resolve_backend
-from edge.clikit import MissingExtra
+from edge.deps import MissingExtra
 from edge.errors import UserInputError
 from edge.model.evaluate import score
 from edge.model.metadata import sha256_file

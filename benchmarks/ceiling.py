@@ -43,7 +43,7 @@ from benchmarks.ceiling_models import (
 from benchmarks.latency import Progress, stderr_progress
 from benchmarks.machine import describe_machine
 from benchmarks.macs import count_model_macs, open_tflite_interpreter
-from edge.clikit import MissingExtra
+from edge.deps import MissingExtra
 
 __all__ = ["CEIL_MACS", "CeilingUnavailable", "run_ceiling", "attach_fractions"]
 
@@ -64,14 +64,6 @@ class CeilingConfig:
     runs: int = DEFAULT_RUNS
     repeats: int = DEFAULT_REPEATS
     cache_dir: str | None = None  # None = $NERVE_EDGE_CACHE or ~/.cache/nerve-edge
-
-
-def tflite_ceiling_model(precision: str, cfg: CeilingConfig, shape_set: str = "wide") -> Path:
-    return MAKERS["tflite"](shape_set, precision, cfg.cache_dir)
-
-
-def onnx_ceiling_model(precision: str, cfg: CeilingConfig, shape_set: str = "wide") -> Path:
-    return MAKERS["onnx"](shape_set, precision, cfg.cache_dir)
 
 
 def check_makeable(cfg: CeilingConfig) -> None:

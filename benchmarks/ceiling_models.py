@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.clikit import MissingExtra, missing_extra_message
+from edge.deps import MissingExtra, missing_extra_message
 from edge.fsutil import atomic_write_bytes
 
 CEIL_HW = 128  # wide ceiling: feature map side, pixels

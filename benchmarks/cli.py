@@ -20,7 +20,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from edge import clikit
+from edge import clikit, log
 from edge.clikit import int_list, positive_int, str_list
 from edge.errors import UserInputError
 
@@ -208,7 +208,7 @@ def _accuracy_config(args, threads: int):
 
 
 def _say_config(command: str, cfg) -> None:
-    print(clikit.config_block(f"edge-bench {command}", cfg), file=sys.stderr, flush=True)
+    log.note(log.config_block(f"edge-bench {command}", cfg))
 
 
 def cmd_latency(args) -> dict:
@@ -277,7 +277,7 @@ def cmd_macs(args) -> dict:
 
     rows = [describe_model(m) for m in args.models]
     for r in rows:
-        print(f"{r['model']}: {_macs_text(r)}", file=sys.stderr)
+        log.note(f"{r['model']}: {_macs_text(r)}")
     return {"kind": "macs", "machine": describe_machine(), "results": rows}
 
 
@@ -343,10 +343,9 @@ def _write(args, doc: dict) -> None:
         from benchmarks.compare import write_compare
 
         paths = write_compare(doc, args.out)
-        print("edge-bench: wrote " + ", ".join(str(p) for p in paths.values()),
-              file=sys.stderr)
+        log.note("edge-bench: wrote " + ", ".join(str(p) for p in paths.values()))
         return
-    print(f"edge-bench: wrote {write_json(args.out, doc)}", file=sys.stderr)
+    log.note(f"edge-bench: wrote {write_json(args.out, doc)}")
 
 
 def _all_failed(doc: dict) -> bool:
@@ -370,8 +369,7 @@ def _main(argv: list[str]) -> int:
     doc = COMMANDS[args.command](args)
     _write(args, doc)
     if _all_failed(doc):
-        print(f"edge-bench {args.command}: every model failed (see the errors above)",
-              file=sys.stderr)
+        log.note(f"edge-bench {args.command}: every model failed (see the errors above)")
         return clikit.EXIT_RUNTIME
     return clikit.EXIT_OK
 

@@ -30,7 +30,8 @@ import numpy as np
 from benchmarks.machine import describe_machine
 from benchmarks.macs import count_model_macs, model_precision
 from benchmarks.runtime import open_model, preimport, resolve_backend, synthetic_input
-from edge.clikit import MissingExtra, missing_extra_message
+from edge.deps import MissingExtra, missing_extra_message
+from edge.log import note
 from edge.model.metadata import sha256_file
 
 DEFAULT_THREADS = (1, 2)
@@ -52,7 +53,7 @@ Progress = Callable[[str], None]
 
 
 def stderr_progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    note(line)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.clikit import native_stderr_without
+from edge.deps import native_stderr_without
 from edge.errors import ModelError
 from edge.fsutil import model_format
 

@@ -29,37 +29,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.parse
-import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.soak_child import MB, Watch, watch_child
 from edge.errors import UserInputError
+from edge.log import note
 
 SAMPLE_S = 2.0  # RSS sampling period
 BLOCK_S = 60.0  # FPS is reported per block of this length
 WARMUP_MAX_S = 120.0  # the warm-up is this long at most ...
 WARMUP_SHARE = 0.25  # ... and at most this share of the run
-STOP_GRACE_S = 30.0  # after SIGINT, how long the child may take to write its summary
-KILL_GRACE_S = 5.0  # after SIGTERM, before SIGKILL
-MB = 1e6  # decimal megabytes, like the issue's figures
 S_PER_H = 3600.0
-KB = 1024  # /proc/PID/status reports kB (KiB)
-PROC_SELF_STATUS = Path("/proc/self/status")
-STATUS_RE = re.compile(r"edge-run: frame (\d+), ([0-9.]+) FPS")
 TARGET_SLOPE_MB_PER_H = 1.0  # issue 11: flat means below this after the warm-up
 SERVE_SPEC = "127.0.0.1:0"  # the child's web view: loopback, any free port
-SERVE_RE = re.compile(r"serve: clinic view at (http://\S+)")
-POLL_PATHS = ("/status.json", "/metrics", "/frame.jpg")  # what a watching browser asks for
-POLL_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -132,31 +118,6 @@ def build_edge_run_command(source_flags: list[str], model: str | None, threads: 
     return tuple(cmd)
 
 
-def read_rss_bytes(pid: int) -> int | None:
-    """Resident memory of ``pid`` in bytes, or None once it has gone."""
-    if not PROC_SELF_STATUS.exists():
-        import psutil  # not Linux: the [train] extra has it
-
-        try:
-            return int(psutil.Process(pid).memory_info().rss)
-        except psutil.Error:
-            return None
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * KB
-    return None  # a zombie has no VmRSS line
-
-
-def parse_status(line: str) -> tuple[int, float] | None:
-    """``edge-run: frame N, X FPS, ...`` -> (N, X); None for any other line."""
-    match = STATUS_RE.search(line)
-    return (int(match[1]), float(match[2])) if match else None
-
-
 def fit_slope(times_s: list[float], values: list[float]) -> float | None:
     """Least-squares slope (values per second); None with fewer than 2 distinct times."""
     n = len(times_s)
@@ -167,119 +128,6 @@ def fit_slope(times_s: list[float], values: list[float]) -> float | None:
     if var == 0:
         return None
     return sum((t - mean_t) * (v - mean_v) for t, v in zip(times_s, values, strict=True)) / var
-
-
-@dataclass
-class _Watch:
-    """What the sampler and the stderr reader collect while the child runs."""
-
-    rss: list[tuple[float, int]] = field(default_factory=list)  # (t_s, bytes)
-    status: list[tuple[float, int, float]] = field(default_factory=list)  # (t_s, frame, fps)
-    stderr_tail: list[str] = field(default_factory=list)
-    serve_url: str | None = None  # the child's web view, from its stdout
-    polls: int = 0  # rounds of POLL_PATHS answered
-    poll_errors: list[str] = field(default_factory=list)  # the last few failures
-    last_status: dict | None = None  # the last /status.json
-
-
-STDERR_TAIL_LINES = 20  # kept for the result when the child fails
-
-
-def _read_stderr(stream, watch: _Watch, t0: float) -> None:
-    for raw in stream:
-        line = raw.decode(errors="replace").rstrip()
-        got = parse_status(line)
-        if got is not None:
-            watch.status.append((time.monotonic() - t0, *got))
-        else:
-            watch.stderr_tail = (watch.stderr_tail + [line])[-STDERR_TAIL_LINES:]
-
-
-def _read_stdout(stream, watch: _Watch) -> None:
-    """Drain the child's stdout (a full pipe would block it), noting the web view's URL."""
-    for raw in stream:
-        if watch.serve_url is None:
-            match = SERVE_RE.search(raw.decode(errors="replace"))
-            if match:
-                watch.serve_url = match[1]
-
-
-def poll_urls(serve_url: str) -> list[str]:
-    """POLL_PATHS on the server of ``serve_url``, keeping its token query."""
-    parts = urllib.parse.urlsplit(serve_url)
-    return [urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-            for path in POLL_PATHS]
-
-
-def _poll(watch: _Watch) -> None:
-    """One round of a watching browser's requests once frames flow (before, /frame.jpg has
-    nothing to show); failures are noted, never fatal."""
-    if watch.serve_url is None or not watch.status:
-        return
-    try:
-        for url in poll_urls(watch.serve_url):
-            with urllib.request.urlopen(url, timeout=POLL_TIMEOUT_S) as answer:
-                body = answer.read()
-            if url.split("?")[0].endswith("/status.json"):
-                watch.last_status = json.loads(body)
-        watch.polls += 1
-    except (OSError, ValueError) as e:  # URLError and timeouts are OSErrors
-        watch.poll_errors = (watch.poll_errors + [str(e)])[-STDERR_TAIL_LINES:]
-
-
-def _default_sigint() -> None:
-    """In the child before exec: a soak started in the background (``cmd &``, nohup) inherits
-    SIGINT ignored, and Python then never turns SIGINT into KeyboardInterrupt; the normal
-    stop (summary, report, finished recording) needs it back."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    """SIGINT (edge-run's normal stop), then SIGTERM, then SIGKILL; returns how it ended."""
-    for sig, grace, how in ((signal.SIGINT, STOP_GRACE_S, "SIGINT"),
-                            (signal.SIGTERM, KILL_GRACE_S, "SIGTERM"),
-                            (signal.SIGKILL, None, "SIGKILL")):
-        if proc.poll() is not None:
-            return how
-        proc.send_signal(sig)
-        try:
-            proc.wait(grace)
-            return how
-        except subprocess.TimeoutExpired:
-            continue
-    return "SIGKILL"
-
-
-def _watch_child(cfg: SoakConfig, log) -> tuple[_Watch, int, str, float]:
-    """Run the child for cfg.minutes, sampling; returns (watch, exit code, stop, wall s)."""
-    watch = _Watch()
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cfg.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=_default_sigint)
-    reader = threading.Thread(target=_read_stderr, args=(proc.stderr, watch, t0), daemon=True)
-    reader.start()
-    threading.Thread(target=_read_stdout, args=(proc.stdout, watch), daemon=True).start()
-    stopped_by = "exited by itself"
-    next_log = t0 + cfg.block_s
-    try:
-        while (now := time.monotonic()) - t0 < cfg.duration_s:
-            rss = read_rss_bytes(proc.pid) if proc.poll() is None else None
-            if rss is None:
-                break
-            watch.rss.append((now - t0, rss))
-            _poll(watch)
-            if now >= next_log:
-                next_log += cfg.block_s
-                frames = watch.status[-1][1] if watch.status else 0
-                log(f"soak: {now - t0:6.0f} s  RSS {rss / MB:7.1f} MB  frame {frames}")
-            time.sleep(min(cfg.sample_s, max(0.0, cfg.duration_s - (now - t0))))
-        else:
-            stopped_by = _stop(proc)
-    finally:
-        if proc.poll() is None:
-            stopped_by = _stop(proc)
-    reader.join(KILL_GRACE_S)
-    return watch, proc.returncode, stopped_by, time.monotonic() - t0
 
 
 def rss_figures(rss: list[tuple[float, int]], warmup_s: float,
@@ -350,7 +198,7 @@ def _edge_run_summary(report: str | None) -> dict | None:
     return {k: doc[k] for k in keep if k in doc}
 
 
-def coverage(watch: _Watch, summary: dict | None) -> dict:
+def coverage(watch: Watch, summary: dict | None) -> dict:
     """Which parts of the per-frame path the child ran: the nerve area (and its unit: mm2
     when the source knew its pixel size), the classes tallied, the web view's status."""
     summary = summary or {}
@@ -369,9 +217,9 @@ def run_soak(cfg: SoakConfig, log=None) -> dict:
     """Run the soak; returns the result document (see the module doc)."""
     from benchmarks.machine import describe_machine
 
-    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    log = log or note
     log(f"soak: {cfg.minutes:g} min of: {shlex.join(cfg.command)}")
-    watch, code, stopped_by, wall = _watch_child(cfg, log)
+    watch, code, stopped_by, wall = watch_child(cfg, log)
     first_frame_s = watch.status[0][0] if watch.status else None
     rss = rss_figures(watch.rss, cfg.effective_warmup_s, first_frame_s)
     slope = rss.get("slope_mb_per_h")

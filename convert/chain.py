@@ -5,7 +5,6 @@ gate passes. A failed gate, a bad input or a crash leaves nothing behind.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from convert.targets import onnx_ops, target_report
 from convert.validate import GateConfig, GateResult, results_table, validate
 from edge.errors import OutputError, UserInputError
 from edge.fsutil import atomic_write_bytes
+from edge.log import warn
 from edge.model.metadata import ModelMeta, sha256_file, write_meta
 from edge.model.postprocess import PostprocessConfig
 
@@ -207,7 +207,7 @@ def _gate_step(source, converted, paths, src: Source, cfg: ChainConfig, log) -> 
         raise GateFailed("gate failed, nothing written: " + "; ".join(result.failures)
                          + _pruning_way_out(result, cfg))
     for line in result.warnings:  # below --min-dice, written under --allow-low-dice
-        print(f"edge-convert: warning: {line}", file=sys.stderr, flush=True)
+        warn(line)  # "edge-convert: warning: LINE"
     return result
 
 

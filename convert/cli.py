@@ -21,7 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from edge import clikit
+from edge import clikit, log
 
 CHAIN_EXAMPLES = """\
 examples (DATA: a prepared data folder, see docs/data.md):
@@ -168,7 +168,7 @@ def _run_chain(args, argv) -> int:
         presence_threshold=args.presence_threshold, name=args.name, version=args.model_version,
         latency_runs=args.latency_runs, heads=args.heads,
         command="edge-convert " + shlex.join(argv))
-    print(clikit.config_block("edge-convert: resolved config", cfg))
+    log.say(log.config_block("edge-convert: resolved config", cfg))
     try:
         run_chain(args.model, args.data, args.out, cfg)
     except KeyboardInterrupt as e:
@@ -201,7 +201,7 @@ def _run_quantize(args) -> int:
     calib = (calibration_frames(src.train, src.pre, args.calib_frames, args.seed)
              if calibrated else None)
     result = quantize_file(src.model_path, args.out, args.variant, calib, src.pre)
-    print(f"wrote {args.out}; input quantization {result['input_quant']}")
+    log.say(f"wrote {args.out}; input quantization {result['input_quant']}")
     return clikit.EXIT_OK
 
 
@@ -212,7 +212,7 @@ def _run_onnx(args) -> int:
     _, src = open_source(args.model, args.data, args.val_fraction, args.seed, need_data=False)
     frames = load_frames(src.val[:PARITY_FRAMES], src.pre)[0] if src.val else None
     result = onnx_file(src.model_path, args.out, frames)
-    print(f"wrote {args.out}; {result}")
+    log.say(f"wrote {args.out}; {result}")
     return clikit.EXIT_OK
 
 
@@ -244,9 +244,9 @@ def _run_validate(args) -> int:
                                       "warnings": result.warnings,
                                       "val_subjects": src.summary()["val_subjects"]})
     for line in result.failures:
-        print(f"edge-convert validate: FAIL {line}", file=sys.stderr)
+        log.note(f"edge-convert validate: FAIL {line}")
     for line in result.warnings:
-        print(f"edge-convert validate: warning (--allow-low-dice): {line}", file=sys.stderr)
+        log.note(f"edge-convert validate: warning (--allow-low-dice): {line}")
     return clikit.EXIT_OK if result.passed else clikit.EXIT_RUNTIME
 
 

@@ -21,9 +21,9 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-from edge.clikit import Terminated
 from edge.errors import EdgeError
 from edge.fsutil import DIR_MODE, atomic_path, check_writable_dir, default_file_mode, umask
+from edge.signals import Terminated
 
 GZIP_LEVEL = 9  # what a release archive would use: the size a download really costs
 STAGE_MARK = ".tmp-"  # staging folder: .OUT.tmp-PID-XXXX next to OUT

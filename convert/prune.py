@@ -113,7 +113,7 @@ def prune_model(model, x: np.ndarray, y: np.ndarray, cfg: PruneConfig = PruneCon
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from train.loop import StopPoint  # a Ctrl-C/SIGTERM stops the fit after the batch
+    from train.callbacks import StopPoint  # a Ctrl-C/SIGTERM stops the fit after the batch
 
     if not 0.0 < cfg.target_sparsity < 1.0:
         raise ValueError(f"--prune {cfg.target_sparsity}: sparsity must be in (0, 1), e.g. 0.5")

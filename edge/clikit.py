@@ -23,17 +23,25 @@ Usage in a tool::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
-import os
 import sys
-import tempfile
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from edge import signals
-from edge.errors import EdgeError, UserInputError
+from edge import log, signals
+from edge.deps import (  # noqa: F401  (re-exported: the tools' names for them)
+    EXTRAS,
+    TF_IMPORT_NOISE,
+    MissingExtra,
+    install_hint,
+    missing_extra_message,
+    native_stderr_without,
+    quiet_tensorflow,
+    require,
+    tensorflow_is_quiet,
+)
+from edge.errors import EdgeError
+from edge.log import config_block  # noqa: F401  (re-exported for the CLIs)
 from edge.signals import Terminated, stop_reason  # noqa: F401  (the tools' names for them)
 
 EXIT_OK = 0
@@ -42,58 +50,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives the same (a normal stop)
 DEBUG_FLAG = "--debug"
 VERBOSE_FLAG = "--verbose"
-
-# Optional import name -> (extra, what needs it). Installs are from the repository root: the
-# package is not on a registry, so `pip install 'nerve-edge[x]'` would not work.
-EXTRAS = {
-    "tensorflow": ("train", "training, conversion and Keras models"),
-    "tf_keras": ("train", "training, conversion and Keras models"),
-    "tensorflow_model_optimization": ("convert", "pruning"),
-    "tf2onnx": ("convert", "ONNX export"),
-    "onnx": ("convert", "ONNX model inspection"),
-    "onnxruntime": ("onnx", "running .onnx models"),
-    "matplotlib": ("bench", "plots"),
-    "psutil": ("bench", "memory sampling"),
-    "pydicom": ("dicom", "DICOM input"),
-    "highdicom": ("dicom", "DICOM Segmentation output"),
-    "pynetdicom": ("dicom", "sending to a PACS"),
-}
-
-
-class MissingExtra(UserInputError):
-    """An optional package is not installed (exit 2): the message names the install command.
-    Its own class so loops that report a failed model and go on can tell "this whole run
-    cannot work here" apart and stop."""
-
-
-def install_signal_handlers(prog: str = "nerve-edge") -> None:
-    """SIGTERM -> Terminated, SIGINT -> KeyboardInterrupt (also when a parent process ignored
-    it), held back while a module is being imported: edge.signals. Main thread only."""
-    signals.install(prog)
-
-
-def install_hint(extra: str) -> str:
-    return f"pip install -e '.[{extra}]' from the nerve-edge repository root"
-
-
-def missing_extra_message(module: str) -> str:
-    top = module.split(".")[0]
-    extra, what = EXTRAS.get(top, (None, None))
-    if extra is None:
-        return f"Python package {top!r} is not installed; install it with pip"
-    return f"{what} needs {top!r}, which is not installed: {install_hint(extra)}"
-
-
-def require(module: str):
-    """Import an optional module or raise UserInputError with the install command."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and e.name.split(".")[0] != module.split(".")[0]:
-            raise  # the module exists but something it needs is missing: a real bug
-        raise MissingExtra(missing_extra_message(module)) from e
 
 
 # Argument types shared by the tools' parsers: a bad value is argparse's one-line usage error.
@@ -129,52 +85,6 @@ def add_common_flags(parser: argparse.ArgumentParser, verbose: bool = False) -> 
                                  "messages; default: hidden)")
 
 
-def quiet_tensorflow(verbose: bool = False) -> None:
-    """Hide TensorFlow's start-up noise (cuInit, oneDNN, CPU feature lines) unless verbose.
-    Call before tensorflow is imported."""
-    if verbose:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # no GPU probing on a CPU-only machine
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-
-
-# Start-up lines TensorFlow's C++ side writes straight to fd 2 on import, whatever
-# TF_CPP_MIN_LOG_LEVEL says (absl logs before its own initialisation, CUDA probing).
-TF_IMPORT_NOISE = (
-    "absl::InitializeLog()", "cudart_stub.cc", "Could not find cuda drivers", "cuInit",
-    "oneDNN custom operations", "This TensorFlow binary is optimized", "TF-TRT Warning",
-    "Unable to register cu", "rebuild TensorFlow with the appropriate compiler flags",
-)
-
-
-@contextlib.contextmanager
-def native_stderr_without(noise: Sequence[str]) -> Iterator[None]:
-    """Capture what native code writes to fd 2 meanwhile and pass on only the lines that
-    contain none of ``noise`` (libraries with no switch for their start-up chatter)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode("utf-8", errors="replace")
-            kept = [ln for ln in text.splitlines() if not any(n in ln for n in noise)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr, flush=True)
-
-
-def tensorflow_is_quiet() -> bool:
-    """True when quiet_tensorflow() has been called without --verbose."""
-    return os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3"
-
-
 def _say_error(prog: str, text: str) -> None:
     print(f"{prog}: error: {text}", file=sys.stderr, flush=True)
 
@@ -190,6 +100,7 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
     debug = DEBUG_FLAG in argv
     signals.install(prog, program=program)  # the entry module installed them first
     signals.body_started()  # a signal now raises, so the body's cleanup paths run
+    log.configure(prog)  # the one message channel (edge.log), set up once per run
     try:
         code = body(argv)
         return EXIT_OK if code is None else int(code)
@@ -304,22 +215,3 @@ def add_postprocess_flags(p: argparse.ArgumentParser, whose: str) -> None:
                         f"{whose}, else 0)")
     p.add_argument("--presence-threshold", type=float, default=None,
                    help=f"empty the mask below this presence score (None: {whose}, else 0.5)")
-
-
-def _plain(value) -> object:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return " ".join(f"{k}={_plain(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(_plain(v)) for v in value) or "-"
-    return "-" if value is None else value
-
-
-def config_block(title: str, cfg) -> str:
-    """A resolved config (a dataclass or a dict) as a short readable block, one
-    ``  name: value`` line per field (nested configs on one line), for the start of a run."""
-    fields = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
-    width = max((len(k) for k in fields), default=0)
-    lines = [f"{title}:"] + [f"  {k:<{width}}  {_plain(v)}" for k, v in fields.items()]
-    return "\n".join(lines)

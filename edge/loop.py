@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.clikit import stop_reason
+from edge import signals
 from edge.errors import BadFrame, EdgeError, RoiError, SourceLost, UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
 from edge.io import sinks as sink_module  # gui_problem at call time: one stand-in for both
@@ -38,6 +38,7 @@ from edge.model.segmodel import SegModel
 from edge.model.settings import Overrides
 from edge.model.store import default_model_path
 from edge.overlay import draw_overlay
+from edge.signals import stop_reason
 from edge.types import Frame, FrameResult
 
 # One interpreter thread by default: predictable latency, and the other cores stay free for
@@ -335,14 +336,15 @@ def loop(cfg: RunConfig, model: SegModel, source, sinks: list,
                 outputs = model.infer(gray, x)
             with meter.stage("postprocess"):
                 post = model.decide(outputs, frame.image.shape[:2])
-                area.add(post.area_px, post.detected)  # px, or mm2 when the source knows
-                tally.add(post.classes, post.safety_warning)
             with meter.stage("render"):
                 if sinks:  # headless with no output: no BGR copy for nobody
                     result = render(cfg, frame, post, meter, overlay, area)
                     for sink in sinks:
                         sink.write(result)
-            meter.end_frame()
+            with signals.held():  # a stop counts this frame in every counter or in none
+                meter.end_frame()
+                area.add(post.area_px, post.detected)  # px, or mm2 when the source knows
+                tally.add(post.classes, post.safety_warning)
             status.update(meter, post, area)
             if cfg.max_frames and meter.frames >= cfg.max_frames:
                 return MAX_FRAMES, None

@@ -66,7 +66,7 @@ CALLBACK_DEPTH = 3
 # helpers that its C++ calls back, tf_keras saving through h5py) it is held back until the
 # kit's code runs again: raised there it ended in "SystemError ... exception set" (exit 1)
 # or h5py's "Exception ignored ... KeyError" in the sweep. Training calls the kit's code
-# after every batch (train.loop.StopPoint), so a stop still comes within a batch.
+# after every batch (train.callbacks.StopPoint), so a stop still comes within a batch.
 _KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RAISE_IN = tuple(os.path.join(_KIT, pkg, "") for pkg in ("edge", "train", "convert",
                                                          "benchmarks"))
@@ -95,6 +95,7 @@ class _State:
     program = False  # True: this process is the tool (may leave with os._exit)
     before_body = False  # a program whose body has not started: nothing to save yet
     starting = 0  # > 0: inside nothing_to_save()
+    holding = 0  # > 0: inside held(): a signal waits for its end
     exit_code: int | None = None  # set by finish(): leaving
     pending: int | None = None  # a signal held back during an import
     stderr_fd: int | None = None  # a copy of fd 2 (fd 2 may be captured meanwhile)
@@ -209,6 +210,10 @@ def _handle(signum: int, frame) -> None:
     if _S.raised is not None and isinstance(sys.exc_info()[1], KeyboardInterrupt):
         _S.raised = None  # the raised one is being handled (an except/finally path): done
         return
+    if _S.holding:  # inside held(): raised at its end (a moment of the run)
+        _trace("hold", "run", frame)
+        _S.pending = signum
+        return
     held = ("import" if _in_import(frame) else "callback" if _in_callback(frame)
             else "library" if _S.program and not _in_kit(frame) else None)
     if held:
@@ -221,6 +226,21 @@ def _handle(signum: int, frame) -> None:
         return
     _trace("raise", "run", frame)
     _raise(signum)
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """A few lines that must run all or not at all (e.g. one frame counted in every
+    counter): a signal meanwhile is held back and raised when they are done. Keep it short;
+    nothing in it may wait. Needs the handlers installed (every tool installs them); under
+    Python's default SIGINT handler it holds nothing back."""
+    _S.holding += 1
+    try:
+        yield
+    finally:
+        _S.holding -= 1
+    if not _S.holding:
+        check()
 
 
 def check() -> None:

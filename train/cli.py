@@ -18,7 +18,7 @@ signals.install_if_program("edge-train", __name__)
 import argparse
 import sys
 
-from edge import clikit
+from edge import clikit, log
 
 TRAIN_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
   edge-train --data data/kaggle-nerve/train --out runs/unet
@@ -203,8 +203,8 @@ def _architecture(a, explicit: set[str]) -> dict:
     arch.update(model=model, input_hw=input_hw or a.input_size)
     arch.update({k: v for k, v in (("scale", init.scale), ("offset", init.offset))
                  if v is not None})
-    print(f"init: {init.path.name}, architecture from {init.described_by}: "
-          f"input {arch['input_hw'][0]}x{arch['input_hw'][1]}, {model}")
+    log.say(f"init: {init.path.name}, architecture from {init.described_by}: "
+            f"input {arch['input_hw'][0]}x{arch['input_hw'][1]}, {model}")
     return arch
 
 
@@ -295,21 +295,21 @@ def _resume_hint(out: str) -> str:
 # Subcommands besides training itself (the default, also spelled `edge-train train`).
 def _prepare(argv: list[str]) -> int:
     """Public downloads -> the kit's layouts (numpy + OpenCV only, no TensorFlow)."""
-    from train.prepare import main as prepare_main
+    from train.cli_subcommands import prepare_main
 
     return prepare_main(argv)
 
 
 def _export_init(argv: list[str]) -> int:
     """A run's float Keras model + sidecar: a starting point for --init-weights (no TF)."""
-    from train.export_init import main as export_main
+    from train.cli_subcommands import export_main
 
     return export_main(argv)
 
 
 def _cv(argv: list[str]) -> int:
     """K-fold cross-validation: one edge-train process per fold + a results JSON."""
-    from train.cv import main as cv_main
+    from train.cli_subcommands import cv_main
 
     return cv_main(argv)
 

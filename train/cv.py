@@ -25,7 +25,6 @@ float model; the sweep then runs on the int8 models (what a device runs).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import subprocess
@@ -34,36 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import clikit
 from edge.errors import UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
+from edge.log import say
 from edge.model.postprocess import PostprocessConfig
 
 FOLD_DIR = "fold{}"
 SUMMED = ("tp", "fn", "fp", "tn")  # frame counts: added over folds
 AVERAGED = ("per_image_dice", "pooled_dice", "detection_rate", "false_positive_rate")
-
-
-def cv_parser() -> argparse.ArgumentParser:
-    p = clikit.ArgumentParser(prog="edge-train cv", formatter_class=clikit.HelpFormatter,
-                                description="K-fold cross-validation: K edge-train runs on "
-                                            "the same folds + one results JSON.")
-    p.add_argument("--folds", type=int, default=5, help="K (at least 2)")
-    p.add_argument("--results", type=str, required=True, help="results JSON to write")
-    p.add_argument("--label", type=str, default="", help="name of this model in the results")
-    p.add_argument("--min-areas", type=str, default="",
-                   help="also re-score each fold at these minimum areas, e.g. 0,25,50")
-    p.add_argument("--thresholds", type=str, default="",
-                   help="with --min-areas: also at these probability thresholds, e.g. "
-                        "0.5,0.7 (default: the run's threshold)")
-    p.add_argument("--min-detection", type=float, default=None,
-                   help="name the swept setting with the fewest false positives whose "
-                        "detection rate stays >= this, e.g. 0.95")
-    p.add_argument("--int8", action="store_true",
-                   help="also convert each fold to int8 (edge-convert) and score it")
-    p.add_argument("train_args", nargs=argparse.REMAINDER,
-                   help="after --: the edge-train flags (--data, --out, ...)")
-    return p
 
 
 def _out_of(train_args: list[str]) -> Path:
@@ -103,7 +80,7 @@ def _run_fold(train_args: list[str], out: Path, folds: int, k: int) -> dict:
         args = list(train_args)
         args[args.index("--out") + 1] = str(fold_out)
         cmd = [sys.executable, "-m", "train.cli", *args, "--folds", str(folds), "--fold", str(k)]
-        print("edge-train cv:", " ".join(cmd), flush=True)
+        say("edge-train cv: " + " ".join(cmd))
         rc = subprocess.call(cmd)
         if rc != 0:
             raise RuntimeError(f"fold {k} failed (exit {rc}); see its output above")
@@ -124,7 +101,7 @@ def convert_fold(fold_out: Path) -> Path:
                "--name", fold_out.name,
                # a measurement, not a release: the gate records, the results judge
                "--allow-low-dice", "--max-dice-drop", "1", "--max-drift", "1"]
-        print("edge-train cv:", " ".join(cmd), flush=True)
+        say("edge-train cv: " + " ".join(cmd))
         rc = subprocess.call(cmd)
         if rc != 0 or not target.is_file():
             raise RuntimeError(f"converting {fold_out} failed (exit {rc}); see its output")
@@ -272,26 +249,3 @@ def run_cv(folds: int, train_args: list[str], results: Path, label: str = "",
             result["chosen_decision"] = choose_setting(sweep, min_detection, name)
     write_json_atomic(results, result)
     return result
-
-
-def main(argv: list[str]) -> int:
-    a = cv_parser().parse_args(argv)
-    train_args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args
-    areas = [int(v) for v in a.min_areas.split(",") if v.strip()]
-    thresholds = [float(v) for v in a.thresholds.split(",") if v.strip()]
-    result = run_cv(a.folds, train_args, Path(a.results), a.label, areas, thresholds,
-                    a.min_detection, a.int8)
-    for name, s in result["summary"].items():
-        d, r = s["per_image_dice"], s["all_folds_detection_rate"]
-        print(f"{name}: per-image Dice {d['mean']:.4f} +- {d['std']:.4f}, detection {r}, "
-              f"false positives {s['all_folds_false_positive_rate']} -> {a.results}")
-    for name, drop in result.get("int8_drop", {}).items():
-        d = result["int8_summary"][name]["per_image_dice"]
-        print(f"{name} int8: per-image Dice {d['mean']:.4f} +- {d['std']:.4f} "
-              f"(drop {drop:+.4f})")
-    if "chosen_decision" in result:
-        c = result["chosen_decision"]
-        print("decision:", "none reaches --min-detection" if c is None else
-              f"{c['key']}: detection {c['all_folds_detection_rate']:.3f}, false positives "
-              f"{c['all_folds_false_positive_rate']}")
-    return clikit.EXIT_OK

@@ -16,13 +16,11 @@ the run's validation figures. Nothing of the build machine's paths is written.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 from pathlib import Path
 from typing import Any
 
-from edge import clikit
 from edge.errors import UserInputError
 from edge.fsutil import atomic_path
 from edge.model.metadata import ModelMeta, write_meta
@@ -34,24 +32,6 @@ TRAINING_KEYS = ("layout", "nerve_class", "seed", "folds", "fold", "val_fraction
 VALIDATION_KEYS = ("per_image_dice", "pooled_dice", "iou", "detection_rate", "best_epoch",
                    "epochs_run", "params", "macs")
 MAX_SHIPPED_MB = 5.0  # the package's budget for the fine-tune starting point
-
-
-def export_parser() -> argparse.ArgumentParser:
-    p = clikit.ArgumentParser(prog="edge-train export-init",
-                                formatter_class=clikit.HelpFormatter,
-                                description="Write a run's float Keras model + its sidecar "
-                                            "(architecture, input, provenance): a starting "
-                                            "point for edge-train --init-weights FILE.")
-    p.add_argument("run", type=str, help="edge-train run folder (model.keras + config.json)")
-    p.add_argument("--out", type=str, required=True, help="the .keras file to write (its "
-                   "sidecar: same name, .json)")
-    p.add_argument("--name", type=str, default=None, help="model name (None: the run's)")
-    p.add_argument("--model-version", type=str, default="1", help="sidecar version")
-    p.add_argument("--frame-list", type=str, default=None,
-                   help="the training frame list to record, e.g. docs/data/kaggle-nerve.txt")
-    p.add_argument("--note", type=str, default=None, help="free text for the provenance")
-    clikit.add_common_flags(p, verbose=False)
-    return p
 
 
 def _data_name(data: str) -> str:
@@ -110,12 +90,3 @@ def export_init(args, argv: list[str]) -> Path:
                "model": dict(c.model), **provenance(run, raw, args, argv)})
     write_meta(out, meta)
     return out
-
-
-def main(argv: list[str]) -> int:
-    args = export_parser().parse_args(argv)
-    out = export_init(args, argv)
-    mb = out.stat().st_size / 1e6
-    note = f" (over the {MAX_SHIPPED_MB:g} MB package budget)" if mb > MAX_SHIPPED_MB else ""
-    print(f"wrote {out} ({mb:.2f} MB{note}) and {out.with_suffix('.json')}")
-    return clikit.EXIT_OK

@@ -12,7 +12,7 @@ The architecture (build_unet kwargs), input size and normalization of the new mo
 the init model's sidecar or run config; an architecture flag given on the command line must
 agree with it (``merge_architecture``), else one line names the flag, both values and the fix.
 A bare file says nothing: the flags then decide, and the weight shapes are compared when the
-weights are copied (train.loop.load_init_weights). No TensorFlow here: the CLI resolves all of
+weights are copied (train.build.load_init_weights). No TensorFlow here: the CLI resolves all of
 this before TensorFlow starts.
 """
 

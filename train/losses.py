@@ -46,11 +46,6 @@ def bce_dice_per_image(y_true, y_pred, bce_weight=1.0, dice_weight=1.0) -> tf.Te
     return loss
 
 
-def bce_dice_loss(y_true, y_pred, bce_weight=1.0, dice_weight=1.0) -> tf.Tensor:
-    """Scalar: the per-image loss averaged over the batch."""
-    return tf.reduce_mean(bce_dice_per_image(y_true, y_pred, bce_weight, dice_weight))
-
-
 def channels_to_images(y) -> tf.Tensor:
     """(N, H, W, C) -> (N * C, H, W): each channel becomes an image of its own (n-major)."""
     y = tf.cast(y, tf.float32)

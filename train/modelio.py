@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.clikit import TF_IMPORT_NOISE, native_stderr_without, require, tensorflow_is_quiet
+from edge.deps import TF_IMPORT_NOISE, native_stderr_without, require, tensorflow_is_quiet
 from edge.errors import ModelError
 from edge.fsutil import model_format
 from edge.model.metadata import ModelMeta, load_meta, sidecar_path

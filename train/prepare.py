@@ -17,9 +17,7 @@ leaves no half-prepared data set. See docs/data.md.
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,22 +27,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.clikit import ArgumentParser, add_common_flags
 from edge.fsutil import write_json_atomic
+from edge.log import note
 from edge.model.preprocess import to_gray8
-from train.datasets import (
+from train.datafiles import (
     KAGGLE_FRAME_HW,
-    MASK_SUFFIX,
     DataError,
     Sample,
-    find_samples,
-    kaggle_subject,
     read_image,
     read_mask,
     read_rle_csv,
     rle_decode,
-    subjects_of,
 )
+from train.datasets import MASK_SUFFIX, find_samples, kaggle_subject, subjects_of
 
 DEFAULT_WIDTH = 256  # px; 580 x 420 -> 256 x 185, the frames the shipped model was trained on
 MIN_WIDTH = 16  # px; below this nothing of a nerve is left
@@ -63,7 +58,7 @@ Say = Callable[[str], None]
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    note(line)
 
 
 # ---------------------------------------------------------------- output staging
@@ -353,56 +348,3 @@ def _check_readable(folder: Path, layout: str) -> None:
     samples = find_samples(folder, layout=layout)
     if not samples or not subjects_of(samples):
         raise DataError(f"{folder}: prepared, but edge-train finds no frames in it")
-
-
-# ---------------------------------------------------------------- command line
-
-EXAMPLES = """examples:
-  edge-train prepare kaggle --src ~/Downloads/ultrasound-nerve-segmentation --out data/kaggle-nerve
-  edge-train prepare kaggle --src DOWNLOAD --out data/kaggle-nerve \\
-             --frames docs/data/kaggle-nerve-2036.txt     # the shipped model's 2,036 frames
-  edge-train prepare usgra --src usgra-seg --out data/usgra-seg
-(details: docs/data.md)
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="edge-train prepare", epilog=EXAMPLES,
-                                description="Turn a public download into a layout edge-train "
-                                            "reads (docs/data.md).",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="dataset", required=True, metavar="{kaggle,usgra}")
-    k = sub.add_parser("kaggle", help="Kaggle Ultrasound Nerve Segmentation training download")
-    k.add_argument("--src", type=Path, required=True,
-                   help="the unzipped download (holding train/ and train_masks.csv)")
-    k.add_argument("--out", type=Path, required=True, help="new folder; gets train/ + the csv")
-    k.add_argument("--width", type=int, default=DEFAULT_WIDTH,
-                   help=f"output width in px, aspect kept (default {DEFAULT_WIDTH}: 256x185)")
-    k.add_argument("--masks", type=str, choices=MASK_SOURCES, default="auto",
-                   help="mask source: auto = _mask.tif files, RLE where one is missing "
-                        "(default auto)")
-    k.add_argument("--jpeg-quality", type=int, default=0,
-                   help="JPEG round trip after resizing at this quality (default 0 = off)")
-    k.add_argument("--frames", type=Path, default=None,
-                   help="keep only the SUBJECT_IMAGE ids listed in this file (default: all)")
-    u = sub.add_parser("usgra", help="a clone of the tmkand/usgra-seg repository")
-    u.add_argument("--src", type=Path, required=True, help="the clone (holding dataset/)")
-    u.add_argument("--out", type=Path, required=True, help="new folder; gets images/ + masks/")
-    u.add_argument("--with-test", action="store_true",
-                   help="also take dataset/test/ (the authors' 40 held-out pairs; default off)")
-    u.add_argument("--nerve-class", type=int, default=1,
-                   help="class id of the nerve in the masks (default 1)")
-    for parser in (p, k, u):
-        add_common_flags(parser)
-    return p
-
-
-def main(argv: list[str]) -> int:
-    """``edge-train prepare ...``; raises DataError (exit 2) on bad input."""
-    a = build_parser().parse_args(argv)
-    if a.dataset == "kaggle":
-        prepare_kaggle(KaggleOptions(src=a.src, out=a.out, width=a.width, masks=a.masks,
-                                     jpeg_quality=a.jpeg_quality, frames=a.frames))
-    else:
-        prepare_usgra(a.src, a.out, with_test=a.with_test, nerve_class=a.nerve_class)
-    return 0

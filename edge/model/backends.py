@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.clikit import native_stderr_without, require
+from edge.deps import native_stderr_without, require
 from edge.errors import ModelError
 from edge.fsutil import MODEL_FORMATS
 from edge.model.metadata import load_meta

@@ -93,7 +93,7 @@ def test_ceiling_without_tensorflow_or_cache_says_so(tmp_path, monkeypatch):
     cfg = ceil.CeilingConfig(backends=("tflite",), cache_dir=str(tmp_path))
     for shape_set in ("wide", "model"):
         with pytest.raises(ceil.CeilingUnavailable, match="TensorFlow is not installed.*convert"):
-            ceil.tflite_ceiling_model("int8", cfg, shape_set)
+            ceil.MAKERS["tflite"](shape_set, "int8", cfg.cache_dir)
     doc = ceil.run_ceiling(cfg, progress=lambda s: None)
     assert all(r["status"] == "failed" for r in doc["results"])
     with pytest.raises(MissingExtra, match=r"\[convert\].*make venv"):

@@ -21,11 +21,9 @@ from benchmarks.soak import (
     fit_slope,
     fps_blocks,
     growth_per_frame,
-    parse_status,
-    poll_urls,
-    read_rss_bytes,
     run_soak,
 )
+from benchmarks.soak_child import parse_status, poll_urls, read_rss_bytes
 
 GROW_BYTES_PER_STEP = 512 * 1024  # the growing child keeps this much more every step
 STEP_S = 0.1  # -> 5 MB/s, 18 000 MB/h

@@ -21,7 +21,8 @@ from convert.common import (
     remove_stale_staging,
     staging,
 )
-from edge.clikit import Terminated, install_signal_handlers
+from edge import signals as edge_signals
+from edge.signals import Terminated
 
 HOUR_S = 3600
 
@@ -50,7 +51,7 @@ def sleeper():
 def handlers():
     """The CLIs' handlers (SIGTERM -> Terminated), restored after the test."""
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    install_signal_handlers()
+    edge_signals.install("nerve-edge")
     signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as in a terminal, even if pytest runs nohup
     yield
     for s, h in saved.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +101,17 @@ def make_us(path: Path, pixels: np.ndarray, *, photometric: str | None = None,
         ds.compress(uid.RLELossless, encoding_plugin="pydicom")
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def read_masks(seg, source_uid: str, frame_numbers: Sequence[int] | None) -> np.ndarray:
+    """The nerve masks (F x H x W bool) a SEG holds for source instance ``source_uid``;
+    ``frame_numbers`` for a cine source, None for a single-frame one (highdicom's reader).
+    Only the tests read SEGs back, so it lives here, not in edge/dicom/seg.py."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if frame_numbers is None:
+            pixels = seg.get_pixels_by_source_instance([source_uid], combine_segments=True)
+        else:
+            pixels = seg.get_pixels_by_source_frame(
+                source_uid, source_frame_numbers=list(frame_numbers), combine_segments=True)
+    return np.asarray(pixels) > 0

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from dicomfiles import make_us
+from dicomfiles import make_us, read_masks
 
 from edge.cli import main
 from edge.io.dicom.outbox import OUTBOX, Outbox
 from edge.io.dicom.pacs import PacsNode
-from edge.io.dicom.seg import read_masks
 from edge.io.phantom import phantom_pair
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")

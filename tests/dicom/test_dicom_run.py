@@ -9,12 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us
+from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us, read_masks
 
 from edge.cli import main
 from edge.io.dicom.area import NerveArea
 from edge.io.dicom.read import DicomSource
-from edge.io.dicom.seg import read_masks
 from edge.io.pacing import Paced
 from edge.io.phantom import phantom_pair
 from edge.io.sources import SourceConfig, innermost, open_source

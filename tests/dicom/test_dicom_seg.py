@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dicomfiles import PATIENT_ID
+from dicomfiles import PATIENT_ID, read_masks
 
 from edge.errors import OutputError
 from edge.io.dicom.read import DicomSource
-from edge.io.dicom.seg import build_capture, build_seg, read_masks
+from edge.io.dicom.seg import build_capture, build_seg
 from edge.io.dicom.sink import DicomSink
 from edge.types import FrameResult
 

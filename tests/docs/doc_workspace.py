@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge.io.phantom import PhantomSource
-from train.datasets import rle_encode  # numpy only (edge-train prepare's own)
+from tests.rle_support import rle_encode  # numpy only (what edge-train prepare reads)
 
 KAGGLE_HW = (420, 580)  # the Kaggle download's frame (rows, cols)
 KAGGLE_SUBJECTS = range(1, 9)  # 8 subjects: docs/train.md evaluates subjects 1,5,7

@@ -168,3 +168,16 @@ def test_a_signal_in_a_weakref_callback_is_held_back(handlers):
         while time.monotonic() < deadline:
             pass
     assert got == [1]
+
+
+def test_a_signal_inside_held_is_raised_when_the_block_is_done(handlers):
+    done = []
+    with pytest.raises(signals.Terminated):
+        with signals.held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:  # Python code running: it could land here
+                pass
+            done.append("all of the block")
+        pytest.fail("the signal held back inside held() was not raised at its end")
+    assert done == ["all of the block"]

@@ -60,7 +60,7 @@ def test_nerve_vessel_run_from_a_nerve_model(nerve_run, tmp_path, capsys):
 def test_init_copies_the_nerve_head_into_its_channel(nerve_run):
     import tf_keras as keras
 
-    from train.loop import init_from_nerve
+    from train.build import init_from_nerve
     from train.model import build_unet
 
     _, nerve = nerve_run

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from edge.model.preprocess import PreprocessConfig
+from tests.rle_support import rle_encode, write_rle_csv
+from train import datafiles as F
 from train import datasets as D
 from train.datasets import DataError
 
@@ -126,9 +128,9 @@ def test_palette_png_gives_indices_with_and_without_pillow(tmp_path):
     im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (256 - 3) * 3)
     path = tmp_path / "m.png"
     im.save(path)
-    assert np.array_equal(D.read_class_ids(path), ids)
-    palette = D._png_palette(path)  # the Pillow-free path
-    recovered = D._colors_to_ids(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), palette, path)
+    assert np.array_equal(F.read_class_ids(path), ids)
+    palette = F._png_palette(path)  # the Pillow-free path
+    recovered = F._colors_to_ids(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), palette, path)
     assert np.array_equal(recovered, ids)
 
 
@@ -164,30 +166,30 @@ def test_rle_round_trip_and_convention():
     m = np.zeros((4, 3), np.uint8)
     m[1:3, 0] = 1  # column-major: pixels 2,3 (1-based)
     m[0, 2] = 1  # column 2, row 0 -> 9
-    assert D.rle_encode(m) == "2 2 9 1"
+    assert rle_encode(m) == "2 2 9 1"
     rng = np.random.default_rng(0)
     for _ in range(5):
         r = (rng.random((20, 30)) > 0.7).astype(np.uint8)
-        assert np.array_equal(D.rle_decode(D.rle_encode(r), (20, 30)), r)
-    assert D.rle_encode(np.zeros((5, 5))) == ""
-    assert not D.rle_decode("", (5, 5)).any()
+        assert np.array_equal(F.rle_decode(rle_encode(r), (20, 30)), r)
+    assert rle_encode(np.zeros((5, 5))) == ""
+    assert not F.rle_decode("", (5, 5)).any()
 
 
 def test_rle_csv_write_read(tmp_path):
     rows = [{"img": "1_1", "pixels": ""}, {"img": "1_2", "pixels": "3 4"}]
-    D.write_rle_csv(tmp_path / "sub.csv", rows)
-    assert D.read_rle_csv(tmp_path / "sub.csv") == rows
+    write_rle_csv(tmp_path / "sub.csv", rows)
+    assert F.read_rle_csv(tmp_path / "sub.csv") == rows
 
 
 def test_rle_agrees_with_real_masks(real_data):
     rows = {f"{r['subject']}_{r['img']}": r["pixels"]
-            for r in D.read_rle_csv(real_data / "kaggle-nerve" / "train_masks.csv")}
+            for r in F.read_rle_csv(real_data / "kaggle-nerve" / "train_masks.csv")}
     train_dir = real_data / "kaggle-nerve" / "train"
     for stem in REAL_RLE_IDS:
         png = cv2.imread(str(train_dir / f"{stem}_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
-        full = D.rle_decode(rows[stem], D.KAGGLE_FRAME_HW).astype(np.float32)
+        full = F.rle_decode(rows[stem], F.KAGGLE_FRAME_HW).astype(np.float32)
         small = cv2.resize(full, (png.shape[1], png.shape[0]), interpolation=cv2.INTER_AREA)
         small = small >= 0.5
         iou = (small & png).sum() / max(1, (small | png).sum())
         assert png.any() and iou > 0.95, f"{stem}: IoU {iou:.3f}"
-        assert D.rle_encode(full) == rows[stem].strip()
+        assert rle_encode(full) == rows[stem].strip()

@@ -50,8 +50,8 @@ def test_packaged_init_is_small_and_its_sidecar_describes_it():
 
 
 def test_packaged_init_loads_into_the_model_its_sidecar_describes():
+    from train.build import build_model, load_init_weights
     from train.config import TrainConfig
-    from train.loop import build_model, load_init_weights
     from train.modelio import load_keras
 
     init = resolve_init(DEFAULT_INIT)

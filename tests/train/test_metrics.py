@@ -79,8 +79,9 @@ def test_soft_dice_and_loss_on_perfect_and_wrong_predictions():
     assert np.allclose(perfect, 1.0)  # smooth keeps empty-vs-empty at 1
     wrong = losses.soft_dice_per_image(y, 1.0 - y).numpy()
     assert (wrong[[0, 3]] < 0.2).all()
-    loss_good = float(losses.bce_dice_loss(y, np.clip(y, 0.01, 0.99)))
-    loss_bad = float(losses.bce_dice_loss(y, np.clip(1 - y, 0.01, 0.99)))
+    loss = losses.BceDiceLoss(1.0, 1.0)  # what training compiles
+    loss_good = float(loss(y, np.clip(y, 0.01, 0.99)))
+    loss_bad = float(loss(y, np.clip(1 - y, 0.01, 0.99)))
     assert loss_good < 0.1 < loss_bad
     assert float(losses.BceDiceLoss(1.0, 0.0)(y, np.full_like(y, 0.5))) == pytest.approx(
         math.log(2), rel=1e-4)

@@ -12,11 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.rle_support import rle_encode, write_rle_csv
 from train import datasets as D
 from train import prepare as P
 from train.cli import main as train_main
+from train.datafiles import KAGGLE_FRAME_HW
 
-FRAME_HW = D.KAGGLE_FRAME_HW  # 420 x 580, the download's frames
+FRAME_HW = KAGGLE_FRAME_HW  # 420 x 580, the download's frames
 OUT_HW = (185, 256)  # --width 256 keeps the aspect
 SUBJECTS = (1, 2, 3)
 IMAGES = (1, 2)
@@ -53,8 +55,8 @@ def download(tmp_path) -> Path:
             assert cv2.imwrite(str(src / "train" / f"{stem}.tif"), _frame(stem, rng))
             if stem != RLE_ONLY:
                 assert cv2.imwrite(str(src / "train" / f"{stem}_mask.tif"), _nerve(stem) * 255)
-            rows.append({"subject": str(s), "img": str(i), "pixels": D.rle_encode(_nerve(stem))})
-    D.write_rle_csv(src / "train_masks.csv", rows)
+            rows.append({"subject": str(s), "img": str(i), "pixels": rle_encode(_nerve(stem))})
+    write_rle_csv(src / "train_masks.csv", rows)
     return src
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from edge.clikit import require
+from edge.deps import require
 from edge.errors import EdgeError, UserInputError
 
 CALLING_AET = "NERVEEDGE"  # our AE title; a PACS that checks callers must know it

@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.clikit import install_hint, require
+from edge.deps import install_hint, require
 from edge.errors import BadFrame, SourceError
 from edge.io.dicom.regions import UltrasoundRegion, image_region
 from edge.types import Frame, SourceInfo

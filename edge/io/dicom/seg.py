@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge import __version__ as EDGE_VERSION
-from edge.clikit import require
+from edge.deps import require
 from edge.errors import OutputError
 
 SEG_SERIES_NUMBER = 9901  # high series numbers keep derived series after the scanner's own
@@ -212,16 +212,3 @@ def _reference(source):
     ref.ReferencedSOPClassUID = source.SOPClassUID
     ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
     return ref
-
-
-def read_masks(seg, source_uid: str, frame_numbers: Sequence[int] | None) -> np.ndarray:
-    """The nerve masks (F x H x W bool) a SEG holds for source instance ``source_uid``;
-    ``frame_numbers`` for a cine source, None for a single-frame one (highdicom's reader)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if frame_numbers is None:
-            pixels = seg.get_pixels_by_source_instance([source_uid], combine_segments=True)
-        else:
-            pixels = seg.get_pixels_by_source_frame(
-                source_uid, source_frame_numbers=list(frame_numbers), combine_segments=True)
-    return np.asarray(pixels) > 0
