@@ -26,7 +26,7 @@ venv: $(VENV)/.installed
 # The in-browser runner's runtime (LiteRT.js, JS + wasm, ~38 MB) comes from the npm registry at
 # set-up time, pinned, into a gitignored folder; edge-run --serve serves it at /app/ (no CDN).
 LITERTJS_VERSION := 2.5.3
-WEB_VENDOR := edge/web/vendor
+WEB_VENDOR := edge/view/web/vendor
 $(WEB_VENDOR)/.installed-$(LITERTJS_VERSION):
 	@if command -v npm >/dev/null; then \
 	  npm install --prefix $(WEB_VENDOR) --no-save --no-package-lock --ignore-scripts --no-audit \

@@ -233,12 +233,12 @@ def _main(argv: list[str]) -> int:
     if args.pacs_flush:  # only the DICOM outbox: no model, no frames
         return flush_outbox(args.dicom_out, args.pacs)
     if args.fetch_web_runtime:  # no frames: install the /app/ runtime and stop
-        from edge.web.fetch import fetch_web_runtime
+        from edge.view.web.fetch import fetch_web_runtime
 
         print(f"{PROG}: in-browser runtime installed in {fetch_web_runtime()}")
         return clikit.EXIT_OK
     if args.export_web:  # no frames: copy the /app/ site and stop
-        from edge.web.site import export_web
+        from edge.view.web.site import export_web
 
         print(f"{PROG}: in-browser runner written to {export_web(args.export_web, args.model)}")
         return clikit.EXIT_OK

@@ -33,7 +33,6 @@ from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputEr
 from edge.fsutil import check_writable_file, write_json_atomic
 from edge.metadata import ModelMeta, check_sha256, load_meta, low_dice_warning
 from edge.meter import StageMeter, format_summary
-from edge.overlay import draw_overlay
 from edge.postprocess import PostprocessConfig, Postprocessor, class_configs
 from edge.preprocess import (
     DEFAULT_OFFSET,
@@ -47,6 +46,7 @@ from edge.preprocess import (
 from edge.sinks import MaskDirSink, VideoFileSink, WindowSink
 from edge.sources import SourceConfig, open_source
 from edge.types import Frame, FrameResult
+from edge.view.overlay import draw_overlay
 
 # The packaged models, first match wins: the trained model once it ships, else the fixture.
 DEFAULT_MODELS = {
@@ -270,7 +270,7 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
     if cfg.save_masks:
         makers.append(lambda: MaskDirSink(cfg.save_masks))
     if cfg.serve:
-        from edge.serve import ServeSink  # only when asked: it starts an HTTP server
+        from edge.view.serve import ServeSink  # only when asked: it starts an HTTP server
 
         log = None if cfg.quiet else _say
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,

@@ -64,7 +64,7 @@ def color_bgr(color: str) -> tuple[int, int, int]:
 
 # The nerve's colour when the sidecar names none: amber, which stands out on gray ultrasound.
 # THE one place: the overlay draws it, status.json and the clinic view's swatch carry it, and
-# the browser runner (edge/web/app/app.js NERVE_COLOR, checked equal by a test) draws it.
+# the browser runner (edge/view/web/app/app.js NERVE_COLOR, checked equal by a test) draws it.
 NERVE_COLOR = "#ffc800"
 # No "classes" in the sidecar: one nerve class (today's single-output models).
 DEFAULT_CLASSES = (ClassSpec(id=1, name="nerve", color=NERVE_COLOR, safety=False),)

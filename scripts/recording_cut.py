@@ -44,8 +44,8 @@ VARIANTS = (
 
 def frames(n: int):
     """Phantom overlays like edge-run records (gray frame, mask fill, text)."""
-    from edge.overlay import draw_overlay
     from edge.sources import PhantomSource
+    from edge.view.overlay import draw_overlay
 
     src = PhantomSource()
     for i in range(n):

@@ -25,8 +25,8 @@ from edge.dicom.pacs import PacsNode
 from edge.dicom.seg import build_capture, build_seg
 from edge.errors import OutputError
 from edge.fsutil import atomic_path, check_writable_dir
-from edge.overlay import draw_overlay
 from edge.types import FrameResult
+from edge.view.overlay import draw_overlay
 
 logger = logging.getLogger(__name__)
 

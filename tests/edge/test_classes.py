@@ -16,7 +16,6 @@ import pytest
 import edge.loop
 from edge.cli import main
 from edge.metadata import DEFAULT_CLASSES, ModelMeta, meta_from_dict, meta_to_dict
-from edge.overlay import WARNING_BGR, draw_overlay
 from edge.postprocess import (
     CENTRE_BAND_FRAC,
     PostprocessConfig,
@@ -24,8 +23,9 @@ from edge.postprocess import (
     class_configs,
     near_centre_line,
 )
-from edge.serve import ServeSink
 from edge.types import FrameResult
+from edge.view.overlay import WARNING_BGR, draw_overlay
+from edge.view.serve import ServeSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TWO_CLASS = FIXTURES / "two_class.onnx"

@@ -11,7 +11,7 @@ FORBIDDEN = ("tensorflow", "keras", "tf_keras", "train", "convert")
 
 PROBE = f"""
 import sys
-import edge.cli, edge.loop, edge.backends, edge.postprocess, edge.overlay, edge.meter
+import edge.cli, edge.loop, edge.backends, edge.postprocess, edge.view.overlay, edge.meter
 from edge.loop import default_model_path
 from edge.backends import open_backend
 open_backend(default_model_path(), threads=1)   # the TFLite import chain, exercised

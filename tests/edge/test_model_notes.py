@@ -18,9 +18,9 @@ from edge.classes import class_status
 from edge.cli import main
 from edge.loop import RunConfig, open_model
 from edge.metadata import DEFAULT_CLASSES, NERVE_COLOR, color_bgr, low_dice_warning, meta_from_dict
-from edge.overlay import draw_overlay
 from edge.postprocess import PostprocessConfig, Postprocessor
-from edge.serve import ServeSink
+from edge.view.overlay import draw_overlay
+from edge.view.serve import ServeSink
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "edge" / "models" / "nerve_fixture_int8.tflite"
@@ -85,7 +85,7 @@ def test_status_json_carries_the_models_warning(tmp_path):
     finally:
         sink.close()
     assert status["model_warnings"] == model.warnings and "0.4123" in status["model_warnings"][0]
-    page = (REPO / "edge" / "static" / "index.html").read_text()
+    page = (REPO / "edge" / "view" / "static" / "index.html").read_text()
     assert "s.model_warnings" in page  # the clinic view shows them
 
 
@@ -119,11 +119,11 @@ def test_a_one_class_sidecar_colour_is_drawn_and_reported_alike():
 def test_the_browser_runner_and_clinic_view_use_the_same_colour():
     """The browser runner's fallback mirrors edge.metadata.NERVE_COLOR (a static page cannot
     import Python) and draws with it; the clinic view takes the colour from status.json."""
-    nerve_js = (REPO / "edge" / "web" / "app" / "nerve.js").read_text()
-    app_js = (REPO / "edge" / "web" / "app" / "app.js").read_text()
+    nerve_js = (REPO / "edge" / "view" / "web" / "app" / "nerve.js").read_text()
+    app_js = (REPO / "edge" / "view" / "web" / "app" / "app.js").read_text()
     assert re.search(r"export const NERVE_COLOR = '([^']+)'", nerve_js).group(1) == NERVE_COLOR
     assert "rgb(engine.cfg.nerveColor)" in app_js
-    page = (REPO / "edge" / "static" / "index.html").read_text()
+    page = (REPO / "edge" / "view" / "static" / "index.html").read_text()
     assert "(s.classes || {}).nerve" in page and "nerve.color" in page
     colours = set(re.findall(r"#[0-9a-fA-F]{6}\b", nerve_js + app_js))
     assert colours <= {NERVE_COLOR}, colours  # no other nerve colour restated

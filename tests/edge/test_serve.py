@@ -1,4 +1,4 @@
-"""The clinic web view (edge/serve.py): routes, stream, token, bad input, and that viewers can
+"""The clinic web view (edge/view/serve.py): routes, stream, token, bad input, and that viewers can
 never slow the device loop. Loopback only; port 0 lets the OS pick a free port."""
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import serve
 from edge.errors import UserInputError
-from edge.serve import ServeSink, bind_error_message, is_loopback, parse_host_port
 from edge.types import FrameResult
+from edge.view import serve
+from edge.view.serve import ServeSink, bind_error_message, is_loopback, parse_host_port
 
 FRAME_HW = (420, 580)  # the phantom's and the Kaggle set's frame size (H, W)
 FEED_PERIOD_S = 0.02  # the fake loop's frame period (50 FPS)

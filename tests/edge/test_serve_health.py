@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from edge import serve_metrics
-from edge.serve import ServeSink
+from edge.view import metrics as serve_metrics
+from edge.view.serve import ServeSink
 from tests.edge.test_serve import STAGES, Feeder, make_result, request, wait_until
 
 parser = pytest.importorskip("prometheus_client.parser",

@@ -9,7 +9,7 @@ import socket
 import pytest
 from web_support import needs_browser, start_browser, wait_ready
 
-from edge.serve import ServeSink
+from edge.view.serve import ServeSink
 
 pytestmark = needs_browser
 

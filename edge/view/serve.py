@@ -17,7 +17,7 @@ Access: 127.0.0.1:8080 by default; other interfaces only when named. Beyond loop
 request needs a token of at least MIN_TOKEN_CHARS (query ``?token=`` or ``Authorization:
 Bearer``, exactly one per request), checked before routing: without it every path, known or
 not, is 401, except the routes listed in PUBLIC_ROUTES. Only the fixed routes below exist and
-nothing is ever read from disk on request. ``/healthz`` and ``/metrics`` (edge/serve_metrics.py)
+nothing is ever read from disk on request. ``/healthz`` and ``/metrics`` (edge/view/metrics.py)
 let a fleet's Prometheus watch the board. See docs/serve.md.
 """
 
@@ -44,12 +44,12 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
-from edge import serve_metrics
 from edge.classes import class_status
 from edge.errors import UserInputError
-from edge.overlay import draw_overlay
 from edge.types import FrameResult
-from edge.web import server as web_app
+from edge.view import metrics as serve_metrics
+from edge.view.overlay import draw_overlay
+from edge.view.web import server as web_app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -499,7 +499,7 @@ def check_token(token: str | None, host: str) -> None:
 
 def _load_page() -> bytes:
     """The single self-contained page, packaged with edge (read once at start)."""
-    return resources.files("edge").joinpath(PAGE_RESOURCE).read_bytes()
+    return resources.files("edge.view").joinpath(PAGE_RESOURCE).read_bytes()
 
 
 def _display_url(host: str, port: int, token: str | None) -> str:

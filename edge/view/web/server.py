@@ -1,7 +1,7 @@
-"""Serving the /app/ site from edge-run --serve (hooked into edge/serve.py's handler).
+"""Serving the /app/ site from edge-run --serve (hooked into edge/view/serve.py's handler).
 
 Public files, no token: the page, the runtime and the web model hold no patient data and
-the page runs entirely in the viewer's browser. Only the fixed site map (edge/web/site.py)
+the page runs entirely in the viewer's browser. Only the fixed site map (edge/view/web/site.py)
 is served; any other /app/ path is a 404.
 
 Headers: COOP same-origin + COEP require-corp make the page cross-origin isolated, which
@@ -18,7 +18,7 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
-from edge.web.site import RUNTIME_MISSING, content_type, runtime_files, site_files
+from edge.view.web.site import RUNTIME_MISSING, content_type, runtime_files, site_files
 
 PREFIX = "/app/"
 ISOLATION_HEADERS = {
