@@ -47,6 +47,7 @@ from edge.sinks import MaskDirSink, VideoFileSink, WindowSink
 from edge.sources import SourceConfig, open_source
 from edge.types import Frame, FrameResult
 from edge.view.overlay import draw_overlay
+from edge.view.tls import ServeOptions
 
 # The packaged models, first match wins: the trained model once it ships, else the fixture.
 DEFAULT_MODELS = {
@@ -91,7 +92,8 @@ class RunConfig:
     alpha: overlay fill opacity.
     headless: no window. record: video file of the overlays. save_masks: folder for 0/255 PNGs.
     report: JSON file for the summary. max_frames: stop after this many frames (None = run on).
-    serve: "[HOST:]PORT" for the web view; serve_token: its access token.
+    serve: "[HOST:]PORT" for the web view; serve_token: its access token; serve_options:
+           its HTTPS, pairing and mDNS settings (edge.view.tls.ServeOptions).
     show_fps: draw FPS and per-stage ms on the overlay. quiet: no config block, status or summary.
     on_bad_frame: "skip" (warn, count in the summary, go on) or "stop" (end the run, exit 2).
     allow_sha256_mismatch: run a model whose sidecar sha256 does not match (warned, reported).
@@ -117,6 +119,7 @@ class RunConfig:
     serve: str | None = None
     serve_token: str | None = None
     serve_max_viewers: int = DEFAULT_MAX_VIEWERS
+    serve_options: ServeOptions = field(default_factory=ServeOptions)
     show_fps: bool = True
     quiet: bool = False
     on_bad_frame: str = "skip"
@@ -276,7 +279,8 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,
                                                   max_viewers=cfg.serve_max_viewers,
                                                   alpha=cfg.alpha, log=log, model=model,
-                                                  warnings=warnings))
+                                                  warnings=warnings,
+                                                  options=cfg.serve_options))
     sinks = []
     for make in makers:
         sink = make()

@@ -19,7 +19,7 @@ from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
 from edge.preprocess import frame_to_gray_input, normalize
 from edge.sources import SourceConfig, phantom_pair
-from edge.view.serve import status_of
+from edge.view.hub import status_of
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")
 CINE_FRAMES = 6

@@ -105,6 +105,6 @@ def _plain(handler, code: int, body: bytes, extra: dict[str, str]) -> None:
 
 def _send_headers(handler, code: int, headers: dict[str, str]) -> None:
     handler.send_response(code)
-    for name, value in headers.items():
+    for name, value in {**handler.security_headers(), **headers}.items():
         handler.send_header(name, value)
     handler.end_headers()
