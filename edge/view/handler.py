@@ -74,7 +74,7 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         # A viewer that vanishes mid-request is normal on Wi-Fi; anything else gets one line.
         err = sys.exc_info()[1]
-        if not isinstance(err, (ConnectionError, TimeoutError)):
+        if not isinstance(err, (ConnectionError, TimeoutError, ssl.SSLError)):
             print(f"serve: error with client {client_address[0]}: {err!r}", file=sys.stderr)
 
 
@@ -104,6 +104,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if url.path == pairing.PAIR_PATH and self.server.pair_secret:
                 return self.pair(query)  # authorized by its own secret
+            if url.path == pairing.QR_PATH:
+                return self.pair_png(query)  # this board's own screen, or the token
             # Auth before routing: without the token, a known and an unknown path look alike.
             if not (is_public(url.path) or self._authorized(query)):
                 self._send(401, b"token required: open the URL printed by edge-run "
@@ -118,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
                 route(self, query)
         except _BadRequest as err:
             self._send(400, f"{err}\n".encode(), "text/plain; charset=utf-8")
-        except (ConnectionError, TimeoutError):
+        except (ConnectionError, TimeoutError, ssl.SSLError):
             self.close_connection = True  # the client left or stalled: drop it, nothing else
 
     def _given_tokens(self, query: dict[str, list[str]]) -> list[str]:
@@ -220,12 +222,12 @@ class _Handler(BaseHTTPRequestHandler):
     def pair_png(self, query) -> None:
         """The QR code as an image: for this device's own screen, or with the token."""
         link = self.server.pair_link
+        if not (self._from_loopback() or (self._given_tokens(query) and self._token_ok(query))):
+            return self._send(401, b"the pairing code is shown on the board itself or "
+                                   b"with the token\n", "text/plain; charset=utf-8",
+                              {"WWW-Authenticate": "Bearer"})
         if link is None:
             return self._send(404, b"no pairing over plain HTTP\n", "text/plain; charset=utf-8")
-        if not (self._from_loopback() or (self.server.token and self._given_tokens(query)
-                                          and self._token_ok(query))):
-            return self._send(403, b"the pairing code is shown on the board itself or "
-                                   b"with the token\n", "text/plain; charset=utf-8")
         self._send(200, pairing.qr_png(link), "image/png")
 
     def status(self, query) -> None:
@@ -288,7 +290,6 @@ _ROUTES: dict[str, Route] = {
     "/healthz": _Handler.healthz,
     "/metrics": _Handler.metrics,
     "/ca.crt": _Handler.ca_cert,
-    "/pair.png": _Handler.pair_png,
 }
 # Routes (keys of _ROUTES) served without a token: only static page assets that carry no
 # patient data and no device state (scripts, styles, a service worker). Never frames or status.

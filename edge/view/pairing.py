@@ -22,6 +22,7 @@ SECRET_BYTES = 16  # 128 bits (22 characters): a small QR code, beyond any guess
 COOKIE = "nerve_edge_pair"
 COOKIE_MAX_AGE_S = 400 * 24 * 3600  # the longest browsers keep a cookie (400 days)
 PAIR_PATH = "/pair"
+QR_PATH = "/pair.png"  # the QR code as an image, for the board's own screen
 QR_PNG_SCALE = 8  # pixels per module in /pair.png: readable from a screen at arm's length
 
 

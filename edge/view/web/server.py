@@ -15,6 +15,7 @@ import base64
 import hashlib
 import re
 import shutil
+import ssl
 from functools import lru_cache
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def handle(handler, path: str) -> None:
     """Answer one GET for ``path`` on a BaseHTTPRequestHandler (serve.py's _Handler)."""
     try:
         _answer(handler, path)
-    except (ConnectionError, TimeoutError):
+    except (ConnectionError, TimeoutError, ssl.SSLError):
         handler.close_connection = True  # the viewer left mid-download
 
 
