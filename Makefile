@@ -44,11 +44,13 @@ RUN_FRAMES := 1500
 run: $(VENV_EDGE)/.installed web-runtime
 	$(VENV_EDGE)/bin/edge-run --source phantom --headless --max-frames $(RUN_FRAMES)
 
-# Debian's Chromium + ChromeDriver drive the web view's end-to-end test (tests/edge/test_serve_browser.py).
+# Debian's Chromium + ChromeDriver drive the web view's end-to-end test (tests/edge/test_serve_browser.py);
+# certutil (libnss3-tools) makes the NSS database through which Chromium trusts the board's
+# CA in the HTTPS test (tests/edge/test_serve_tls_browser.py).
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
-	  echo "could not install chromium; the browser test will skip"
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v certutil >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver libnss3-tools >/dev/null) || \
+	  echo "could not install chromium or certutil; the browser tests will skip"
 
 # Debian's Orthanc PACS (+ DICOMweb plugin): the DICOM tests start it on loopback themselves.
 orthanc:
