@@ -30,6 +30,7 @@ examples:
   edge-run --video clip.mp4 --headless --report run.json     file in, JSON summary out
   edge-run --video clip.mp4 --realtime --serve 8080          play a clip at its own rate
   edge-run --video rtsp://10.0.0.5/stream --headless --serve 8080
+  edge-run --camera 0 --headless --serve 0.0.0.0:8443       tablets: HTTPS, CA + pairing QR
   edge-run --images scans/ --headless --save-masks masks/    one 0/255 PNG per image
   edge-run --picamera --threads 4 --smooth 0.5               Raspberry Pi camera
   edge-run --dicom cine.dcm --headless --dicom-out out/ --pacs 10.0.0.9:4242:PACS
