@@ -154,8 +154,15 @@ class _Handler(BaseHTTPRequestHandler):
             return False
 
     def security_headers(self) -> dict[str, str]:
-        """Sent with every answer over HTTPS (HSTS), also by the /app/ site."""
-        return {"Strict-Transport-Security": HSTS} if self.server.tls else {}
+        """Sent with every answer over HTTPS (HSTS), also by the /app/ site. Not to a browser
+        that named the host "localhost": HSTS holds for every port of a name, and this
+        device's plain loopback view (make run, 127.0.0.1:8080) must keep working there."""
+        if self.server.tls is None:
+            return {}
+        host = urlsplit("//" + self.headers.get("Host", "")).hostname or ""
+        if host == "localhost" or host.endswith(".localhost"):
+            return {}
+        return {"Strict-Transport-Security": HSTS}
 
     def _alpha_key(self, query: dict[str, list[str]]) -> int:
         raw = query.get("alpha", [None])[-1]

@@ -26,8 +26,12 @@ def board_name(hostname: str | None = None) -> str:
 class Announcer:
     """Announces the web view while open; ``close()`` withdraws it."""
 
-    def __init__(self, name: str, addresses: list[str], port: int, tls: bool, warn) -> None:
+    def __init__(self, name: str, addresses: list[str], port: int, tls: bool, warn,
+                 only_these: bool = False) -> None:
+        """``only_these``: announce on the interfaces of ``addresses`` only (a view bound to
+        one address), else on every interface (0.0.0.0)."""
         self._name, self._addresses, self._port, self._tls = name, addresses, port, tls
+        self._interfaces = list(addresses) if only_these else None
         self._warn, self._zc, self._info = warn, None, None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._register, name="mdns", daemon=True)
@@ -42,7 +46,7 @@ class Announcer:
             info = ServiceInfo(kind, f"{label}.{kind}", port=self._port,
                                parsed_addresses=self._addresses, server=self._name + ".",
                                properties={"path": "/"})
-            zc = Zeroconf()
+            zc = Zeroconf() if self._interfaces is None else Zeroconf(interfaces=self._interfaces)
             zc.register_service(info)
         except Exception as err:  # noqa: BLE001  no network, no multicast: the view still runs
             self._warn(f"serve: warning: cannot announce {self._name} over mDNS ({err}); "

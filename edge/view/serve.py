@@ -209,7 +209,8 @@ class ServeSink:
         addresses = _mdns_addresses(self.host)
         if addresses:
             self._announcer = Announcer(board_name(), addresses, self.port,
-                                        self.security.context is not None, _warn)
+                                        self.security.context is not None, _warn,
+                                        only_these=self.host not in WILDCARD_HOSTS)
 
     def _say(self, log: Callable[[str], None], loopback: bool) -> None:
         where = "this device only" if loopback else "open it on the same network"
