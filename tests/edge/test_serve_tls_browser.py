@@ -9,9 +9,9 @@ expired certificate (the browser refuses both); pairing by the QR link sets the 
 from __future__ import annotations
 
 import contextlib
-import re
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import time

@@ -1,4 +1,4 @@
-"""Serving the /app/ site from edge-run --serve (hooked into edge/view/serve.py's handler).
+"""Serving the /app/ site from edge-run --serve (hooked into edge/view/handler.py).
 
 Public files, no token: the page, the runtime and the web model hold no patient data and
 the page runs entirely in the viewer's browser. Only the fixed site map (edge/view/web/site.py)
