@@ -3,18 +3,17 @@ runner. Chromium trusts the board's generated CA through an NSS database (certut
 of this test's own; never --ignore-certificate-errors) and reaches the board by its mDNS name
 (nerve-edge-HOST.local) mapped to 127.0.0.1 (--host-resolver-rules), so it judges the page as
 a tablet on the Wi-Fi would: a secure, cross-origin-isolated page, threaded WASM, a fake
-camera's real frames segmented. Negative cases: a name the certificate does not cover, an
-expired certificate (the browser refuses both); pairing by the QR link sets the cookie."""
+camera's real frames segmented, offline after the first visit. Negative cases: a name the
+certificate does not cover, an expired certificate, a certificate for a public name signed
+with the board's CA key (the name constraint); pairing by the QR link sets the cookie."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import cv2
@@ -34,6 +33,7 @@ from edge.view.mdns import board_name
 from edge.view.serve import ServeSink
 from edge.view.tls import ServeOptions, server_context
 from tests.edge.test_serve import Feeder
+from tests.edge.test_web_offline import all_cached, cached
 
 pytestmark = [needs_browser, pytest.mark.skipif(shutil.which("certutil") is None,
                                                 reason="certutil missing: apt-get install "
@@ -42,6 +42,7 @@ TOKEN = "tablet-test-token-0123456789"
 CLIP_FRAMES, CLIP_SIZE, FPS = 30, (580, 420), 30
 MIN_FRAMES = 20
 OTHER_NAME = "not-the-board.example"  # mapped to 127.0.0.1 too; no certificate covers it
+PUBLIC_NAME = "www.example.com"  # a site outside the CA's name constraints
 
 
 def trust_ca(home: Path, ca: Path) -> None:
@@ -64,7 +65,8 @@ def open_board(tmp_path: Path, monkeypatch, extra_args: tuple[str, ...] = ()):
     monkeypatch.setenv("HOME", str(home))  # chromedriver and Chromium inherit it
     name = board_name()
     driver = start_browser(tmp_path / "profile", (
-        f"--host-resolver-rules=MAP {name} 127.0.0.1, MAP {OTHER_NAME} 127.0.0.1",
+        f"--host-resolver-rules=MAP {name} 127.0.0.1, MAP {OTHER_NAME} 127.0.0.1, "
+        f"MAP {PUBLIC_NAME} 127.0.0.1",
         *extra_args))
     try:
         yield sink, driver, f"https://{name}:{sink.port}"
@@ -106,6 +108,23 @@ def test_tablet_over_https_gets_a_secure_isolated_threaded_runner_on_its_camera(
     assert driver.execute_script("return navigator.serviceWorker !== undefined")
 
 
+def test_tablet_runner_works_offline_after_one_https_visit(board):
+    sink, driver, origin = board
+    url = f"{origin}/app/?threads=2"
+    driver.get(url)
+    online = wait_ready(driver)
+    wait_for(driver, lambda d: all_cached(cached(d)), "the service worker never cached the "
+             "page, runtime and model over HTTPS")
+    sink.close()  # the board is gone ...
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", {  # ... and so is the network
+        "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    driver.get(url)
+    assert wait_ready(driver)["backend"] == online["backend"]
+    assert driver.execute_script("return navigator.serviceWorker.controller !== null")
+    assert driver.execute_script("return window.crossOriginIsolated") is True
+
+
 def test_pairing_link_sets_the_cookie_and_leaves_the_address_bar(board):
     sink, driver, origin = board
     feeder = Feeder(sink)  # the view's stream needs frames for its page to finish loading
@@ -143,26 +162,45 @@ def test_a_name_the_certificate_does_not_cover_is_refused(board):
     assert "ERR_CERT_COMMON_NAME_INVALID" in page
 
 
-def test_an_expired_certificate_is_refused(board, tmp_path):
-    sink, driver, origin = board
-    folder = sink.security.ca.parent
-    ca = certs._load(folder / certs.CA_FILE, folder / certs.CA_KEY_FILE)
-    cert, key = certs._make_server(*ca, [board_name()])
-    # Same CA, same names, but its validity ended 10 minutes ago (inside the CA's own).
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+def serve_pem(sink, tmp_path: Path, cert, key) -> None:
+    """Make the running view present ``cert`` (with ``key``) from its next connection on."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
+    (tmp_path / "other.crt").write_bytes(cert.public_bytes(Encoding.PEM))
+    (tmp_path / "other.key").write_bytes(certs._key_pem(key))
+    sink._server.tls = server_context(tmp_path / "other.crt", tmp_path / "other.key")
+
+
+def board_ca(sink):
+    folder = sink.security.ca.parent
+    return certs._load(folder / certs.CA_FILE, folder / certs.CA_KEY_FILE)
+
+
+def test_an_expired_certificate_is_refused(board, tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    sink, driver, origin = board
+    ca = board_ca(sink)
+    cert, key = certs._make_server(*ca, [board_name()])
+    # Same CA, same names, but its validity ended 10 minutes ago (inside the CA's own).
     now = dt.datetime.now(dt.timezone.utc)
-    builder = x509.CertificateBuilder(
+    expired = x509.CertificateBuilder(
         issuer_name=cert.issuer, subject_name=cert.subject, public_key=cert.public_key(),
         serial_number=cert.serial_number + 1, not_valid_before=now - dt.timedelta(minutes=50),
-        not_valid_after=now - dt.timedelta(minutes=10), extensions=list(cert.extensions))
-    expired = builder.sign(ca[1], hashes.SHA256())
-    (tmp_path / "old.crt").write_bytes(expired.public_bytes(Encoding.PEM))
-    (tmp_path / "old.key").write_bytes(certs._key_pem(key))
-    sink._server.tls = server_context(tmp_path / "old.crt", tmp_path / "old.key")
-    time.sleep(0.2)
+        not_valid_after=now - dt.timedelta(minutes=10),
+        extensions=list(cert.extensions)).sign(ca[1], hashes.SHA256())
+    serve_pem(sink, tmp_path, expired, key)
     page = refused(driver, f"{origin}/app/")
     assert "ERR_CERT_DATE_INVALID" in page, re.findall(r"ERR_[A-Z_]+", page)
-    assert os.environ["HOME"].endswith("home")
+
+
+def test_the_board_ca_cannot_vouch_for_another_site(board, tmp_path):
+    """The name constraint at work: a certificate for a public name, signed with the board's
+    CA key (as a thief of the board could), is refused by the tablet that trusts the CA."""
+    sink, driver, _ = board
+    serve_pem(sink, tmp_path, *certs._make_server(*board_ca(sink), [PUBLIC_NAME]))
+    page = refused(driver, f"https://{PUBLIC_NAME}:{sink.port}/app/")
+    assert re.search(r"ERR_CERT_[A-Z_]+", page), page[:500]
+    assert "ERR_CERT_INVALID" in page, re.findall(r"ERR_[A-Z_]+", page)  # not the name: the
+    # certificate names www.example.com; what fails is the CA's constraint
