@@ -26,7 +26,7 @@ venv: $(VENV)/.installed
 # The in-browser runner's runtime (LiteRT.js, JS + wasm, ~38 MB) comes from the npm registry at
 # set-up time, pinned, into a gitignored folder; edge-run --serve serves it at /app/ (no CDN).
 LITERTJS_VERSION := 2.5.3
-WEB_VENDOR := edge/web/vendor
+WEB_VENDOR := edge/view/web/vendor
 $(WEB_VENDOR)/.installed-$(LITERTJS_VERSION):
 	@if command -v npm >/dev/null; then \
 	  npm install --prefix $(WEB_VENDOR) --no-save --no-package-lock --ignore-scripts --no-audit \
@@ -44,11 +44,13 @@ RUN_FRAMES := 1500
 run: $(VENV_EDGE)/.installed web-runtime
 	$(VENV_EDGE)/bin/edge-run --source phantom --headless --max-frames $(RUN_FRAMES)
 
-# Debian's Chromium + ChromeDriver drive the web view's end-to-end test (tests/edge/test_serve_browser.py).
+# Debian's Chromium + ChromeDriver drive the web view's end-to-end test (tests/edge/test_serve_browser.py);
+# certutil (libnss3-tools) makes the NSS database through which Chromium trusts the board's
+# CA in the HTTPS test (tests/edge/test_serve_tls_browser.py).
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
-	  echo "could not install chromium; the browser test will skip"
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v certutil >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver libnss3-tools >/dev/null) || \
+	  echo "could not install chromium or certutil; the browser tests will skip"
 
 # Debian's Orthanc PACS (+ DICOMweb plugin): the DICOM tests start it on loopback themselves.
 orthanc:

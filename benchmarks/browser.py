@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.web.site import RUNTIME_MISSING, runtime_files
+from edge.view.web.site import RUNTIME_MISSING, runtime_files
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -38,7 +38,7 @@ from benchmarks.browser import (
 from benchmarks.machine import describe_machine
 from edge.fsutil import write_json_atomic
 from edge.model.metadata import sha256_file
-from edge.web.site import DEFAULT_MODEL
+from edge.view.web.site import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 FRAME_WH = (580, 420)  # the Kaggle scanner's frame size; the data's copies are 256x185
@@ -132,7 +132,7 @@ def camera_row(url: str, grays: list[np.ndarray], work: Path) -> dict:
 
 
 def run(args) -> dict:
-    from edge.serve import ServeSink
+    from edge.view.serve import ServeSink
 
     files = pick_frames(args.data, args.frames)
     work = Path(tempfile.mkdtemp(prefix="nerve-web-bench-"))
@@ -179,7 +179,7 @@ def run(args) -> dict:
 
 
 def _litertjs_version() -> str:
-    from edge.web.site import VENDOR_DIR
+    from edge.view.web.site import VENDOR_DIR
 
     return json.loads((VENDOR_DIR / "core" / "package.json").read_text())["version"]
 

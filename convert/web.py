@@ -1,4 +1,4 @@
-"""The ``web`` format: the model the in-browser runner (edge/web/, LiteRT.js) loads.
+"""The ``web`` format: the model the in-browser runner (edge/view/web/, LiteRT.js) loads.
 
 What LiteRT.js takes, found by trying: int8 weights and activations are fine, but the input
 and output tensors must be float32 (it has no INT8 input/output tensors) and every dimension

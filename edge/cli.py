@@ -30,6 +30,7 @@ examples:
   edge-run --video clip.mp4 --headless --report run.json     file in, JSON summary out
   edge-run --video clip.mp4 --realtime --serve 8080          play a clip at its own rate
   edge-run --video rtsp://10.0.0.5/stream --headless --serve 8080
+  edge-run --camera 0 --headless --serve 0.0.0.0:8443       tablets: HTTPS, CA + pairing QR
   edge-run --images scans/ --headless --save-masks masks/    one 0/255 PNG per image
   edge-run --picamera --threads 4 --smooth 0.5               Raspberry Pi camera
   edge-run --dicom cine.dcm --headless --dicom-out out/ --pacs 10.0.0.9:4242:PACS
@@ -159,6 +160,7 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
                    metavar="N",
                    help=f"most browsers streaming at once; more get 503 "
                         f"(default {DEFAULT_MAX_VIEWERS})")
+    _add_serve_security_flags(g)
     g.add_argument("--no-stats", action="store_true",
                    help="no FPS/latency text on the overlay (default: shown)")
     g.add_argument("--quiet", action="store_true",
@@ -172,6 +174,45 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
                         "npm registry into the installed kit, then exit (default: off; a board "
                         "installed with pip, docs/deploy-pi.md)")
     clikit.add_common_flags(g)
+
+
+def _add_serve_security_flags(g) -> None:
+    from edge.view.tls import TLS_MODES
+
+    g.add_argument("--tls", type=str, choices=TLS_MODES, default="auto",
+                   help="HTTPS for --serve: auto = beyond loopback, with a local CA made once "
+                        "(its fingerprint and a pairing QR code are printed); on = also on "
+                        "loopback (default: auto; docs/serve.md)")
+    g.add_argument("--tls-cert", type=str, metavar="CERT.pem",
+                   help="serve HTTPS with this certificate (e.g. the hospital's) instead of "
+                        "the local CA's; needs --tls-key (default: none)")
+    g.add_argument("--tls-key", type=str, metavar="KEY.pem",
+                   help="the private key of --tls-cert (default: none)")
+    g.add_argument("--insecure-http", action="store_true",
+                   help="plain HTTP beyond loopback: frames and token unencrypted on the "
+                        "network; warned (default: off)")
+    g.add_argument("--serve-unpair", action="store_true",
+                   help="renew the pairing secret: every paired tablet must scan the new QR "
+                        "code; without --serve, renew and exit (default: off)")
+    g.add_argument("--no-mdns", action="store_true",
+                   help="do not announce the web view as nerve-edge-HOST.local over mDNS "
+                        "(default: announced beyond loopback)")
+
+
+def _serve_options(args: argparse.Namespace):
+    from edge.view.tls import ServeOptions
+
+    return ServeOptions(tls=args.tls, cert=args.tls_cert, key=args.tls_key,
+                        insecure_http=args.insecure_http, mdns=not args.no_mdns)
+
+
+def _unpair() -> None:
+    from edge.view.pairing import rotate_secret
+    from edge.view.state import state_dir
+
+    folder = state_dir()
+    rotate_secret(folder)
+    print(f"{PROG}: new pairing secret in {folder}: every tablet must scan the new QR code")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +262,7 @@ def config_from_args(args: argparse.Namespace):
         headless=args.headless, record=args.record, save_masks=args.save_masks,
         report=args.report, max_frames=args.max_frames, serve=args.serve,
         serve_token=args.serve_token, serve_max_viewers=args.serve_max_viewers,
+        serve_options=_serve_options(args),
         show_fps=not args.no_stats, quiet=args.quiet, on_bad_frame=args.on_bad_frame,
         allow_sha256_mismatch=args.allow_sha256_mismatch,
         dicom_out=args.dicom_out, pacs=args.pacs,
@@ -235,15 +277,19 @@ def _main(argv: list[str]) -> int:
     if args.pacs_flush:  # only the DICOM outbox: no model, no frames
         return flush_outbox(args.dicom_out, args.pacs)
     if args.fetch_web_runtime:  # no frames: install the /app/ runtime and stop
-        from edge.web.fetch import fetch_web_runtime
+        from edge.view.web.fetch import fetch_web_runtime
 
         print(f"{PROG}: in-browser runtime installed in {fetch_web_runtime()}")
         return clikit.EXIT_OK
     if args.export_web:  # no frames: copy the /app/ site and stop
-        from edge.web.site import export_web
+        from edge.view.web.site import export_web
 
         print(f"{PROG}: in-browser runner written to {export_web(args.export_web, args.model)}")
         return clikit.EXIT_OK
+    if args.serve_unpair:
+        _unpair()
+        if not args.serve:
+            return clikit.EXIT_OK
     from edge.loop import run
 
     run(config_from_args(args))

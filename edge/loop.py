@@ -37,9 +37,10 @@ from edge.model.preprocess import check_roi, to_gray8
 from edge.model.segmodel import SegModel
 from edge.model.settings import Overrides
 from edge.model.store import default_model_path
-from edge.overlay import draw_overlay
 from edge.signals import stop_reason
 from edge.types import Frame, FrameResult
+from edge.view.overlay import draw_overlay
+from edge.view.tls import ServeOptions
 
 # One interpreter thread by default: predictable latency, and the other cores stay free for
 # capture, drawing and encoding. On the shared 2-core x86 test machine 1 and 2 threads were
@@ -79,7 +80,8 @@ class RunConfig:
     alpha: overlay fill opacity.
     headless: no window. record: video file of the overlays. save_masks: folder for 0/255 PNGs.
     report: JSON file for the summary. max_frames: stop after this many frames (None = run on).
-    serve: "[HOST:]PORT" for the web view; serve_token: its access token.
+    serve: "[HOST:]PORT" for the web view; serve_token: its access token; serve_options:
+           its HTTPS, pairing and mDNS settings (edge.view.tls.ServeOptions).
     show_fps: draw FPS and per-stage ms on the overlay. quiet: no config block, status or summary.
     on_bad_frame: "skip" (warn, count in the summary, go on) or "stop" (end the run, exit 2).
     allow_sha256_mismatch: run a model whose sidecar sha256 does not match (warned, reported).
@@ -105,6 +107,7 @@ class RunConfig:
     serve: str | None = None
     serve_token: str | None = None
     serve_max_viewers: int = DEFAULT_MAX_VIEWERS
+    serve_options: ServeOptions = field(default_factory=ServeOptions)
     show_fps: bool = True
     quiet: bool = False
     on_bad_frame: str = "skip"
@@ -177,13 +180,14 @@ def open_sinks(cfg: RunConfig, stack: contextlib.ExitStack, fps: float | None,
     if cfg.save_masks:
         makers.append(lambda: MaskDirSink(cfg.save_masks))
     if cfg.serve:
-        from edge.serve import ServeSink  # only when asked: it starts an HTTP server
+        from edge.view.serve import ServeSink  # only when asked: it starts an HTTP server
 
         log = None if cfg.quiet else _say
         makers.append(lambda: ServeSink.from_spec(cfg.serve, token=cfg.serve_token,
                                                   max_viewers=cfg.serve_max_viewers,
                                                   alpha=cfg.alpha, log=log, model=model,
-                                                  warnings=warnings))
+                                                  warnings=warnings,
+                                                  options=cfg.serve_options))
     sinks = []
     for make in makers:
         sink = make()

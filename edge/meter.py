@@ -1,4 +1,4 @@
-"""Per-stage timers and a rolling FPS. Measuring only (drawing is edge.overlay's job).
+"""Per-stage timers and a rolling FPS. Measuring only (drawing is edge.view.overlay's job).
 
     meter = StageMeter()
     meter.begin_frame()

@@ -45,7 +45,7 @@ VARIANTS = (
 def frames(n: int):
     """Phantom overlays like edge-run records (gray frame, mask fill, text)."""
     from edge.io.phantom import PhantomSource
-    from edge.overlay import draw_overlay
+    from edge.view.overlay import draw_overlay
 
     src = PhantomSource()
     for i in range(n):

@@ -60,3 +60,11 @@ def kaggle_train() -> Path:
 def usgra_data() -> Path:
     """usgra-seg: images/ + masks/ with class ids (1 = nerve)."""
     return require_data("usgra-seg")
+
+
+@pytest.fixture(autouse=True)
+def _serve_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """The web view's state (CA, keys, pairing secret) in a folder of this test's own, never
+    the user's ~/.local/state (edge/view/state.py); subprocesses inherit it."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)

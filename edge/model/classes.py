@@ -1,6 +1,6 @@
 """Per-structure numbers for the outputs: the status JSON and the headless line (per frame)
 and the --report block (over the run). Numbers and text only; the masks are made by
-edge.model.postprocess and drawn by edge.overlay.
+edge.model.postprocess and drawn by edge.view.overlay.
 
     class_status(result.classes)  -> {"nerve": {"detected": .., "area_px": ..}, ...}
     tally = ClassTally(); tally.add(post.classes, post.safety_warning); tally.summary()

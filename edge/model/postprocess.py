@@ -8,7 +8,7 @@ does not grow with the camera resolution and ``min_area`` means the same at any 
 The binary mask is resized with INTER_LINEAR_EXACT and re-thresholded at half: smooth contours
 instead of staircase edges, at the price of one uint8 resize (cheaper than resizing floats).
 INTER_LINEAR_EXACT is integer arithmetic (8-bit fixed-point weights), so the frame-size mask
-has the same bits on x86, arm64 and in the browser (edge/web/app/imgproc.js); OpenCV's plain
+has the same bits on x86, arm64 and in the browser (edge/view/web/app/imgproc.js); OpenCV's plain
 INTER_LINEAR rounds differently per instruction set, which moved outline pixels.
 
 Every model is a list of classes (a (1, H, W, C) output, C = the sidecar's classes; a nerve-only

@@ -7,7 +7,7 @@ Values: ``x = pixel_8bit * scale + offset`` with scale/offset from the model's m
 (default 1/255 and 0: inputs in [0, 1]).
 
 Every resize here is integer arithmetic (cv2.INTER_LINEAR_EXACT, the 2x box average, and the
-label masks' exact area coverage), so x86, arm64 and the browser (edge/web/app/imgproc.js)
+label masks' exact area coverage), so x86, arm64 and the browser (edge/view/web/app/imgproc.js)
 compute the same bits. OpenCV's plain INTER_LINEAR is not used: its uint8 SIMD kernels round
 differently per instruction set.
 

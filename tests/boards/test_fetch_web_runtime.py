@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.web import fetch
-from edge.web.site import WASM_VARIANTS
+from edge.view.web import fetch
+from edge.view.web.site import WASM_VARIANTS
 
 REPO = Path(__file__).resolve().parents[2]
 

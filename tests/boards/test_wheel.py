@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from edge.web import fetch
-from edge.web.site import VENDOR_DIR, runtime_files
+from edge.view.web import fetch
+from edge.view.web.site import VENDOR_DIR, runtime_files
 
 REPO = Path(__file__).resolve().parents[2]
-VENDOR_IN_WHEEL = "edge/web/vendor/node_modules/@litertjs/"
+VENDOR_IN_WHEEL = "edge/view/web/vendor/node_modules/@litertjs/"
 # Asks the installed package's /app/ for its page and one wasm file: prints the statuses,
 # the first line of the page's body and where edge was imported from.
 SERVE_PROBE = """
 import http.client, json, edge
-from edge.serve import ServeSink
+from edge.view.serve import ServeSink
 sink = ServeSink.from_spec("127.0.0.1:0", token="t0ken-t0ken-t0ken", log=None)
 got = {"edge": edge.__file__}
 for path in ("/app/", "/app/runtime/wasm/litert_wasm_internal.wasm"):
@@ -47,11 +47,11 @@ def tree_copy(dest: Path, with_runtime: bool) -> Path:
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
                            check=True, capture_output=True).stdout.decode().split("\0")
     for rel in filter(None, files):
-        if (REPO / rel).is_file() and not rel.startswith("edge/web/vendor"):
+        if (REPO / rel).is_file() and not rel.startswith("edge/view/web/vendor"):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dest / rel)
     if with_runtime:
-        shutil.copytree(VENDOR_DIR.parents[1], dest / "edge/web/vendor", symlinks=False)
+        shutil.copytree(VENDOR_DIR.parents[1], dest / "edge/view/web/vendor", symlinks=False)
     return dest
 
 
@@ -120,7 +120,7 @@ def real_tarballs_served_locally(tmp_path):
 def test_an_install_without_the_runtime_names_the_flag_that_fetches_it(
         tmp_path, real_tarballs_served_locally):
     wheel, site = build_and_install(tmp_path, with_runtime=False)
-    assert not any(n.startswith("edge/web/vendor/") for n in zipfile.ZipFile(wheel).namelist())
+    assert not any(n.startswith("edge/view/web/vendor/") for n in zipfile.ZipFile(wheel).namelist())
     got = serve_probe(site)
     status, body = got["/app/"]
     assert status == 503 and "edge-run --fetch-web-runtime" in body

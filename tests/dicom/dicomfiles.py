@@ -106,7 +106,7 @@ def make_us(path: Path, pixels: np.ndarray, *, photometric: str | None = None,
 def read_masks(seg, source_uid: str, frame_numbers: Sequence[int] | None) -> np.ndarray:
     """The nerve masks (F x H x W bool) a SEG holds for source instance ``source_uid``;
     ``frame_numbers`` for a cine source, None for a single-frame one (highdicom's reader).
-    Only the tests read SEGs back, so it lives here, not in edge/dicom/seg.py."""
+    Only the tests read SEGs back, so it lives here, not in edge/io/dicom/seg.py."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if frame_numbers is None:

@@ -19,7 +19,7 @@ from edge.io.phantom import phantom_pair
 from edge.io.sources import SourceConfig, innermost, open_source
 from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
-from edge.serve import status_of
+from edge.view.hub import status_of
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")
 CINE_FRAMES = 6

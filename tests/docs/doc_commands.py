@@ -9,8 +9,8 @@ words as the environment, and keeps every line whose first word is (a path endin
 ``as_run()`` turns one into the argv the test runs, by the documented mapping below:
 PLACEHOLDERS (paths the docs assume: the stand-ins of tests/docs/doc_workspace.py, or a run folder
 an earlier documented command trained), SHRINK (long work made short: one epoch, a few timed
-runs) and the network mapping (``--serve`` on any free port, a PACS that is not there: a closed
-local port).
+runs) and the network mapping (``--serve`` on any free port and with ``--no-mdns``, a PACS that is
+not there: a closed local port).
 """
 
 from __future__ import annotations
@@ -244,6 +244,8 @@ def as_run(cmd: DocCommand, pacs_port: int) -> list[str]:
         if i and raw[i - 1] == "--serve":
             word = _serve(word)
         words.append(_map_word(word, pacs_port))
+    if "--serve" in words and "--no-mdns" not in words:
+        words.append("--no-mdns")  # tests never announce over multicast beyond loopback
     tool, sub = words[0], subcommand(words)
     if tool == "edge-train" and sub == "cv" and "--" in words:
         cut = words.index("--")

@@ -72,9 +72,9 @@ NOT_HERE = {
     "edge-run --camera 0 --headless --serve 8080": CAMERA,
     "edge-run --model runs/clinic/export/clinic-int8.tflite --camera 0": CAMERA + "; the "
         "same line on the phantom: tests/train/test_readme_finetune.py",
-    "/opt/nerve-edge/venv/bin/edge-run --camera 0 --headless --serve 0.0.0.0:8080 --threads 4":
+    "/opt/nerve-edge/venv/bin/edge-run --camera 0 --headless --serve 0.0.0.0:8443 --threads 4":
         CAMERA,
-    "/opt/nerve-edge/venv/bin/edge-run --picamera --headless --serve 0.0.0.0:8080 --threads 4":
+    "/opt/nerve-edge/venv/bin/edge-run --picamera --headless --serve 0.0.0.0:8443 --threads 4":
         "no Raspberry Pi camera (picamera2 + libcamera); tested with a stand-in module "
         "(tests/edge/test_sources.py)",
     "edge-run --model model.onnx --onnx-providers "
@@ -120,9 +120,12 @@ EXPECT = {
         (1, "docs/dicom.md: exit 1 when files are still kept (the PACS is not there)"),
     "edge-run --source phantom --serve 0.0.0.0:8080":
         (130, "docs/edge.md: SIGTERM is a normal stop, exit 130 (the phantom never ends)"),
+    "edge-run --source phantom --headless --serve 0.0.0.0:8443":
+        (130, "docs/serve.md: stopped with SIGTERM once it prints its HTTPS URL"),
 }
 # Live commands, stopped with SIGTERM once this appears on their stdout (the page's URL).
-LIVE = {"edge-run --source phantom --serve 0.0.0.0:8080": "http://"}
+LIVE = {"edge-run --source phantom --serve 0.0.0.0:8080": "https://",
+        "edge-run --source phantom --headless --serve 0.0.0.0:8443": "https://"}
 # Run folders the docs name that earlier documented commands did not make: copies of one.
 RUN_COPIES = {"runs/base16": "runs/unet", "runs/final/default": "runs/unet"}
 # Outputs: a later command that reads or writes one waits for the command that writes it.

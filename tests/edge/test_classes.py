@@ -23,9 +23,9 @@ from edge.model.postprocess import (
     near_centre_line,
 )
 from edge.model.settings import Overrides, resolve_classes
-from edge.overlay import WARNING_BGR, draw_overlay
-from edge.serve import ServeSink
 from edge.types import FrameResult
+from edge.view.overlay import WARNING_BGR, draw_overlay
+from edge.view.serve import ServeSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TWO_CLASS = FIXTURES / "two_class.onnx"

@@ -9,7 +9,7 @@ import pytest
 from test_classes import CENTRE, LEFT, served_result
 from test_serve_browser import driver, js, pytestmark, wait_for  # noqa: F401 (fixture, skip)
 
-from edge.serve import ServeSink
+from edge.view.serve import ServeSink
 
 FEED_PERIOD_S = 0.1  # the page polls status every 0.5 s
 

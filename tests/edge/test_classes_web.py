@@ -1,4 +1,4 @@
-"""The in-browser runner (edge/web/app) on the 2-class stand-in: per-class results from
+"""The in-browser runner (edge/view/web/app) on the 2-class stand-in: per-class results from
 window.nerveEdge.segment(), and the same class-id map as edge-run --save-masks writes."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from web_support import app_page, needs_browser
 
 from benchmarks.browser import IMAGE_JS, benchmark_in_page
 from edge.cli import main
-from edge.web.site import export_web
+from edge.view.web.site import export_web
 
 pytestmark = needs_browser
 

@@ -11,7 +11,8 @@ FORBIDDEN = ("tensorflow", "keras", "tf_keras", "train", "convert")
 
 PROBE = f"""
 import sys
-import edge.cli, edge.loop, edge.model.backends, edge.model.postprocess, edge.overlay, edge.meter
+import edge.cli, edge.loop, edge.model.backends, edge.model.postprocess, edge.meter
+import edge.view.overlay
 from edge.model.store import default_model_path
 from edge.model.backends import open_backend
 open_backend(default_model_path(), threads=1)   # the TFLite import chain, exercised

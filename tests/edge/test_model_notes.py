@@ -25,8 +25,8 @@ from edge.model.metadata import (
     meta_from_dict,
 )
 from edge.model.postprocess import PostprocessConfig, Postprocessor
-from edge.overlay import draw_overlay
-from edge.serve import ServeSink
+from edge.view.overlay import draw_overlay
+from edge.view.serve import ServeSink
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "edge" / "models" / "nerve_fixture_int8.tflite"
@@ -91,7 +91,7 @@ def test_status_json_carries_the_models_warning(tmp_path):
     finally:
         sink.close()
     assert status["model_warnings"] == model.warnings and "0.4123" in status["model_warnings"][0]
-    page = (REPO / "edge" / "static" / "index.html").read_text()
+    page = (REPO / "edge" / "view" / "static" / "index.html").read_text()
     assert "s.model_warnings" in page  # the clinic view shows them
 
 
@@ -124,15 +124,15 @@ def test_a_one_class_sidecar_colour_is_drawn_and_reported_alike():
 
 def test_the_browser_runner_and_clinic_view_use_the_same_colour():
     """The browser runner draws the colour edge-run resolved (model/nerve.json, written by
-    edge/web/site.py: no colour of its own); the clinic view takes it from status.json."""
-    from edge.web.site import web_settings
+    edge/view/web/site.py: no colour of its own); the clinic view takes it from status.json."""
+    from edge.view.web.site import web_settings
 
-    nerve_js = (REPO / "edge" / "web" / "app" / "nerve.js").read_text()
-    app_js = (REPO / "edge" / "web" / "app" / "app.js").read_text()
+    nerve_js = (REPO / "edge" / "view" / "web" / "app" / "nerve.js").read_text()
+    app_js = (REPO / "edge" / "view" / "web" / "app" / "app.js").read_text()
     web = web_settings(REPO / "edge" / "models" / "nerve_default_web.tflite")
     assert web["classes"][web["nerve_index"]]["color"] == NERVE_COLOR
     assert "nerveColor: nerve.color" in nerve_js and "rgb(engine.cfg.nerveColor)" in app_js
-    page = (REPO / "edge" / "static" / "index.html").read_text()
+    page = (REPO / "edge" / "view" / "static" / "index.html").read_text()
     assert "(s.classes || {}).nerve" in page and "nerve.color" in page
     colours = set(re.findall(r"#[0-9a-fA-F]{6}\b", nerve_js + app_js))
     assert colours <= {NERVE_COLOR}, colours  # no other nerve colour restated

@@ -11,8 +11,8 @@ from test_serve_browser import driver, js, pytestmark, wait_for  # noqa: F401 (f
 
 from edge.model.metadata import NERVE_COLOR
 from edge.model.postprocess import PostprocessConfig, Postprocessor
-from edge.serve import ServeSink
 from edge.types import FrameResult
+from edge.view.serve import ServeSink
 
 FEED_PERIOD_S = 0.1  # the page polls status every 0.5 s
 FRAME_HW = (120, 160)

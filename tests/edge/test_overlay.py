@@ -1,10 +1,10 @@
-"""edge.overlay draws inside the mask (and the text corner) and nowhere else."""
+"""edge.view.overlay draws inside the mask (and the text corner) and nowhere else."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from edge.overlay import FILL_BGR, draw_overlay
+from edge.view.overlay import FILL_BGR, draw_overlay
 
 H, W = 120, 160
 

@@ -1,4 +1,4 @@
-"""The clinic web view (edge/serve.py): routes, stream, token, bad input, and that viewers can
+"""The clinic web view (edge/view/serve.py): routes, stream, token, bad input, and that viewers can
 never slow the device loop. Loopback only; port 0 lets the OS pick a free port."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import http.client
 import json
 import re
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -19,16 +20,18 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import serve
 from edge.errors import UserInputError
-from edge.serve import ServeSink, bind_error_message, is_loopback, parse_host_port
 from edge.types import FrameResult
+from edge.view import handler, serve
+from edge.view.serve import ServeSink, bind_error_message, is_loopback, parse_host_port
+from edge.view.tls import ServeOptions
 
 FRAME_HW = (420, 580)  # the phantom's and the Kaggle set's frame size (H, W)
 FEED_PERIOD_S = 0.02  # the fake loop's frame period (50 FPS)
 WAIT_S = 10.0  # generous upper bound for anything that should happen "soon"
 STAGES = {"capture": 1.0, "preprocess": 0.5, "inference": 6.0, "postprocess": 0.4, "render": 0.2}
 REPO = Path(__file__).resolve().parents[2]
+LAN = ServeOptions(mdns=False)  # beyond loopback (HTTPS by default) with no mDNS announcement
 
 
 def make_result(index: int, hw: tuple[int, int] = FRAME_HW) -> FrameResult:
@@ -75,6 +78,18 @@ def served():
 def request(port: int, path: str, headers: dict | None = None):
     """GET a finite route on loopback -> (status, headers, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def secure_request(sink: ServeSink, path: str, headers: dict | None = None):
+    """GET over HTTPS on loopback, trusting the sink's own CA -> (status, headers, body)."""
+    ctx = ssl.create_default_context(cafile=str(sink.security.ca))
+    conn = http.client.HTTPSConnection("127.0.0.1", sink.port, timeout=WAIT_S, context=ctx)
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
@@ -255,21 +270,21 @@ def test_no_frame_yet_is_503_not_an_error():
 
 def test_token_required_beyond_loopback():
     lines: list[str] = []
-    sink = ServeSink.from_spec("0.0.0.0:0", log=lines.append)
+    sink = ServeSink.from_spec("0.0.0.0:0", log=lines.append, options=LAN)
     feeder = Feeder(sink)
     try:
         token = sink.token
         assert token and len(token) >= 20
         assert f"?token={token}" in lines[0] and f":{sink.port}/" in lines[0]
         for path in ["/", "/status.json", "/stream.mjpg", "/frame.jpg", "/snapshot.png"]:
-            assert request(sink.port, path)[0] == 401, path
-        assert request(sink.port, "/status.json?token=wrong")[0] == 401
+            assert secure_request(sink, path)[0] == 401, path
+        assert secure_request(sink, "/status.json?token=wrong")[0] == 401
         bad_bearer = {"Authorization": "Bearer wrong"}
-        assert request(sink.port, "/status.json", bad_bearer)[0] == 401
-        assert request(sink.port, f"/status.json?token={token}")[0] == 200
-        assert request(sink.port, f"/?token={token}")[0] == 200
+        assert secure_request(sink, "/status.json", bad_bearer)[0] == 401
+        assert secure_request(sink, f"/status.json?token={token}")[0] == 200
+        assert secure_request(sink, f"/?token={token}")[0] == 200
         bearer = {"Authorization": f"Bearer {token}"}
-        assert request(sink.port, "/status.json", bearer)[0] == 200
+        assert secure_request(sink, "/status.json", bearer)[0] == 200
     finally:
         feeder.close()
         sink.close()
@@ -294,7 +309,7 @@ GOOD_TOKEN = "s3cret-long-enough-1234"
 @pytest.fixture
 def guarded():
     """A server beyond loopback with a fixed token, and frames flowing."""
-    sink = ServeSink.from_spec("0.0.0.0:0", token=GOOD_TOKEN, log=None)
+    sink = ServeSink.from_spec("0.0.0.0:0", token=GOOD_TOKEN, log=None, options=LAN)
     feeder = Feeder(sink)
     yield sink
     feeder.close()
@@ -304,18 +319,19 @@ def guarded():
 @pytest.mark.parametrize("token", ["a", "1234", "x" * (serve.MIN_TOKEN_CHARS - 1)])
 def test_short_token_refused_beyond_loopback(token):
     with pytest.raises(UserInputError, match=f"shorter than {serve.MIN_TOKEN_CHARS}") as info:
-        ServeSink.from_spec("0.0.0.0:0", token=token, log=None)
+        ServeSink.from_spec("0.0.0.0:0", token=token, log=None, options=LAN)
     assert "\n" not in str(info.value)
 
 
 def test_token_of_minimum_length_accepted_beyond_loopback():
-    sink = ServeSink.from_spec("0.0.0.0:0", token="x" * serve.MIN_TOKEN_CHARS, log=None)
+    sink = ServeSink.from_spec("0.0.0.0:0", token="x" * serve.MIN_TOKEN_CHARS, log=None,
+                                options=LAN)
     sink.close()
 
 
 def test_edge_run_refuses_a_short_token_with_exit_2_and_one_line():
     cmd = [sys.executable, "-m", "edge.cli", "--source", "phantom", "--headless",
-           "--max-frames", "2", "--serve", "0.0.0.0:0", "--serve-token", "a"]
+           "--max-frames", "2", "--serve", "0.0.0.0:0", "--serve-token", "a", "--no-mdns"]
     got = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert got.returncode == 2, got.stderr
     errors = [line for line in got.stderr.splitlines() if "error" in line]
@@ -329,28 +345,28 @@ def test_edge_run_refuses_a_short_token_with_exit_2_and_one_line():
     ("/status.json?token=bad", {"Authorization": f"Bearer {GOOD_TOKEN}"}),
 ])
 def test_one_token_per_request(guarded, path, headers):
-    status, _, body = request(guarded.port, path, headers)
+    status, _, body = secure_request(guarded, path, headers)
     assert status == 400 and b"once" in body
 
 
 @pytest.mark.parametrize("path", ["/nope", "/index.html", "/../etc/passwd", "/stream.mjpg/",
                                   "/metrics/x", "/favicon.ico"])
 def test_unknown_routes_are_401_without_a_token_and_404_with_it(guarded, path):
-    assert request(guarded.port, path)[0] == 401
-    assert request(guarded.port, f"{path}?token={GOOD_TOKEN}")[0] == 404
+    assert secure_request(guarded, path)[0] == 401
+    assert secure_request(guarded, f"{path}?token={GOOD_TOKEN}")[0] == 404
 
 
 def test_public_page_assets_need_no_token_but_nothing_else_does(guarded, monkeypatch):
     def asset(handler, query):
         handler._send(200, b"console.log(1)", "text/javascript")
 
-    monkeypatch.setitem(serve._ROUTES, "/assets/", asset)
-    monkeypatch.setattr(serve, "PUBLIC_ROUTES", {"/assets/"})
-    assert request(guarded.port, "/assets/app.js")[0] == 200
-    assert request(guarded.port, "/assets/")[0] == 200
+    monkeypatch.setitem(handler._ROUTES, "/assets/", asset)
+    monkeypatch.setattr(handler, "PUBLIC_ROUTES", {"/assets/"})
+    assert secure_request(guarded, "/assets/app.js")[0] == 200
+    assert secure_request(guarded, "/assets/")[0] == 200
     for path in ["/status.json", "/", "/assets/../status.json", "/assetsx", "/frame.jpg"]:
-        assert request(guarded.port, path)[0] == 401, path
-    assert request(guarded.port, f"/assets/../x.js?token={GOOD_TOKEN}")[0] == 404
+        assert secure_request(guarded, path)[0] == 401, path
+    assert secure_request(guarded, f"/assets/../x.js?token={GOOD_TOKEN}")[0] == 404
 
 
 def test_viewers_are_bounded():
@@ -359,7 +375,7 @@ def test_viewers_are_bounded():
     try:
         first, resp = open_stream(sink.port)
         assert resp.status == 200
-        read_part(resp, serve.BOUNDARY)
+        read_part(resp, handler.BOUNDARY)
         status, headers, body = request(sink.port, "/stream.mjpg")
         assert status == 503 and b"too many viewers" in body and "Retry-After" in headers
         close_stream(first, resp)
@@ -394,7 +410,7 @@ def stalled_client(port: int) -> socket.socket:
 
 
 def test_stalled_client_does_not_slow_the_loop_and_is_dropped(monkeypatch):
-    monkeypatch.setattr(serve._Handler, "timeout", 1.0)  # drop stalled clients after 1 s
+    monkeypatch.setattr(handler._Handler, "timeout", 1.0)  # drop stalled clients after 1 s
     sink = ServeSink.from_spec("127.0.0.1:0", log=None)
     results = [make_result(i) for i in range(20)]
     try:
@@ -408,7 +424,7 @@ def test_stalled_client_does_not_slow_the_loop_and_is_dropped(monkeypatch):
         feeder = Feeder(sink)
         assert wait_until(lambda: sink.viewers == 0), "a stalled viewer should be dropped"
         conn, resp = open_stream(sink.port)
-        assert decode(read_part(resp, serve.BOUNDARY)).shape == (*FRAME_HW, 3)
+        assert decode(read_part(resp, handler.BOUNDARY)).shape == (*FRAME_HW, 3)
         close_stream(conn, resp)
         feeder.close()
         stuck.close()
@@ -428,7 +444,7 @@ def test_client_disconnect_mid_stream_is_harmless(served, capfd):
         sock.close()
     assert wait_until(lambda: served.viewers == 0)
     conn, resp = open_stream(served.port)
-    assert decode(read_part(resp, serve.BOUNDARY)).shape == (*FRAME_HW, 3)
+    assert decode(read_part(resp, handler.BOUNDARY)).shape == (*FRAME_HW, 3)
     close_stream(conn, resp)
     assert "Traceback" not in capfd.readouterr().err
 

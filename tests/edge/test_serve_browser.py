@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.serve import ServeSink
 from edge.types import FrameResult
+from edge.view.serve import ServeSink
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

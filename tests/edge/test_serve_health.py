@@ -8,9 +8,17 @@ import math
 
 import pytest
 
-from edge import serve_metrics
-from edge.serve import ServeSink
-from tests.edge.test_serve import STAGES, Feeder, make_result, request, wait_until
+from edge.view import metrics as serve_metrics
+from edge.view.serve import ServeSink
+from tests.edge.test_serve import (
+    LAN,
+    STAGES,
+    Feeder,
+    make_result,
+    request,
+    secure_request,
+    wait_until,
+)
 
 parser = pytest.importorskip("prometheus_client.parser",
                              reason="prometheus-client is not installed (pip install -e '.[dev]')")
@@ -90,15 +98,21 @@ def test_metrics_before_the_first_frame_parse(sink):
     assert samples(families["nerve_edge_healthy"])[0].value == 0
 
 
-def test_health_routes_need_the_token_beyond_loopback():
-    sink = ServeSink.from_spec("0.0.0.0:0", token=TOKEN, log=None)
+def test_health_routes_need_the_token_beyond_loopback_and_scrape_over_tls():
+    """As a Prometheus on the LAN scrapes: HTTPS, verified against the board's CA file
+    (tls_config.ca_file), the token as a Bearer header (authorization.credentials)."""
+    sink = ServeSink.from_spec("0.0.0.0:0", token=TOKEN, log=None, options=LAN)
     try:
         sink.write(make_result(0))
         for path in ("/healthz", "/metrics"):
-            assert request(sink.port, path)[0] == 401, path
-            assert request(sink.port, f"{path}?token={TOKEN}")[0] == 200, path
+            assert secure_request(sink, path)[0] == 401, path
+            assert secure_request(sink, f"{path}?token={TOKEN}")[0] == 200, path
         bearer = {"Authorization": f"Bearer {TOKEN}"}
-        assert request(sink.port, "/metrics", bearer)[0] == 200  # how Prometheus sends it
+        status, headers, body = secure_request(sink, "/metrics", bearer)
+        assert status == 200 and headers["Strict-Transport-Security"].startswith("max-age=")
+        assert "nerve_edge_frames_total 1" in body.decode()
+        with pytest.raises(ConnectionError):  # plain HTTP on the HTTPS port: nothing served
+            request(sink.port, "/healthz")
     finally:
         sink.close()
 

@@ -192,7 +192,7 @@ def gate_masks(model_path: Path, frames: Path, layout: str, monkeypatch) -> dict
 
 def browser_masks(model: Path, images: Path, tmp_path: Path) -> dict[str, np.ndarray]:
     """The exported browser runner (edge-run --export-web) on a plain static server."""
-    from edge.web.site import export_web
+    from edge.view.web.site import export_web
 
     site = export_web(tmp_path / "site", model)
     handler = functools.partial(_Quiet, directory=str(site))

@@ -23,7 +23,7 @@ from web_support import (
 )
 
 from edge.model.metadata import NERVE_COLOR
-from edge.serve import ServeSink
+from edge.view.serve import ServeSink
 
 pytestmark = needs_browser
 CLIP_FRAMES = 30

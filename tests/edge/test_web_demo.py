@@ -13,9 +13,9 @@ import pytest
 from web_support import needs_browser, start_browser, wait_for, wait_ready
 
 from edge.io.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
-from edge.serve import ServeSink
-from edge.web import demo
-from edge.web.site import APP_DIR, export_web, runtime_files, site_files
+from edge.view.serve import ServeSink
+from edge.view.web import demo
+from edge.view.web.site import APP_DIR, export_web, runtime_files, site_files
 
 needs_runtime = pytest.mark.skipif(not runtime_files(), reason="the in-browser runtime is not "
                                    "installed: run `make web-runtime` (needs npm)")

@@ -19,9 +19,9 @@ from web_support import needs_browser, start_browser, wait_for, wait_ready, writ
 
 from benchmarks.browser import READY_JS, WAIT_S
 from edge.io.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
-from edge.serve import ServeSink
-from edge.web import server as web_server
-from edge.web.site import export_web
+from edge.view.serve import ServeSink
+from edge.view.web import server as web_server
+from edge.view.web.site import export_web
 
 pytestmark = needs_browser
 MODEL = "model/nerve.tflite"

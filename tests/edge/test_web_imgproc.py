@@ -1,4 +1,4 @@
-"""The page's pre/post-processing (edge/web/app/imgproc.js, run in headless Chromium) against
+"""The page's pre/post-processing (edge/view/web/app/imgproc.js, run in headless Chromium) against
 edge's own (edge/model/preprocess.py, edge/model/postprocess.py) on the same arrays: ROI crop, gray,
 resize, component filtering by min area, and the resize back into the ROI. All bit for bit:
 the page mirrors OpenCV's INTER_LINEAR_EXACT (integer) kernel, which edge uses, checked here

@@ -9,7 +9,8 @@ import socket
 import pytest
 from web_support import needs_browser, start_browser, wait_ready
 
-from edge.serve import ServeSink
+from edge.view.serve import ServeSink
+from edge.view.tls import ServeOptions
 
 pytestmark = needs_browser
 
@@ -29,7 +30,9 @@ def test_plain_http_lan_page_runs_on_one_thread_and_explains_the_camera(tmp_path
     address = lan_address()
     if address is None:
         pytest.skip("no non-loopback IPv4 address on this machine")
-    sink = ServeSink.from_spec(f"{address}:0", log=None)  # a token is made; /app/ needs none
+    # A token is made; /app/ needs none. Plain HTTP beyond loopback only when asked.
+    sink = ServeSink.from_spec(f"{address}:0", log=None,
+                               options=ServeOptions(insecure_http=True, mdns=False))
     driver = start_browser(tmp_path / "profile")
     try:
         driver.get(f"http://{address}:{sink.port}/app/")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from web_support import needs_browser, segment_in_page, start_browser, wait_for, wait_ready
 
-from edge.serve import ServeSink
+from edge.view.serve import ServeSink
 
 pytestmark = needs_browser
 CACHE = "nerve-edge-app-v1"

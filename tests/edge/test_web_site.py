@@ -13,9 +13,9 @@ import pytest
 from web_support import REPO, WEB_MODEL
 
 from edge.errors import OutputError, UserInputError
-from edge.serve import ServeSink
-from edge.web import server
-from edge.web.site import export_web, runtime_files, site_files
+from edge.view.serve import ServeSink
+from edge.view.web import server
+from edge.view.web.site import export_web, runtime_files, site_files
 
 needs_runtime = pytest.mark.skipif(not runtime_files(), reason="the in-browser runtime is not "
                                    "installed: run `make web-runtime` (needs npm)")
@@ -112,12 +112,12 @@ def test_export_copies_the_whole_site(tmp_path):
 
 
 def test_manifest_makes_the_page_installable():
-    manifest = json.loads((REPO / "edge/web/app/manifest.webmanifest").read_text())
+    manifest = json.loads((REPO / "edge/view/web/app/manifest.webmanifest").read_text())
     assert manifest["display"] == "standalone" and manifest["start_url"] == "./"
     sizes = {icon["sizes"] for icon in manifest["icons"]}
     assert {"192x192", "512x512"} <= sizes
     for icon in manifest["icons"]:
-        assert (REPO / "edge/web/app" / icon["src"]).is_file()
+        assert (REPO / "edge/view/web/app" / icon["src"]).is_file()
 
 
 def test_web_model_is_what_litertjs_runs():

@@ -16,7 +16,7 @@ from web_support import (
     wait_ready,
 )
 
-from edge.serve import ServeSink
+from edge.view.serve import ServeSink
 
 pytestmark = needs_browser
 FRAMES = 3  # SwiftShader runs a frame in ~0.3 s

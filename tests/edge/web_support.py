@@ -48,7 +48,7 @@ def read_gray(path: Path) -> np.ndarray:
 def app_page(profile: Path, url: str | None = None) -> Iterator:
     """Chromium on the /app/ runner of a fresh ``edge-run --serve`` sink (or on ``url``),
     ready to segment; closed after."""
-    from edge.serve import ServeSink
+    from edge.view.serve import ServeSink
 
     sink = None if url else ServeSink.from_spec("127.0.0.1:0", log=None)
     driver = start_browser(profile)

@@ -27,8 +27,8 @@ from edge.io.dicom.pacs import PacsNode
 from edge.io.dicom.read import DicomSource
 from edge.io.dicom.seg import build_capture, build_seg
 from edge.io.sources import innermost
-from edge.overlay import draw_overlay
 from edge.types import FrameResult
+from edge.view.overlay import draw_overlay
 
 logger = logging.getLogger(__name__)
 

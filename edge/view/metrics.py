@@ -1,6 +1,6 @@
 """Fleet health for the web view: ``/healthz`` and ``/metrics`` (Prometheus text format 0.0.4).
 
-Standard library only, like edge/serve.py. The loop thread records each frame in O(stages)
+Standard library only. The loop thread records each frame in O(stages)
 (a few list increments under the hub's lock); rendering happens in the HTTP thread that asks.
 Memory is fixed: histograms have fixed buckets, whatever the run length.
 """

@@ -4,7 +4,7 @@
 `pip install` (docs/deploy-pi.md) has no npm and, unless the wheel was built after `make
 web-runtime`, no runtime. This downloads the same pinned npm tarballs (@litertjs/core and
 @litertjs/wasm-utils) from the npm registry with the standard library, checks each against
-its pinned sha512, and unpacks them where edge.web.site looks (edge/web/vendor/ inside the
+its pinned sha512, and unpacks them where edge.view.web.site looks (edge/view/web/vendor/ inside the
 installed package), atomically: a half-fetched runtime is never served.
 
 Set NERVE_EDGE_NPM_REGISTRY to use a mirror (default https://registry.npmjs.org).
@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 
 from edge.errors import EdgeError, OutputError
-from edge.web.site import VENDOR_DIR
+from edge.view.web.site import VENDOR_DIR
 
 LITERTJS_VERSION = "2.5.3"  # the Makefile's LITERTJS_VERSION (a test keeps them equal)
 # npm's dist.integrity of each tarball at LITERTJS_VERSION: the registry must serve these bytes.

@@ -1,13 +1,13 @@
 """The /app/ site: which URL serves which file, and its export as a static folder.
 
-The page's own files live here (edge/web/app/); the runtime (LiteRT.js JS + wasm) comes from
+The page's own files live here (edge/view/web/app/); the runtime (LiteRT.js JS + wasm) comes from
 the npm registry at set-up time (`make web-runtime` or `edge-run --fetch-web-runtime` ->
-edge/web/vendor/, gitignored, packaged into a wheel built after it); the model is the packaged
-web variant and its sidecar; the demo clip is rendered from the phantom (edge/web/demo.py),
+edge/view/web/vendor/, gitignored, packaged into a wheel built after it); the model is the packaged
+web variant and its sidecar; the demo clip is rendered from the phantom (edge/view/web/demo.py),
 never committed. The map is built once, from this fixed list: a request can only ever name one
 of these files.
 
-    python -m edge.web.site DIR      (same as edge-run --export-web DIR)
+    python -m edge.view.web.site DIR      (same as edge-run --export-web DIR)
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from edge.model.metadata import load_meta, meta_to_dict
 HERE = Path(__file__).resolve().parent
 APP_DIR = HERE / "app"
 VENDOR_DIR = HERE / "vendor" / "node_modules" / "@litertjs"
-MODELS_DIR = HERE.parent / "models"
+MODELS_DIR = HERE.parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "nerve_default_web.tflite"
 # LiteRT.js picks one of these by browser features (relaxed SIMD, threads); JSPI is not used.
 WASM_VARIANTS = ("litert_wasm_internal", "litert_wasm_compat_internal",
                  "litert_wasm_threaded_internal")
 # A source checkout (Makefile beside the package) has `make web-runtime`; an installed kit has
-# edge-run's own fetch (edge/web/fetch.py, no npm needed).
-_CHECKOUT = (HERE.parents[1] / "Makefile").is_file()
+# edge-run's own fetch (edge/view/web/fetch.py, no npm needed).
+_CHECKOUT = (HERE.parents[2] / "Makefile").is_file()
 RUNTIME_MISSING = ("the in-browser runtime is not installed: run `edge-run --fetch-web-runtime` "
                    "(downloads the pinned LiteRT.js from the npm registry"
                    + ("; or `make web-runtime` in this checkout)" if _CHECKOUT else ")"))
@@ -59,8 +59,8 @@ def runtime_files() -> dict[str, Path]:
 
 def site_files(model: str | Path | None = None) -> dict[str, Path]:
     """Site path (relative to /app/) -> file on disk: page, icons, runtime, model, sidecar,
-    and the demo clip (rendered from the phantom once per process, edge/web/demo.py)."""
-    from edge.web.demo import clip_files
+    and the demo clip (rendered from the phantom once per process, edge/view/web/demo.py)."""
+    from edge.view.web.demo import clip_files
 
     model = Path(model) if model else DEFAULT_MODEL
     if model.suffix != ".tflite" or not model.is_file():
@@ -131,7 +131,7 @@ def export_web(out_dir: str | Path, model: str | Path | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (1, 2):
-        print("usage: python -m edge.web.site DIR [MODEL.tflite]", file=sys.stderr)
+        print("usage: python -m edge.view.web.site DIR [MODEL.tflite]", file=sys.stderr)
         return 2
     try:
         out = export_web(*args)

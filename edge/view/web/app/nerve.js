@@ -53,7 +53,7 @@ function label(backend, threads) {
 }
 
 /** The model's settings as edge-run resolved them (model/nerve.json, written by
- *  edge.model.settings via edge/web/site.py): used as they are, no defaults or rules here.
+ *  edge.model.settings via edge/view/web/site.py): used as they are, no defaults or rules here.
  *  Only the page's own ?roi= wins, as edge-run's --roi does. */
 function settings(s, roiOverride) {
   const [h, w] = s.input_hw;

@@ -6,7 +6,7 @@ that says how to cut it: the page cuts it into frames once and plays them throug
 per-frame work as a camera or a video file (grab, segment, draw), looping, each frame drawn
 at ``scale`` times its stored size (like a video shown at its display size).
 
-    python -m edge.web.demo DIR      (writes demo/phantom.jpg and demo/phantom.json into DIR)
+    python -m edge.view.web.demo DIR      (writes demo/phantom.jpg and demo/phantom.json into DIR)
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def clip_files() -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m edge.web.demo DIR", file=sys.stderr)
+        print("usage: python -m edge.view.web.demo DIR", file=sys.stderr)
         return 2
     for path in write_clip(args[0]).values():
         print(f"demo: wrote {path} ({path.stat().st_size} bytes)")

@@ -1,7 +1,7 @@
-"""Serving the /app/ site from edge-run --serve (hooked into edge/serve.py's handler).
+"""Serving the /app/ site from edge-run --serve (hooked into edge/view/handler.py).
 
 Public files, no token: the page, the runtime and the web model hold no patient data and
-the page runs entirely in the viewer's browser. Only the fixed site map (edge/web/site.py)
+the page runs entirely in the viewer's browser. Only the fixed site map (edge/view/web/site.py)
 is served; any other /app/ path is a 404.
 
 Headers: COOP same-origin + COEP require-corp make the page cross-origin isolated, which
@@ -15,10 +15,11 @@ import base64
 import hashlib
 import re
 import shutil
+import ssl
 from functools import lru_cache
 from pathlib import Path
 
-from edge.web.site import RUNTIME_MISSING, content_type, runtime_files, site_files
+from edge.view.web.site import RUNTIME_MISSING, content_type, runtime_files, site_files
 
 PREFIX = "/app/"
 ISOLATION_HEADERS = {
@@ -68,7 +69,7 @@ def handle(handler, path: str) -> None:
     """Answer one GET for ``path`` on a BaseHTTPRequestHandler (serve.py's _Handler)."""
     try:
         _answer(handler, path)
-    except (ConnectionError, TimeoutError):
+    except (ConnectionError, TimeoutError, ssl.SSLError):
         handler.close_connection = True  # the viewer left mid-download
 
 
@@ -105,6 +106,6 @@ def _plain(handler, code: int, body: bytes, extra: dict[str, str]) -> None:
 
 def _send_headers(handler, code: int, headers: dict[str, str]) -> None:
     handler.send_response(code)
-    for name, value in headers.items():
+    for name, value in {**handler.security_headers(), **headers}.items():
         handler.send_header(name, value)
     handler.end_headers()

@@ -1,0 +1,1 @@
+"""The clinic view: the overlay drawing, the web view (serve), its metrics, the /app/ runner."""
