@@ -97,6 +97,8 @@ class RunConfig:
     allow_sha256_mismatch: run a model whose sidecar sha256 does not match (warned, reported).
     dicom_out: folder for the DICOM SEG + overlay capture (DICOM input only; edge.io.dicom).
     pacs: send those to this PACS ("HOST:PORT:AET" or a DICOMweb URL); kept in an outbox.
+    capture: folder for raw frames to label later (edge.io.capture), at most one every
+             capture_every seconds, up to capture_max_mb of PNGs in the folder.
     """
 
     model: str | None = None
@@ -123,6 +125,9 @@ class RunConfig:
     allow_sha256_mismatch: bool = False
     dicom_out: str | None = None
     pacs: str | None = None
+    capture: str | None = None
+    capture_every: float = 1.0
+    capture_max_mb: float = 2000.0
 
     def __post_init__(self):
         checks = [
@@ -451,6 +456,15 @@ def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: lis
         return f"bad frame: {e}", e
 
 
+def capture_tap(cfg: RunConfig, source):
+    """--capture: the source, wrapped so that raw frames are saved as they are read."""
+    if not cfg.capture:
+        return source
+    from edge.io.capture import CaptureTap, CaptureWriter
+
+    return CaptureTap(source, CaptureWriter(cfg.capture, cfg.capture_every, cfg.capture_max_mb))
+
+
 # ------------------------------------------------------------------------------- the run
 def run(cfg: RunConfig) -> dict:
     """Run the pipeline; returns the summary dict (also printed, and written to cfg.report).
@@ -477,6 +491,7 @@ def run(cfg: RunConfig) -> dict:
     with contextlib.ExitStack() as stack:
         source = open_source(cfg.source)
         stack.callback(source.close)
+        source = tap = capture_tap(cfg, source)
         first = first_frame(source, bad, cfg)
         roi = cfg.roi or getattr(source, "roi", None) or getattr(source, "default_roi", None)
         if cfg.roi is None and roi is not None and not cfg.quiet:
@@ -497,9 +512,15 @@ def run(cfg: RunConfig) -> dict:
     summary = {**meter.summary(), "bad_frames": bad.count, "bad_frames_first": bad.first,
                "stop_reason": reason,
                "nerve_area": area.summary(), **tally.summary()}
+    if cfg.capture:
+        summary["capture"] = tap.writer.summary()
     if not cfg.quiet:
         skipped = f" ({bad.count} bad frame(s) skipped)" if bad.count else ""
         _say(f"edge-run: stopped: {reason}{skipped}\n{format_summary(summary)}")
+        if cfg.capture:
+            c = summary["capture"]
+            _say(f"edge-run: captured {c['saved']} frame(s), {c['saved_mb']:g} MB, in "
+                 f"{c['folder']}{' (disk cap reached)' if c['cap_reached'] else ''}")
     if cfg.report:
         write_report(cfg.report, report(cfg, model, summary, roi))
     if stopped_by is not None:
@@ -514,7 +535,8 @@ def describe(cfg: RunConfig, model: Model) -> str:
     outputs = [name for name, on in (("window", not cfg.headless), ("record " + str(cfg.record),
                cfg.record), ("masks " + str(cfg.save_masks), cfg.save_masks),
                ("serve " + str(cfg.serve), cfg.serve), ("report " + str(cfg.report), cfg.report),
-               ("dicom " + str(cfg.dicom_out), cfg.dicom_out), ("pacs", cfg.pacs))
+               ("dicom " + str(cfg.dicom_out), cfg.dicom_out), ("pacs", cfg.pacs),
+               (f"capture {cfg.capture} every {cfg.capture_every:g} s", cfg.capture))
                if on] or ["none (headless)"]
     src = cfg.source
     pace = (f", fps {src.fps:g}" if src.fps else "") + (", realtime" if src.realtime else "")
