@@ -57,6 +57,7 @@ EXTRAS = {
     "pydicom": ("dicom", "DICOM input"),
     "highdicom": ("dicom", "DICOM Segmentation output"),
     "pynetdicom": ("dicom", "sending to a PACS"),
+    "pycocotools": ("label", "COCO files and Label Studio polygons"),
 }
 
 

@@ -1,0 +1,96 @@
+"""The model's view of a frame, for choosing and pre-labelling: ONE function, masks_for().
+
+Built on edge's own model opening and pre/post-processing (edge.loop.open_model), so a
+pre-label is exactly what edge-run would draw. Per frame it also says how sure the model is:
+``margin`` (mean |p - 0.5| over the model's probability map: low = unsure) and
+``flip_disagreement`` (1 - Dice between the mask and the mask of the mirrored frame mirrored
+back: a model that changes its mind under a flip is unsure there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.metadata import ClassSpec
+
+DEFAULT_MODEL = "default"  # the packaged model edge-run runs without --model
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """mask: uint8 class ids at the frame's size (0 = background, else the sidecar class id).
+    margin: mean |p - 0.5| in [0, 0.5]. flip_disagreement: in [0, 1] (0 when both empty)."""
+
+    mask: np.ndarray
+    margin: float
+    flip_disagreement: float
+
+    @property
+    def empty(self) -> bool:
+        return not self.mask.any()
+
+
+def model_path(model: str) -> Path:
+    """"default" -> the packaged model; anything else is a .tflite/.onnx path."""
+    if model != DEFAULT_MODEL:
+        return Path(model)
+    from edge.loop import default_model_path
+
+    return default_model_path()
+
+
+def model_classes(model: str) -> tuple[ClassSpec, ...]:
+    """The model's classes in channel order (a nerve-only model: one "nerve" class)."""
+    from edge.metadata import load_meta
+
+    return load_meta(model_path(model)).class_list
+
+
+class _Runner:
+    """The opened model: frame -> (class-id mask at frame size, probability map)."""
+
+    def __init__(self, model: str) -> None:
+        from edge.io.sources import SourceConfig
+        from edge.loop import RunConfig, open_model
+
+        path = model_path(model)
+        cfg = RunConfig(model=str(path), source=SourceConfig(kind="images", target="."))
+        self.model = open_model(cfg, path)
+        self.pre = self.model.preprocess_config(None)
+        self.first_id = self.model.meta.class_list[0].id
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from edge.preprocess import frame_to_gray_input, normalize
+
+        m, gray = self.model, frame_to_gray_input(image, self.pre)
+        outputs = m.backend.run_gray8(gray) if m.fast else m.backend.run(normalize(gray, self.pre))
+        post = m.post(outputs, image.shape[:2], None)
+        ids = post.class_map if post.class_map is not None else \
+            np.where(post.mask > 0, self.first_id, 0).astype(np.uint8)
+        probs = next(np.asarray(o) for o in outputs if np.ndim(o) == 4)
+        return ids, probs
+
+
+def disagreement(a: np.ndarray, b: np.ndarray) -> float:
+    """1 - Dice over labelled pixels (same class id counts as agreement); 0 when both empty."""
+    total = int((a > 0).sum() + (b > 0).sum())
+    if total == 0:
+        return 0.0
+    return 1.0 - 2.0 * int(((a == b) & (a > 0)).sum()) / total
+
+
+def masks_for(model: str, frames: Iterable[np.ndarray]) -> list[Prediction]:
+    """One Prediction per frame (8/16-bit, gray or BGR, any size), in order."""
+    run = _Runner(model)
+    out = []
+    for image in frames:
+        ids, probs = run(image)
+        flipped, _ = run(np.ascontiguousarray(cv2.flip(image, 1)))
+        margin = float(np.abs(probs.astype(np.float32) - 0.5).mean())
+        out.append(Prediction(ids, margin, disagreement(ids, cv2.flip(flipped, 1))))
+    return out
