@@ -22,7 +22,7 @@ def synthetic(folder: Path, n: int = 4, empty: int = 2, hw=(120, 160)) -> dict[s
     rng = np.random.default_rng(1)
     truth = {}
     for i in range(n + empty):
-        image = rng.integers(20, 60, hw, dtype=np.uint8)
+        image = rng.integers(10 + 8 * i, 50 + 8 * i, hw, dtype=np.uint8)  # no two alike
         mask = np.zeros(hw, np.uint8)
         if i < n:
             cv2.ellipse(mask, (40 + 15 * i, 50 + 5 * i), (18 + 3 * i, 11), 10 * i, 0, 360, 1, -1)
