@@ -64,3 +64,14 @@ def test_label_commands_import_no_tensorflow():
     code = ("import sys, train.cli, train.label.cli, train.label.select, train.label.coco, "
             "train.label.labelstudio; assert 'tensorflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_every_option_says_its_default():
+    from tests.cli_contract import assert_options_documented
+    from train.label.cli import label_parser, select_parser
+
+    assert_options_documented(select_parser())
+    for action in label_parser()._actions:  # noqa: SLF001  the subcommands' parsers
+        for sub in getattr(action, "choices", None) or {}:
+            if isinstance(action.choices, dict):
+                assert_options_documented(action.choices[sub])

@@ -148,8 +148,9 @@ def _import(a) -> str:
     from train.label.coco import import_coco
 
     s = import_coco(a.file, a.images, a.out, a.model, a.class_map)
+    ignored = f", {s['ignored']} of categories that name no class left out" if s["ignored"] else ""
     return (f"{s['frames']} frames ({s['empty']} with no nerve), {s['annotations']} regions "
-            f"({s['crowd']} iscrowd) -> {s['out']}")
+            f"({s['crowd']} iscrowd){ignored} -> {s['out']}")
 
 
 ACTIONS = {"push": _push, "pull": _pull, "export": _export, "import": _import}

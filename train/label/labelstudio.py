@@ -143,6 +143,8 @@ def pull(cfg: LSConfig, out: str, class_map: str | None = None) -> dict:
     names, safety = class_ids(cfg.model, class_map), safety_ids(cfg.model)
     counts = {"frames": 0, "empty": 0, "not_annotated": 0, "skipped": 0}
     with staged_folder(out) as tmp:
+        for sub in ("images", "masks"):  # there even when nothing is annotated yet
+            (tmp / sub).mkdir()
         for task in all_tasks(ls, found["id"]):
             annotation = latest_annotation(task)
             if annotation is None:
