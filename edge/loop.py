@@ -29,6 +29,7 @@ from edge.classes import ClassTally, class_lines, status_suffix
 from edge.clikit import stop_reason
 from edge.errors import BadFrame, EdgeError, ModelError, SourceLost, UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
+from edge.io import capture as capturing  # "capture" is also a RunConfig field
 from edge.io import sinks as sink_module  # gui_problem at call time: one stand-in for both
 from edge.io.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.io.sinks import MaskDirSink, VideoFileSink, WindowSink
@@ -126,8 +127,8 @@ class RunConfig:
     dicom_out: str | None = None
     pacs: str | None = None
     capture: str | None = None
-    capture_every: float = 1.0
-    capture_max_mb: float = 2000.0
+    capture_every: float = capturing.DEFAULT_EVERY_S
+    capture_max_mb: float = capturing.DEFAULT_MAX_MB
 
     def __post_init__(self):
         checks = [
@@ -456,15 +457,6 @@ def loop(cfg: RunConfig, model: Model, pre: PreprocessConfig, source, sinks: lis
         return f"bad frame: {e}", e
 
 
-def capture_tap(cfg: RunConfig, source):
-    """--capture: the source, wrapped so that raw frames are saved as they are read."""
-    if not cfg.capture:
-        return source
-    from edge.io.capture import CaptureTap, CaptureWriter
-
-    return CaptureTap(source, CaptureWriter(cfg.capture, cfg.capture_every, cfg.capture_max_mb))
-
-
 # ------------------------------------------------------------------------------- the run
 def run(cfg: RunConfig) -> dict:
     """Run the pipeline; returns the summary dict (also printed, and written to cfg.report).
@@ -491,7 +483,7 @@ def run(cfg: RunConfig) -> dict:
     with contextlib.ExitStack() as stack:
         source = open_source(cfg.source)
         stack.callback(source.close)
-        source = tap = capture_tap(cfg, source)
+        source = tap = capturing.tap(source, cfg.capture, cfg.capture_every, cfg.capture_max_mb)
         first = first_frame(source, bad, cfg)
         roi = cfg.roi or getattr(source, "roi", None) or getattr(source, "default_roi", None)
         if cfg.roi is None and roi is not None and not cfg.quiet:
@@ -518,9 +510,7 @@ def run(cfg: RunConfig) -> dict:
         skipped = f" ({bad.count} bad frame(s) skipped)" if bad.count else ""
         _say(f"edge-run: stopped: {reason}{skipped}\n{format_summary(summary)}")
         if cfg.capture:
-            c = summary["capture"]
-            _say(f"edge-run: captured {c['saved']} frame(s), {c['saved_mb']:g} MB, in "
-                 f"{c['folder']}{' (disk cap reached)' if c['cap_reached'] else ''}")
+            _say(capturing.summary_line(summary["capture"]))
     if cfg.report:
         write_report(cfg.report, report(cfg, model, summary, roi))
     if stopped_by is not None:

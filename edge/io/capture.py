@@ -118,3 +118,15 @@ class CaptureTap:
 
     def __getattr__(self, name: str):
         return getattr(self.source, name)
+
+
+def tap(source, folder: str | None, every_s: float = DEFAULT_EVERY_S,
+        max_mb: float = DEFAULT_MAX_MB):
+    """``source`` wrapped to save its raw frames into ``folder`` (unchanged when None)."""
+    return source if not folder else CaptureTap(source, CaptureWriter(folder, every_s, max_mb))
+
+
+def summary_line(summary: dict) -> str:
+    cap = " (disk cap reached)" if summary["cap_reached"] else ""
+    return (f"edge-run: captured {summary['saved']} frame(s), {summary['saved_mb']:g} MB, "
+            f"in {summary['folder']}{cap}")
