@@ -2,7 +2,8 @@
 
 Built on edge's own model opening and pre/post-processing (edge.loop.open_model), so a
 pre-label is exactly what edge-run would draw. Per frame it also says how sure the model is:
-``margin`` (mean |p - 0.5| over the model's probability map: low = unsure) and
+``margin`` (mean |p - 0.5| over the pixels where the model sees anything, p > SEEN_P: low =
+unsure; the background, near 0 almost everywhere, would hide it; 0.5 when it sees nothing) and
 ``flip_disagreement`` (1 - Dice between the mask and the mask of the mirrored frame mirrored
 back: a model that changes its mind under a flip is unsure there).
 """
@@ -19,6 +20,7 @@ import numpy as np
 from edge.metadata import ClassSpec
 
 DEFAULT_MODEL = "default"  # the packaged model edge-run runs without --model
+SEEN_P = 0.05  # a pixel the model "sees something" in: any class above this probability
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ def disagreement(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 - 2.0 * int(((a == b) & (a > 0)).sum()) / total
 
 
+def mean_margin(probs: np.ndarray) -> float:
+    """Mean |p - 0.5| over the pixels where some class is above SEEN_P (0.5 if none)."""
+    seen = probs.max(axis=-1) > SEEN_P
+    return float(np.abs(probs[seen] - 0.5).mean()) if seen.any() else 0.5
+
+
 def masks_for(model: str, frames: Iterable[np.ndarray]) -> list[Prediction]:
     """One Prediction per frame (8/16-bit, gray or BGR, any size), in order."""
     run = _Runner(model)
@@ -91,6 +99,6 @@ def masks_for(model: str, frames: Iterable[np.ndarray]) -> list[Prediction]:
     for image in frames:
         ids, probs = run(image)
         flipped, _ = run(np.ascontiguousarray(cv2.flip(image, 1)))
-        margin = float(np.abs(probs.astype(np.float32) - 0.5).mean())
+        margin = mean_margin(probs.astype(np.float32))
         out.append(Prediction(ids, margin, disagreement(ids, cv2.flip(flipped, 1))))
     return out

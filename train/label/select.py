@@ -4,7 +4,8 @@
    frame kept so far; a mean absolute difference under ``dup_threshold`` (gray levels of 255)
    drops it (a cine loop's neighbours, the probe held still, a revisited view).
 2. The model looks at the rest (train.label.predict): frames it is unsure about come first,
-   ``uncertainty = (1 - 2 * margin) + flip_disagreement`` (both in [0, 1]).
+   ``uncertainty = (1 - 2 * margin) + flip_disagreement`` (both terms in [0, 1]; the margin
+   is taken where the model sees anything, so a faint blob counts as unsure).
 3. A share of the picks (``empty_share``) goes to frames where the model sees no nerve, most
    unsure first: a fine-tune needs "no nerve" frames, or it outlines every frame.
 Every frame gets one CSV row saying what happened to it and why.
@@ -105,7 +106,8 @@ def rows(paths, preds, dropped, picked) -> list[dict]:
                    model_sees_nerve="no" if p.empty else "yes")
         kind = "no nerve seen by the model" if p.empty else "nerve seen by the model"
         if i in chosen:
-            row.update(status="selected", reason=f"{kind}; unsure rank {picked.index(i) + 1}")
+            row.update(status="selected", reason=f"{kind}; pick {picked.index(i) + 1} of "
+                                                 f"{len(picked)} (most unsure first)")
         else:
             row.update(status="not selected", reason=f"{kind}; the model is surer here than "
                                                      f"on the selected frames")
