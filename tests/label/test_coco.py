@@ -119,3 +119,12 @@ def test_not_a_coco_file_is_one_line(tmp_path):
     proc = edge_train("label", "import", str(file), "--images", str(tmp_path), "--out",
                       str(tmp_path / "out"))
     assert_one_error(proc, "edge-train", str(file))
+
+
+def test_an_interrupted_write_leaves_no_folder(tmp_path):
+    from train.label.frames import staged_folder
+
+    with pytest.raises(KeyboardInterrupt), staged_folder(tmp_path / "out") as tmp:
+        (tmp / "images").mkdir()
+        raise KeyboardInterrupt  # what SIGTERM raises through edge.signals
+    assert list(tmp_path.iterdir()) == []

@@ -93,12 +93,14 @@ def push(cfg: LSConfig, frames: str) -> dict:
     for i in range(0, len(new), UPLOAD_BATCH):
         ls.call("POST", f"/api/projects/{project}/import",
                 files=[(p.name, p.read_bytes()) for p in new[i:i + UPLOAD_BATCH]])
-    tasks = {frame_name(t): t["id"] for t in all_tasks(ls, project)}
+    # the new frames, and any an interrupted push uploaded without its prediction
+    bare = {frame_name(t): t["id"] for t in all_tasks(ls, project) if not t.get("predictions")}
+    todo = [p for p in paths if p.name in bare]
     names = {c.id: c.name for c in model_classes(cfg.model)}
-    preds = masks_for(cfg.model, (read_frame(p) for p in new))
-    for path, pred in zip(new, preds, strict=True):
+    preds = masks_for(cfg.model, (read_frame(p) for p in todo))
+    for path, pred in zip(todo, preds, strict=True):
         ls.call("POST", "/api/predictions", {
-            "task": tasks[path.name], "model_version": Path(cfg.model).stem,
+            "task": bare[path.name], "model_version": Path(cfg.model).stem,
             "score": round(pred.margin * 2, 4), "result": prediction_result(pred.mask, names)})
     return {"project": cfg.project, "project_id": project, "created": created,
             "uploaded": len(new), "already_there": len(paths) - len(new),
