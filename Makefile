@@ -8,16 +8,16 @@ VENV_EDGE := .venv-edge
 VENV := .venv
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: run test test-edge test-dicom test-rest check-arm64 lint venv venv-edge browser orthanc web-runtime clean
+.PHONY: run test test-edge test-dicom test-rest check-arm64 lint venv venv-edge browser orthanc labelstudio web-runtime clean
 
 $(VENV_EDGE)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV_EDGE)
-	$(VENV_EDGE)/bin/pip install $(PIP_FLAGS) -e ".[onnx,dev,dicom]"
+	$(VENV_EDGE)/bin/pip install $(PIP_FLAGS) -e ".[onnx,dev,dicom,label]"
 	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[convert,onnx,bench,dev,fleet]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[convert,onnx,bench,dev,fleet,label]"
 	touch $@
 
 venv-edge: $(VENV_EDGE)/.installed
@@ -58,6 +58,18 @@ orthanc:
 	  (apt-get update -qq && apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null) || \
 	  echo "could not install orthanc; the PACS tests will skip"
 
+# Label Studio (the annotation tool of docs/clinic.md) in a venv of its own: ~1 GB, about 80 s
+# to install (measured on the 2-core test machine). tests/label start it on loopback with SQLite
+# and a temporary data folder, no internet; they skip when this venv is missing.
+LABEL_STUDIO_VERSION := 1.23.2
+VENV_LS := .venv-labelstudio
+$(VENV_LS)/.installed-$(LABEL_STUDIO_VERSION):
+	@($(PY) -m venv $(VENV_LS) && \
+	  $(VENV_LS)/bin/pip install $(PIP_FLAGS) label-studio==$(LABEL_STUDIO_VERSION) && \
+	  touch $@) || echo "could not install Label Studio; the Label Studio tests will skip"
+
+labelstudio: $(VENV_LS)/.installed-$(LABEL_STUDIO_VERSION)
+
 test-dicom: $(VENV_EDGE)/.installed orthanc
 	$(VENV_EDGE)/bin/python -m pytest -q tests/dicom
 
@@ -65,8 +77,8 @@ test-edge: $(VENV_EDGE)/.installed browser web-runtime
 	$(VENV_EDGE)/bin/python -m pytest -q tests/edge
 
 # tests/docs runs the documented edge-run lines from $(VENV_EDGE) (the [dicom] extra is there)
-# and `edge-run --export-web` needs the web runtime.
-test-rest: $(VENV)/.installed $(VENV_EDGE)/.installed web-runtime
+# and `edge-run --export-web` needs the web runtime; tests/label needs Label Studio.
+test-rest: $(VENV)/.installed $(VENV_EDGE)/.installed web-runtime labelstudio
 	$(VENV)/bin/python -m pytest -q tests --ignore=tests/edge --ignore=tests/dicom
 
 # The device package on an emulated Raspberry Pi OS (Debian bookworm arm64, qemu-user): builds
@@ -89,4 +101,4 @@ lint: $(VENV_EDGE)/.installed
 	$(VENV_EDGE)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) $(VENV_EDGE) .pytest_cache $(WEB_VENDOR)
+	rm -rf $(VENV) $(VENV_EDGE) $(VENV_LS) .pytest_cache $(WEB_VENDOR)

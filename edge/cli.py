@@ -35,6 +35,7 @@ examples:
   edge-run --picamera --threads 4 --smooth 0.5               Raspberry Pi camera
   edge-run --dicom cine.dcm --headless --dicom-out out/ --pacs 10.0.0.9:4242:PACS
   edge-run --export-web site/                                 the tablet runner, for any host
+  edge-run --camera 0 --capture frames/ --capture-every 1     keep 1 raw frame/s to label
   edge-run --model nerve.onnx --onnx-providers TensorrtExecutionProvider,CPUExecutionProvider
 
 exit status: 0 ok; 2 bad input (flag, path, model, sidecar, source, output, missing extra);
@@ -174,6 +175,22 @@ def _add_output_flags(ap: argparse.ArgumentParser) -> None:
                         "npm registry into the installed kit, then exit (default: off; a board "
                         "installed with pip, docs/deploy-pi.md)")
     clikit.add_common_flags(g)
+    _add_capture_flags(ap)
+
+
+def _add_capture_flags(ap: argparse.ArgumentParser) -> None:
+    from edge.io.capture import DEFAULT_EVERY_S, DEFAULT_MAX_MB
+
+    g = ap.add_argument_group("capture frames to label (docs/clinic.md)")
+    g.add_argument("--capture", type=str, metavar="DIR",
+                   help="save raw frames (lossless PNG, full size, no overlay) to DIR while "
+                        "the model runs, to label later (default: off)")
+    g.add_argument("--capture-every", type=clikit.non_negative_float, default=DEFAULT_EVERY_S,
+                   metavar="S", help=f"at most one frame every S seconds "
+                                     f"(default {DEFAULT_EVERY_S:g})")
+    g.add_argument("--capture-max-mb", type=clikit.positive_float, default=DEFAULT_MAX_MB,
+                   metavar="MB", help="stop capturing, with one warning, when DIR's PNGs reach "
+                                      f"this size (default {DEFAULT_MAX_MB:g})")
 
 
 def _add_serve_security_flags(g) -> None:
@@ -265,7 +282,8 @@ def config_from_args(args: argparse.Namespace):
         serve_options=_serve_options(args),
         show_fps=not args.no_stats, quiet=args.quiet, on_bad_frame=args.on_bad_frame,
         allow_sha256_mismatch=args.allow_sha256_mismatch,
-        dicom_out=args.dicom_out, pacs=args.pacs,
+        dicom_out=args.dicom_out, pacs=args.pacs, capture=args.capture,
+        capture_every=args.capture_every, capture_max_mb=args.capture_max_mb,
     )
 
 

@@ -30,6 +30,7 @@ EXTRAS = {
     "pydicom": ("dicom", "DICOM input"),
     "highdicom": ("dicom", "DICOM Segmentation output"),
     "pynetdicom": ("dicom", "sending to a PACS"),
+    "pycocotools": ("label", "COCO files and Label Studio polygons"),
 }
 
 

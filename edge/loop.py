@@ -26,6 +26,7 @@ import numpy as np
 from edge import signals
 from edge.errors import BadFrame, EdgeError, RoiError, SourceLost, UserInputError
 from edge.fsutil import check_writable_file, write_json_atomic
+from edge.io import capture as capturing  # "capture" is also a RunConfig field
 from edge.io import sinks as sink_module  # gui_problem at call time: one stand-in for both
 from edge.io.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.io.sinks import MaskDirSink, VideoFileSink, WindowSink
@@ -87,6 +88,8 @@ class RunConfig:
     allow_sha256_mismatch: run a model whose sidecar sha256 does not match (warned, reported).
     dicom_out: folder for the DICOM SEG + overlay capture (DICOM input only; edge.io.dicom).
     pacs: send those to this PACS ("HOST:PORT:AET" or a DICOMweb URL); kept in an outbox.
+    capture: folder for raw frames to label later (edge.io.capture), at most one every
+             capture_every seconds, up to capture_max_mb of PNGs in the folder.
     """
 
     model: str | None = None
@@ -114,6 +117,9 @@ class RunConfig:
     allow_sha256_mismatch: bool = False
     dicom_out: str | None = None
     pacs: str | None = None
+    capture: str | None = None
+    capture_every: float = capturing.DEFAULT_EVERY_S
+    capture_max_mb: float = capturing.DEFAULT_MAX_MB
 
     def __post_init__(self):
         checks = [
@@ -389,6 +395,7 @@ def run(cfg: RunConfig) -> dict:
         # a recorded DICOM cine plays at its own rate when watched (a window, --serve)
         source = open_source(cfg.source, watched=not cfg.headless or bool(cfg.serve))
         stack.callback(source.close)
+        source = tap = capturing.tap(source, cfg.capture, cfg.capture_every, cfg.capture_max_mb)
         first = first_frame(source, bad, cfg)
         info = source.info
         model = model.with_source_roi(info.roi)
@@ -408,9 +415,13 @@ def run(cfg: RunConfig) -> dict:
     summary = {**meter.summary(), "bad_frames": bad.count, "bad_frames_first": bad.first,
                "stop_reason": reason,
                "nerve_area": area.summary(), **tally.summary()}
+    if cfg.capture:
+        summary["capture"] = tap.writer.summary()
     if not cfg.quiet:
         skipped = f" ({bad.count} bad frame(s) skipped)" if bad.count else ""
         _say(f"edge-run: stopped: {reason}{skipped}\n{format_summary(summary)}")
+        if cfg.capture:
+            _say(capturing.summary_line(summary["capture"]))
     if cfg.report:
         write_report(cfg.report, report(cfg, model, summary))
     if stopped_by is not None:
@@ -425,7 +436,8 @@ def describe(cfg: RunConfig, model: SegModel) -> str:
     outputs = [name for name, on in (("window", not cfg.headless), ("record " + str(cfg.record),
                cfg.record), ("masks " + str(cfg.save_masks), cfg.save_masks),
                ("serve " + str(cfg.serve), cfg.serve), ("report " + str(cfg.report), cfg.report),
-               ("dicom " + str(cfg.dicom_out), cfg.dicom_out), ("pacs", cfg.pacs))
+               ("dicom " + str(cfg.dicom_out), cfg.dicom_out), ("pacs", cfg.pacs),
+               (f"capture {cfg.capture} every {cfg.capture_every:g} s", cfg.capture))
                if on] or ["none (headless)"]
     src = cfg.source
     pace = (f", fps {src.fps:g}" if src.fps else "") + (", realtime" if src.realtime else "")

@@ -34,6 +34,8 @@ TRAIN_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
   edge-train eval --model runs/unet --out runs/unet/eval           # the run's val subjects
   edge-train export-init runs/unet --out init/unet.keras          # + sidecar, for --init-weights
   edge-train prepare kaggle --src DOWNLOAD --out data/kaggle-nerve # see docs/data.md
+  edge-train select --frames frames/ --n 100 --out chosen/    # docs/clinic.md
+  edge-train label push --frames chosen/ --url URL --token T   # + pull, export, import
 """
 
 EVAL_EXAMPLES = """examples (DATA: a prepared data folder, see docs/data.md):
@@ -314,8 +316,22 @@ def _cv(argv: list[str]) -> int:
     return cv_main(argv)
 
 
+def _select(argv: list[str]) -> int:
+    """Choose captured frames to label (numpy + OpenCV + the device runtime, no TF)."""
+    from train.label.cli import select_main
+
+    return select_main(argv)
+
+
+def _label(argv: list[str]) -> int:
+    """Label Studio push/pull, COCO export/import (no TF)."""
+    from train.label.cli import label_main
+
+    return label_main(argv)
+
+
 SUBCOMMANDS = {"eval": _eval, "train": _train, "prepare": _prepare, "cv": _cv,
-               "export-init": _export_init}
+               "export-init": _export_init, "select": _select, "label": _label}
 
 
 def _main(argv: list[str]) -> int:

@@ -10,7 +10,7 @@ from benchmarks import ceiling as ceil
 from benchmarks.ceiling_models import SHAPE_SOURCE, ConvShape, model_conv_shapes
 from benchmarks.latency import LatencyConfig, run_latency, summarize_times
 from benchmarks.macs import count_model_macs
-from edge.clikit import MissingExtra
+from edge.deps import MissingExtra
 from edge.model.metadata import sha256_file
 
 SHIPPED_INT8 = SHAPE_SOURCE  # the default model whose layer shapes the model ceiling uses

@@ -196,7 +196,7 @@ SHRINK = {
     ("make", "run"): Shrink({}),  # RUN_FRAMES below
 }
 SUBCOMMANDS = {
-    "edge-train": {"eval", "cv", "prepare", "export-init"},
+    "edge-train": {"eval", "cv", "prepare", "export-init", "select", "label"},
     "edge-convert": {"prune", "quantize", "onnx", "validate", "targets"},
     "edge-bench": {"latency", "ceiling", "accuracy", "pipeline", "compare", "macs", "soak"},
 }

@@ -70,6 +70,8 @@ NOT_HERE = {
     "edge-run --camera /dev/video2 --roi 120,60,640,480": CAMERA,
     "edge-run --camera 0 --headless --serve 0.0.0.0:8080": CAMERA,
     "edge-run --camera 0 --headless --serve 8080": CAMERA,
+    "edge-run --camera 0 --capture frames/": CAMERA + "; the same capture from a video runs "
+        "here (docs/clinic.md) and in tests/label/test_capture.py",
     "edge-run --model runs/clinic/export/clinic-int8.tflite --camera 0": CAMERA + "; the "
         "same line on the phantom: tests/train/test_readme_finetune.py",
     "/opt/nerve-edge/venv/bin/edge-run --camera 0 --headless --serve 0.0.0.0:8443 --threads 4":
@@ -105,6 +107,15 @@ ELSEWHERE = {
         "registry, as docs/deploy-pi.md installs) and tests/boards/test_fetch_web_runtime.py "
         "(a stand-in registry); here it would replace this checkout's own runtime",
 }
+LABEL_STUDIO = ("tests/label/test_clinic_loop.py and test_labelstudio.py (push and pull against a "
+                "real Label Studio they start on loopback, tests/label/lsserver.py, with its URL "
+                "and token; then the pulled folder trains)")
+ELSEWHERE.update({
+    "edge-train label push --frames chosen/ --model default --url http://localhost:8080 "
+    "--token TOKEN": LABEL_STUDIO,
+    "edge-train label pull --url http://localhost:8080 --token TOKEN --out data/clinic":
+        LABEL_STUDIO,
+})
 # Flags added to one documented command beyond the mapping, by its exact text, with why.
 EXTRA = {
     # the same chain as docs/convert.md's first command but from a bare .keras file: the
@@ -130,7 +141,7 @@ LIVE = {"edge-run --source phantom --serve 0.0.0.0:8080": "https://",
 RUN_COPIES = {"runs/base16": "runs/unet", "runs/final/default": "runs/unet"}
 # Outputs: a later command that reads or writes one waits for the command that writes it.
 WRITE_FLAGS = {"--out", "--results", "--report", "--record", "--save-masks", "--json",
-               "--dicom-out", "--export-web"}
+               "--dicom-out", "--export-web", "--capture"}
 COPYING = threading.Lock()
 LANES = 2  # commands at a time (the CI machine's cores), in dependency order
 STEP_TIMEOUT_S = 600
