@@ -24,7 +24,7 @@ import cv2
 
 from edge.errors import OutputError
 from edge.fsutil import TMP_PREFIX, TMP_SUFFIX, atomic_write_bytes, check_writable_dir
-from edge.types import Frame
+from edge.types import Frame, SourceInfo
 
 DEFAULT_EVERY_S = 1.0  # one frame a second: a 3-minute scan gives ~180 frames to choose from
 DEFAULT_MAX_MB = 2000.0  # ~5,000 frames of 640x480 PNG: a small share of a 32 GB card
@@ -104,11 +104,15 @@ class CaptureWriter:
 
 
 class CaptureTap:
-    """A FrameSource that hands every frame it reads to a CaptureWriter, then to the loop.
-    Other attributes (fps, roi, pace, close, ...) are the wrapped source's."""
+    """A FrameSource that hands every frame it reads to a CaptureWriter, then to the loop;
+    its ``info`` is the wrapped source's (edge.types.SourceInfo)."""
 
     def __init__(self, source, writer: CaptureWriter) -> None:
         self.source, self.writer = source, writer
+
+    @property
+    def info(self) -> SourceInfo:
+        return self.source.info
 
     def read(self) -> Frame | None:
         frame = self.source.read()
@@ -116,8 +120,8 @@ class CaptureTap:
             self.writer.offer(frame)
         return frame
 
-    def __getattr__(self, name: str):
-        return getattr(self.source, name)
+    def close(self) -> None:
+        self.source.close()
 
 
 def tap(source, folder: str | None, every_s: float = DEFAULT_EVERY_S,

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from edge.errors import SourceError
 from edge.io.camera import CameraSource
+from edge.io.capture import CaptureTap
 from edge.io.files import ImageDirSource, VideoFileSource, is_stream_url
 from edge.io.latest import LatestFrame
 from edge.io.pacing import Paced
@@ -142,9 +143,9 @@ def open_source(cfg: SourceConfig, watched: bool = False) -> FrameSource:
 
 
 def innermost(source: FrameSource) -> FrameSource:
-    """The source under the factory's wrappers (pacing, latest frame): what DICOM outputs
+    """The source under the wrappers (pacing, latest frame, --capture): what DICOM outputs
     refer to."""
-    while isinstance(source, (Paced, LatestFrame)):
+    while isinstance(source, (Paced, LatestFrame, CaptureTap)):
         source = source.source
     return source
 

@@ -9,7 +9,8 @@ import pytest
 from edge import fsutil
 from edge.errors import OutputError
 from edge.io.capture import CaptureTap, CaptureWriter
-from edge.types import new_frame
+from edge.io.sources import innermost
+from edge.types import SourceInfo, new_frame
 from tests.cli_contract import assert_one_error, partial_files, run_tool, terminate_when
 
 
@@ -79,9 +80,10 @@ def test_stale_temp_files_are_removed(tmp_path):
     assert not stale.exists()
 
 
-def test_tap_passes_frames_and_attributes_through(tmp_path):
+def test_tap_passes_frames_info_and_close_through(tmp_path):
     class Source:
-        fps = 25.0
+        info = SourceInfo(label="fake", live=True, fps=25.0)
+        closed = False
 
         def __init__(self):
             self.frames = [_frame(0), _frame(1), None]
@@ -89,10 +91,16 @@ def test_tap_passes_frames_and_attributes_through(tmp_path):
         def read(self):
             return self.frames.pop(0)
 
-    tap = CaptureTap(Source(), CaptureWriter(tmp_path, every_s=0))
-    assert tap.fps == 25.0
+        def close(self):
+            self.closed = True
+
+    source = Source()
+    tap = CaptureTap(source, CaptureWriter(tmp_path, every_s=0))
+    assert tap.info is source.info and innermost(tap) is source
     assert tap.read().index == 0 and tap.read().index == 1 and tap.read() is None
     assert tap.writer.saved == 2
+    tap.close()
+    assert source.closed
 
 
 def test_bad_values_are_refused(tmp_path):
