@@ -64,6 +64,7 @@ orthanc:
 LABEL_STUDIO_VERSION := 1.23.2
 VENV_LS := .venv-labelstudio
 $(VENV_LS)/.installed-$(LABEL_STUDIO_VERSION):
+	@echo "labelstudio: installing Label Studio $(LABEL_STUDIO_VERSION) into $(VENV_LS) (~1 GB, 1-2 minutes)"
 	@($(PY) -m venv $(VENV_LS) && \
 	  $(VENV_LS)/bin/pip install $(PIP_FLAGS) label-studio==$(LABEL_STUDIO_VERSION) && \
 	  touch $@) || echo "could not install Label Studio; the Label Studio tests will skip"
