@@ -50,8 +50,12 @@ def clinic_folder(usgra: Path, root: Path) -> Path:
 def verbatim(cmd: list[str], clinic: Path, board_tmp: Path, state: Path) -> list[str]:
     """The README line with only /path/clinic, the board's /tmp/ copy and the state folder
     changed."""
-    args = [str(clinic) if a == "/path/clinic" else a for a in cmd[1:]]
-    args = [str(board_tmp / a[len("/tmp/"):]) if a.startswith("/tmp/") else a for a in args]
+    def one(word: str) -> str:
+        if word == "/path/clinic":
+            return str(clinic)
+        return str(board_tmp / word[len("/tmp/"):]) if word.startswith("/tmp/") else word
+
+    args = [one(a) for a in cmd[1:]]
     if cmd[0] == "edge-deploy":
         args += ["--state", str(state)]
     return [sys.executable, "-m", MODULES[cmd[0]], *args]
