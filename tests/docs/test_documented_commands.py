@@ -103,11 +103,13 @@ ELSEWHERE = {
     "--out runs/clinic": FINETUNE,
     "edge-train eval --model runs/clinic --out runs/clinic/eval": FINETUNE,
     "edge-convert runs/clinic --out runs/clinic/export": FINETUNE,
-    "/opt/nerve-edge/venv/bin/edge-deploy install /tmp/clinic-int8.tflite": FINETUNE + "; and, on 100 real frames with "
-        "the real recipe, tests/train/test_clinic_usgra100.py",
-    "/opt/nerve-edge/venv/bin/edge-deploy rollback": "tests/train/test_clinic_install.py and tests/edge/test_edge_deploy.py "
-        "(install, rollback, edge-run follows models/current); here the one install before it "
-        "(the shipped model) leaves nothing to roll back to",
+    "/opt/nerve-edge/venv/bin/edge-deploy install /tmp/clinic-int8.tflite":
+        FINETUNE + "; and, on 100 real frames with the real recipe, "
+        "tests/train/test_clinic_usgra100.py",
+    "/opt/nerve-edge/venv/bin/edge-deploy rollback":
+        "tests/train/test_clinic_install.py and tests/edge/test_edge_deploy.py (install, "
+        "rollback, edge-run follows models/current); here the one install before it (the "
+        "shipped model) leaves nothing to roll back to",
     "/opt/nerve-edge/venv/bin/edge-run --fetch-web-runtime":
         "make check-arm64 (this line in the board venv of its arm64 root, from the npm "
         "registry, as docs/deploy-pi.md installs) and tests/boards/test_fetch_web_runtime.py "
