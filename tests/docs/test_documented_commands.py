@@ -1,7 +1,8 @@
 """A documented command is a tested command (issue 24, item 1).
 
 Every ``edge-run``, ``edge-train``, ``edge-convert``, ``edge-bench``, ``edge-deploy`` and
-``make`` command in a code block of README.md (a board's ``sudo [-u USER]`` dropped) or docs/*.md (tests/docs/doc_commands.py says how they are read) is either
+``make`` command (a board's ``sudo [-u USER]`` dropped) in a code block of README.md or
+docs/*.md (tests/docs/doc_commands.py says how they are read) is either
 run here, in one working folder, in the order a user follows the docs, or listed by its exact
 text with the reason: NOT_HERE (hardware that is not here, ``make test`` itself) or ELSEWHERE
 (another test runs it, same mapping, more assertions). A command in none of these fails the
