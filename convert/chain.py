@@ -283,6 +283,7 @@ def gate_summary(result: GateResult, gate: GateConfig) -> dict:
     return {"passed": result.passed, "failures": result.failures,
             "max_dice_drop": gate.max_dice_drop, "max_drift": gate.max_drift,
             "min_dice": gate.min_dice, "low_dice_allowed": gate.allow_low_dice,
+            "max_fp_rate": gate.max_fp_rate,
             "below_min_dice": bool(result.warnings), "warnings": result.warnings}
 
 
@@ -298,7 +299,8 @@ def _meta(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig, bas
     """The sidecar edge-run reads, with provenance in ``extra``."""
     metrics = {k: row[k] for k in ("per_image_dice", "pooled_dice", "iou", "precision",
                                    "recall", "detection_rate", "dice_drop", "drift_mean",
-                                   "drift_max", "classes") if k in row}
+                                   "drift_max", "false_positive_rate", "n_empty_truth",
+                                   "classes") if k in row}
     return ModelMeta(
         name=name, version=cfg.version, input_hw=src.pre.input_hw, scale=src.pre.scale,
         offset=src.pre.offset, threshold=post.threshold, min_area=post.min_area,
@@ -312,7 +314,7 @@ def _meta(name: str, src: Source, cfg: ChainConfig, post: PostprocessConfig, bas
                          "pruned_kernels": base["prune"]["pruned_sparsity"],
                          "all_kernels": base["prune"]["overall_sparsity"]},
             "converters": base["converters"], "created_utc": base["created_utc"],
-            "gate": {k: base["gate"][k] for k in ("min_dice", "max_dice_drop",
+            "gate": {k: base["gate"][k] for k in ("min_dice", "max_dice_drop", "max_fp_rate",
                                                    "below_min_dice", "warnings")},
         },
     )

@@ -69,6 +69,10 @@ def _add_gate(p: argparse.ArgumentParser) -> None:
                         "report and every sidecar (default: refuse)")
     p.add_argument("--max-drift", type=float, default=DEFAULT_MAX_DRIFT,
                    help="mean |p - p_keras| allowed for any variant")
+    p.add_argument("--max-fp-rate", type=clikit.fraction, default=None,
+                   help="refuse when an int8 variant outlines a nerve on more than this share "
+                        "of the held-out frames without one (default: off, the rate is "
+                        "reported)")
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -163,7 +167,8 @@ def _run_chain(args, argv) -> int:
         prune_epochs=args.prune_epochs, calib_frames=args.calib_frames, seed=args.seed,
         val_fraction=args.val_fraction,
         gate=GateConfig(max_dice_drop=args.max_dice_drop, max_drift=args.max_drift,
-                        min_dice=args.min_dice, allow_low_dice=args.allow_low_dice),
+                        min_dice=args.min_dice, allow_low_dice=args.allow_low_dice,
+                        max_fp_rate=args.max_fp_rate),
         threshold=args.threshold, min_area=args.min_area,
         presence_threshold=args.presence_threshold, name=args.name, version=args.model_version,
         latency_runs=args.latency_runs, heads=args.heads,
@@ -235,7 +240,8 @@ def _run_validate(args) -> int:
     # does not say; the chain's names carry the variant)
     int8_files = tuple(n for n, p in exports.items() if "int8" in n or has_int8_tensors(p))
     gate = GateConfig(args.max_dice_drop, args.max_drift, dice_gated=int8_files,
-                      min_dice=args.min_dice, allow_low_dice=args.allow_low_dice)
+                      min_dice=args.min_dice, allow_low_dice=args.allow_low_dice,
+                      max_fp_rate=args.max_fp_rate)
     reference = SegModel(source, src.settings)
     result = validate(reference, reference, models, frames, gate)
     print(results_table(result.rows))

@@ -46,8 +46,8 @@ def _fmt(v, spec: str = ".4f") -> str:
 
 def variants_markdown(rows: list[dict]) -> str:
     head = ("| variant | file | size KB | gzip KB | sparsity | Dice/img | pooled Dice | "
-            "drop vs float | drift | latency ms (1 thr) |")
-    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "drop vs float | drift | FP rate (empty frames) | latency ms (1 thr) |")
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
             f"| {r['variant']} | {r.get('file') or '-'} | "
@@ -55,9 +55,20 @@ def variants_markdown(rows: list[dict]) -> str:
             f"{_fmt(r.get('gzip_bytes') and r['gzip_bytes'] / 1024, '.1f')} | "
             f"{_fmt(r.get('sparsity'), '.3f')} | {_fmt(r['per_image_dice'])} | "
             f"{_fmt(r['pooled_dice'])} | {_fmt(r['dice_drop'])} | {_fmt(r['drift_mean'])} | "
-            f"{_fmt(r.get('latency_ms'), '.2f')} |"
+            f"{_fp_cell(r)} | {_fmt(r.get('latency_ms'), '.2f')} |"
         )
     return "\n".join(lines)
+
+
+def _fp_cell(row: dict) -> str:
+    """'0.9500 (38/40)': the false-positive rate on the empty frames, and how many."""
+    rate, n = row.get("false_positive_rate"), row.get("n_empty_truth")
+    return "-" if rate is None else f"{rate:.4f} ({round(rate * n)}/{n})"
+
+
+def _fp_gate(gate: dict) -> str:
+    rate = gate.get("max_fp_rate")
+    return "" if rate is None else f", int8 FP rate on empty frames <= {rate:g}"
 
 
 def _source_name(source: dict) -> str:
@@ -79,12 +90,14 @@ def to_markdown(report: dict) -> str:
         f"post-processing (threshold {report['postprocess']['threshold']}, min area "
         f"{report['postprocess']['min_area']} px). Drop = per-image Dice of the source float "
         "Keras model minus the variant's; drift = mean |p - p_keras| against the Keras model "
-        "the file was converted from.",
+        "the file was converted from; FP rate = share of the frames without a nerve on which "
+        "the variant outlines one.",
         "",
         variants_markdown(report.get("references", []) + report["variants"]),
         "",
         f"Gate (int8 drop <= {gate['max_dice_drop']}, int8 per-image Dice >= "
-        f"{gate.get('min_dice', 0)}, drift <= {gate['max_drift']}): **{verdict}**",
+        f"{gate.get('min_dice', 0)}{_fp_gate(gate)}, drift <= {gate['max_drift']}): "
+        f"**{verdict}**",
         *[f"\n**Warning: written below the Dice floor (--allow-low-dice):** {w}"
           for w in gate.get("warnings", [])],
         "",

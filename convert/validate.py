@@ -10,6 +10,9 @@ Three checks, any one fails the gate:
     multi-class model: the mean over its classes). The relative rule alone lets a model that
     never learned pass (a 1-epoch fine-tune at Dice 0.056 converts with no drop at all).
     ``allow_low_dice`` turns this failure into a warning the report and sidecars record;
+  * false positives (only with ``max_fp_rate``, off by default): the share of the held-out
+    frames without a nerve on which an int8 variant outlines one may not exceed it (for a
+    multi-class model: each class's);
   * fidelity: the mean absolute probability difference of any variant against the Keras
     model it was converted from must stay under ``max_drift`` (catches a broken
     conversion even where Dice happens to survive).
@@ -40,13 +43,15 @@ class GateConfig:
     max_drift: allowed mean abs probability difference of any variant vs its Keras model.
     dice_gated: variants the Dice rules apply to.
     min_dice: floor on their per-image Dice (0 = off). allow_low_dice: below the floor is a
-    warning (recorded), not a failure."""
+    warning (recorded), not a failure. max_fp_rate: ceiling on their false-positive rate on
+    empty frames (None = off)."""
 
     max_dice_drop: float = DEFAULT_MAX_DICE_DROP
     max_drift: float = DEFAULT_MAX_DRIFT
     dice_gated: tuple[str, ...] = INT8_VARIANTS
     min_dice: float = DEFAULT_MIN_DICE
     allow_low_dice: bool = False
+    max_fp_rate: float | None = None
 
 
 @dataclass
@@ -76,6 +81,7 @@ def gate_rules(rows: dict[str, dict], gate: GateConfig) -> list[str]:
             continue
         if name in gate.dice_gated:
             failures += _dice_failures(name, row, gate.max_dice_drop)
+            failures += fp_failures(name, row, gate.max_fp_rate)
         if row["drift_mean"] > gate.max_drift:
             failures.append(f"{name}: mean prob drift {row['drift_mean']:.4f} > "
                             f"--max-drift {gate.max_drift} (more calibration frames, "
@@ -120,6 +126,26 @@ def _dice_failures(name: str, row: dict, max_drop: float) -> list[str]:
     return [f"{name}: {c}per-image Dice drop {d:.4f} > --max-dice-drop {max_drop} (more "
             f"calibration frames, --calib-frames, can shrink it; --max-dice-drop "
             f"{_round_up(d)} accepts it)" for c, d in drops.items() if d > max_drop]
+
+
+def fp_rates(row: dict) -> dict[str, tuple[float, int]]:
+    """Label -> (false-positive rate, empty frames) of a row: the nerve's, or each class's
+    (classes with no empty frame are left out)."""
+    if row.get("classes"):
+        return {f"{c} ": (m["false_positive_rate"], m["n_absent"])
+                for c, m in row["classes"].items() if m.get("false_positive_rate") is not None}
+    rate = row.get("false_positive_rate")
+    return {} if rate is None else {"": (rate, row["n_empty_truth"])}
+
+
+def fp_failures(name: str, row: dict, max_rate: float | None) -> list[str]:
+    """One line per rate above --max-fp-rate: the measured rate, the frames, the way out."""
+    if max_rate is None:
+        return []
+    return [f"{name}: {c}false-positive rate {r:.4f} ({round(r * n)} of {n} held-out frames "
+            f"without a nerve outlined) > --max-fp-rate {max_rate:g} (raise --min-area or "
+            f"--threshold, or fine-tune with more labelled empty frames)"
+            for c, (r, n) in fp_rates(row).items() if r > max_rate]
 
 
 def _round_up(value: float) -> str:
@@ -191,13 +217,17 @@ def _class_row(ev: Evaluation, ref: Evaluation, role: str, model, **more) -> dic
 
 def results_table(rows: dict[str, dict]) -> str:
     """Fixed-width text table of the gate's figures."""
-    lines = [f"{'variant':16s} {'dice/img':>9s} {'pooled':>8s} {'drop':>8s} {'drift':>8s}"]
+    lines = [f"{'variant':16s} {'dice/img':>9s} {'pooled':>8s} {'drop':>8s} {'drift':>8s} "
+             f"{'fp rate':>8s}"]
     for name, r in rows.items():
+        fp = r.get("false_positive_rate")
         lines.append(f"{name:16s} {r['per_image_dice']:9.4f} {r['pooled_dice']:8.4f} "
-                     f"{r['dice_drop']:8.4f} {r['drift_mean']:8.4f}")
+                     f"{r['dice_drop']:8.4f} {r['drift_mean']:8.4f} "
+                     f"{'-' if fp is None else format(fp, '.4f'):>8s}")
         for c, m in r.get("classes", {}).items():
-            d, drop = m["per_image_dice"], m["dice_drop"]
+            d, drop, fp = m["per_image_dice"], m["dice_drop"], m.get("false_positive_rate")
             lines.append(f"  {c:14s} {d if d is not None else float('nan'):9.4f} "
                          f"{m['pooled_dice']:8.4f} "
-                         f"{drop if drop is not None else float('nan'):8.4f}")
+                         f"{drop if drop is not None else float('nan'):8.4f} {'':8s} "
+                         f"{'-' if fp is None else format(fp, '.4f'):>8s}")
     return "\n".join(lines)

@@ -75,6 +75,11 @@ def _line(role: str, entry: dict | None) -> str:
     figures = f"Dice {dice:.4f}" if isinstance(dice, (int, float)) else "no gate figures"
     if "min_dice" in gate:
         figures += f" (floor {gate['min_dice']:g})"
+    if isinstance(gate.get("dice_drop"), (int, float)):
+        figures += f", drop {gate['dice_drop']:.4f}"
+    if isinstance(gate.get("false_positive_rate"), (int, float)):
+        figures += (f", false positives {gate['false_positive_rate']:.4f} of "
+                    f"{gate.get('n_empty_truth', '?')} empty frames")
     if gate.get("forced_below_floor"):
         figures += ", FORCED below the floor"
     return (f"{role:9s} {entry['name']} v{entry['version']}  sha256 {entry['sha256'][:12]}  "

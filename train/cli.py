@@ -253,12 +253,14 @@ def _eval_config(a):
 def _eval(argv: list[str]) -> int:
     a = eval_parser().parse_args(argv)
     clikit.quiet_tensorflow(a.verbose)
+    from edge.model.evaluate import fp_phrase
     from train.evaluate import evaluate
 
     result = evaluate(_eval_config(a))
     print(f"per-image Dice {result['per_image_dice']:.4f}, pooled Dice "
           f"{result['pooled_dice']:.4f}, IoU {result['iou']:.4f} on {result['n_images']} "
-          f"frames (threshold {result['threshold']}, min area {result['min_area']}) -> {a.out}")
+          f"frames; {fp_phrase(result)} (threshold {result['threshold']}, min area "
+          f"{result['min_area']}) -> {a.out}")
     return clikit.EXIT_OK
 
 

@@ -156,4 +156,6 @@ def summarize(y_true, y_pred) -> dict[str, tf.Tensor]:
         "presence_accuracy": tf.reduce_mean(tf.cast(has_t == has_p, tf.float32)),
         "n_images": n,
         "n_empty_truth": n - n_pos,
+        "false_positive_rate": _ratio(
+            tf.reduce_sum(tf.cast(has_p & ~has_t, tf.float32)), n - n_pos, float("nan")),
     }

@@ -25,6 +25,9 @@ Metric conventions (train/losses.py has TF versions, checked against these in te
 - detection rate: among images whose truth has a nerve, the share where the prediction
   overlaps it (None when no image has a nerve).
 - presence accuracy: share of images where "any nerve predicted" equals "any nerve in truth".
+- false-positive rate: among images whose truth has no nerve (``n_empty_truth`` of them), the
+  share where the model outlines one (None when no image is empty). The device's decisions
+  count (threshold, min area, presence gate): raising --min-area or the threshold lowers it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ METRIC_KEYS = (
     "presence_accuracy",
     "n_images",
     "n_empty_truth",
+    "false_positive_rate",
     "dice_all",
     "dice_present",
 )
@@ -115,8 +119,18 @@ def summarize(y_true, y_pred) -> dict:
         "presence_accuracy": float((has_t == has_p).mean()),
         "n_images": int(t.shape[0]),
         "n_empty_truth": int(t.shape[0] - n_pos),
+        "false_positive_rate": float(has_p[~has_t].mean()) if n_pos < t.shape[0] else None,
         **dice_counts(t, p),
     }
+
+
+def fp_phrase(metrics: dict) -> str:
+    """'false positives 3/40 empty frames (0.0750)', or 'no empty frame to count false
+    positives on': how edge-train eval and the gate say it."""
+    n, rate = metrics.get("n_empty_truth") or 0, metrics.get("false_positive_rate")
+    if not n or rate is None:
+        return "no empty frame to count false positives on"
+    return f"false positives {round(rate * n)}/{n} empty frames ({rate:.4f})"
 
 
 # ---------------------------------------------------------------- frames

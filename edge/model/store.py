@@ -105,7 +105,8 @@ class Installed:
         """The conversion gate's figures from the sidecar (empty when it has none)."""
         validation = self.meta.extra.get("validation") or {}
         gate = self.meta.extra.get("gate") or {}
-        keys = ("per_image_dice", "dice_drop", "n_images")
+        keys = ("per_image_dice", "dice_drop", "n_images", "false_positive_rate",
+                "n_empty_truth")
         figures = {k: validation[k] for k in keys if k in validation}
         if "min_dice" in gate:
             figures["min_dice"] = gate["min_dice"]

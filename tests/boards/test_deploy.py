@@ -1,5 +1,6 @@
 """deploy/: the systemd unit verifies, runs edge-run with the env file's flags, and treats
-edge-run's SIGTERM stop (exit 130) as clean."""
+edge-run's SIGTERM stop (exit 130) as clean; its --model is the state folder's models/current
+that edge-deploy installs into, a folder the hardened unit lets the service user write."""
 
 from __future__ import annotations
 
@@ -101,3 +102,20 @@ def test_exec_start_adds_token_and_a_dated_recording(tmp_path):
     assert argv[token_at + 1] == "tok en-with-space-1234"  # one argument, spaces and all
     record = argv[argv.index("--record") + 1]
     assert re.fullmatch(r"/var/lib/x/recording-\d{8}-\d{6}\.avi", record), record
+
+
+def test_the_service_runs_the_installed_current_model(tmp_path):
+    """--model names edge-deploy's `current` link in the unit's own state folder: the folder
+    systemd makes and gives to the service user (StateDirectory=, writable under
+    ProtectSystem=strict), where `sudo -u nerve-edge edge-deploy install` writes."""
+    from edge.model.store import BOARD_STATE, CURRENT, MODELS_DIR
+
+    s = service_section()
+    argv = exec_start_argv(env_file_values(), tmp_path)
+    model = Path(argv[argv.index("--model") + 1])
+    assert model == BOARD_STATE / MODELS_DIR / CURRENT
+    assert model.parent.parent == Path("/var/lib") / s["StateDirectory"][0]
+    assert s["User"] == ["nerve-edge"] and s["StateDirectoryMode"] == ["0750"]
+    for key in ("ReadOnlyPaths", "InaccessiblePaths", "ReadWritePaths", "TemporaryFileSystem"):
+        assert not any("/var/lib" in v for v in s.get(key, [])), key
+    assert s["ProtectSystem"] == ["strict"] and s["NoNewPrivileges"] == ["yes"]  # kept

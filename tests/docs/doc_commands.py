@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ("edge-run", "edge-train", "edge-convert", "edge-bench", "make")
+TOOLS = ("edge-run", "edge-train", "edge-convert", "edge-bench", "edge-deploy", "make")
 # Docs in the order a user follows them: data before training, training before conversion,
 # conversion before benchmarks (later commands use what earlier ones wrote). A doc not named
 # here is read after these, in name order, so a new doc is never left out.
@@ -108,6 +108,8 @@ def _command(line: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         cut.append(word)
     if cut and cut[0] == "sudo":  # a board's root commands (docs/deploy-pi.md) count too
         cut.pop(0)
+        if cut[:1] == ["-u"]:  # ... and those run as the service user (sudo -u nerve-edge)
+            del cut[:2]
     env = []
     while cut and ENV_WORD.match(cut[0]):
         env.append(cut.pop(0))
@@ -194,11 +196,16 @@ SHRINK = {
     ("edge-bench", "compare"): Shrink({"--warmup": "2", "--runs": "5", "--repeats": "1",
                                        "--max-frames": "30", "--in-process": ""}),
     ("make", "run"): Shrink({}),  # RUN_FRAMES below
+    # not shorter but elsewhere: the board's state folder (/var/lib/nerve-edge) -> one here
+    ("edge-deploy", "install"): Shrink({"--state": "board-state"}),
+    ("edge-deploy", "status"): Shrink({"--state": "board-state"}),
+    ("edge-deploy", "rollback"): Shrink({"--state": "board-state"}),
 }
 SUBCOMMANDS = {
     "edge-train": {"eval", "cv", "prepare", "export-init", "select", "label"},
     "edge-convert": {"prune", "quantize", "onnx", "validate", "targets"},
     "edge-bench": {"latency", "ceiling", "accuracy", "pipeline", "compare", "macs", "soak"},
+    "edge-deploy": {"install", "status", "rollback"},
 }
 # make run: the venv is the one the suite already runs in (-o: make must not rebuild it in the
 # middle of the test) and 200 frames instead of 1500.

@@ -1,7 +1,8 @@
 """A documented command is a tested command (issue 24, item 1).
 
-Every ``edge-run``, ``edge-train``, ``edge-convert``, ``edge-bench`` and ``make`` command in a
-code block of README.md or docs/*.md (tests/docs/doc_commands.py says how they are read) is either
+Every ``edge-run``, ``edge-train``, ``edge-convert``, ``edge-bench``, ``edge-deploy`` and
+``make`` command (a board's ``sudo [-u USER]`` dropped) in a code block of README.md or
+docs/*.md (tests/docs/doc_commands.py says how they are read) is either
 run here, in one working folder, in the order a user follows the docs, or listed by its exact
 text with the reason: NOT_HERE (hardware that is not here, ``make test`` itself) or ELSEWHERE
 (another test runs it, same mapping, more assertions). A command in none of these fails the
@@ -72,8 +73,8 @@ NOT_HERE = {
     "edge-run --camera 0 --headless --serve 8080": CAMERA,
     "edge-run --camera 0 --capture frames/": CAMERA + "; the same capture from a video runs "
         "here (docs/clinic.md) and in tests/label/test_capture.py",
-    "edge-run --model runs/clinic/export/clinic-int8.tflite --camera 0": CAMERA + "; the "
-        "same line on the phantom: tests/train/test_readme_finetune.py",
+    "edge-run --camera 0 --capture scans/": CAMERA + "; the same capture from a video runs "
+        "here (docs/clinic.md) and in tests/label/test_capture.py",
     "/opt/nerve-edge/venv/bin/edge-run --camera 0 --headless --serve 0.0.0.0:8443 --threads 4":
         CAMERA,
     "/opt/nerve-edge/venv/bin/edge-run --picamera --headless --serve 0.0.0.0:8443 --threads 4":
@@ -93,7 +94,8 @@ NOT_HERE = {
 # Documented commands another test runs with the same mapping and more assertions.
 FINETUNE = ("tests/train/test_readme_finetune.py (the README's fine-tune block as written, "
             "same mapping; asserts the Dice floor's refusal, then the files under "
-            "--allow-low-dice, then edge-run on them)")
+            "--allow-low-dice, edge-deploy's refusal without --force, the install, then "
+            "edge-run on models/current)")
 ELSEWHERE = {
     "edge-train eval --model default --data /path/clinic --layout folder --nerve-class 1 "
     "--out runs/clinic-before": FINETUNE,
@@ -102,6 +104,13 @@ ELSEWHERE = {
     "--out runs/clinic": FINETUNE,
     "edge-train eval --model runs/clinic --out runs/clinic/eval": FINETUNE,
     "edge-convert runs/clinic --out runs/clinic/export": FINETUNE,
+    "/opt/nerve-edge/venv/bin/edge-deploy install /tmp/clinic-int8.tflite":
+        FINETUNE + "; and, on 100 real frames with the real recipe, "
+        "tests/train/test_clinic_usgra100.py",
+    "/opt/nerve-edge/venv/bin/edge-deploy rollback":
+        "tests/train/test_clinic_install.py and tests/edge/test_edge_deploy.py (install, "
+        "rollback, edge-run follows models/current); here the one install before it (the "
+        "shipped model) leaves nothing to roll back to",
     "/opt/nerve-edge/venv/bin/edge-run --fetch-web-runtime":
         "make check-arm64 (this line in the board venv of its arm64 root, from the npm "
         "registry, as docs/deploy-pi.md installs) and tests/boards/test_fetch_web_runtime.py "
@@ -114,6 +123,8 @@ ELSEWHERE.update({
     "edge-train label push --frames chosen/ --model default --url http://localhost:8080 "
     "--token TOKEN": LABEL_STUDIO,
     "edge-train label pull --url http://localhost:8080 --token TOKEN --out data/clinic":
+        LABEL_STUDIO,
+    "edge-train label pull --url http://localhost:8080 --token TOKEN --out /path/clinic":
         LABEL_STUDIO,
 })
 # Flags added to one documented command beyond the mapping, by its exact text, with why.
@@ -141,7 +152,7 @@ LIVE = {"edge-run --source phantom --serve 0.0.0.0:8080": "https://",
 RUN_COPIES = {"runs/base16": "runs/unet", "runs/final/default": "runs/unet"}
 # Outputs: a later command that reads or writes one waits for the command that writes it.
 WRITE_FLAGS = {"--out", "--results", "--report", "--record", "--save-masks", "--json",
-               "--dicom-out", "--export-web", "--capture"}
+               "--dicom-out", "--export-web", "--capture", "--state"}
 COPYING = threading.Lock()
 LANES = 2  # commands at a time (the CI machine's cores), in dependency order
 STEP_TIMEOUT_S = 600

@@ -179,3 +179,13 @@ def test_default_state_dir_follows_systemd(monkeypatch, tmp_path):
     monkeypatch.delenv("STATE_DIRECTORY")
     monkeypatch.delenv("NERVE_EDGE_STATE", raising=False)
     assert inst.default_state_dir() == Path("/var/lib/nerve-edge")
+
+
+def test_status_line_shows_the_drop_and_the_false_positive_rate():
+    from edge.deploy_cli import _line
+
+    entry = {"name": "clinic", "version": "1", "sha256": "ab" * 32, "folder": "f",
+             "gate": {"per_image_dice": 0.6, "dice_drop": 0.0002, "min_dice": 0.5,
+                      "false_positive_rate": 0.25, "n_empty_truth": 8}}
+    line = _line("current", entry)
+    assert "Dice 0.6000 (floor 0.5), drop 0.0002, false positives 0.2500 of 8 empty" in line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.model.evaluate import LabelledFrames, class_metrics, score, summarize
+from edge.model.evaluate import LabelledFrames, class_metrics, fp_phrase, score, summarize
 from edge.model.metadata import ModelMeta
 from edge.model.postprocess import PostprocessConfig, Postprocessor, decide
 from edge.model.segmodel import SegModel
@@ -107,6 +107,19 @@ def test_one_scorer_names_both_empty_frame_counts():
     assert headline["per_image_dice"] == headline["dice_all"]
     assert one_class["per_image_dice"] == one_class["dice_present"] == headline["dice_present"]
     assert one_class["dice_all"] == headline["dice_all"]
+
+
+def test_false_positive_rate_counts_the_empty_frames_outlined():
+    truth = np.zeros((4, *HW), np.uint8)
+    truth[0, 2:6, 2:7] = 1  # one frame with a nerve, three without
+    pred = np.zeros_like(truth)
+    pred[1, 1:3, 1:3] = 1  # one empty frame outlined
+    m = summarize(truth, pred)
+    assert m["n_empty_truth"] == 3 and m["false_positive_rate"] == pytest.approx(1 / 3)
+    assert class_metrics(truth, pred)["false_positive_rate"] == m["false_positive_rate"]
+    assert summarize(truth[:1], pred[:1])["false_positive_rate"] is None
+    assert fp_phrase(m) == "false positives 1/3 empty frames (0.3333)"
+    assert "no empty frame" in fp_phrase(summarize(truth[:1], pred[:1]))
 
 
 def test_a_one_class_model_gets_the_headline_and_its_class_figures():

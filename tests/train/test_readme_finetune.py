@@ -1,15 +1,21 @@
-"""README.md's clinic fine-tune recipe, run as written from a folder outside the repository.
+"""README.md's clinic loop, its fine-tune part run as written from a folder outside the
+repository.
 
 The commands are read from the README's bash block under "A clinic's own scanner:
-fine-tuning". Changed: only the --data folder (/path/clinic -> a tiny synthetic folder-layout
-set, masks with class ids). Added, for speed only: --epochs 1 --max-steps-per-epoch 2
---threads 1 --progress 0 on edge-train; --formats int8,onnx --prune-epochs 1 --latency-runs 3
-on edge-convert (the two files the recipe promises); edge-run's --camera 0 becomes
---source phantom --headless --max-frames 5 (no camera here). The --out folders stay as
-written: relative, so they land in the temporary working folder.
+fine-tuning" (the whole loop: capture on the board, select, Label Studio, fine-tune, convert,
+install). Run here: from `edge-train eval --model default` (before) through `edge-convert`,
+then `edge-deploy install` and `edge-run` on what the service runs (models/current). The
+capture (a camera), the copies (scp), Label Studio (tests/label) and systemctl are not.
+Changed: only the --data folder (/path/clinic -> a tiny synthetic folder-layout set, masks
+with class ids), the board's /tmp/ copy (-> the export itself) and its state folder (--state
+in the working folder). Added, for speed only: --epochs 1 --max-steps-per-epoch 2 --threads 1
+--progress 0 on edge-train; --formats int8,onnx --prune-epochs 1 --latency-runs 3 on
+edge-convert (the two files the recipe promises). The --out folders stay as written:
+relative, so they land in the temporary working folder.
 
 A 1-epoch fine-tune on 24 synthetic frames is a bad model: edge-convert must refuse it at the
-Dice floor (exit 1, the message, nothing written), then write it under --allow-low-dice.
+Dice floor (exit 1, the message, nothing written), then write it under --allow-low-dice;
+edge-deploy must then refuse it without --force, and install it with.
 """
 
 from __future__ import annotations
@@ -28,27 +34,49 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## A clinic's own scanner: fine-tuning"
-MODULES = {"edge-train": "train.cli", "edge-convert": "convert.cli", "edge-run": "edge.cli"}
+MODULES = {"edge-train": "train.cli", "edge-convert": "convert.cli", "edge-run": "edge.cli",
+           "edge-deploy": "edge.deploy_cli"}
 SPEED = {
     "edge-train": ["--epochs", "1", "--max-steps-per-epoch", "2", "--threads", "1",
                    "--progress", "0"],
     "edge-convert": ["--formats", "int8,onnx", "--prune-epochs", "1", "--latency-runs", "3"],
     "edge-run": [],
+    "edge-deploy": [],
 }
 EVAL_SPEED: list[str] = []  # edge-train eval: fast as written
-CAMERA = ["--camera", "0"]
 NO_CAMERA = ["--source", "phantom", "--headless", "--max-frames", "5"]
+BOARD_COPY = "/tmp/"  # where the README copies the model on the board (scp)
 N_FRAMES, FRAME_HW = 24, (96, 128)
 STEP_TIMEOUT_S = 600
 
 
 def recipe() -> list[list[str]]:
-    """The README section's bash commands, continuation lines joined, comments dropped."""
+    """The README section's bash commands, continuation lines joined, comments dropped; a
+    board's `sudo [-u USER]` and a venv path dropped (edge-deploy, not
+    /opt/nerve-edge/venv/bin/edge-deploy)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text[text.index(SECTION):]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     joined = re.sub(r"\\\n\s*", " ", block)
-    return [shlex.split(line, comments=True) for line in joined.splitlines() if line.strip()]
+    cmds = []
+    for line in joined.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:2] == ["sudo", "-u"]:
+            words = words[3:]
+        elif words[:1] == ["sudo"]:
+            words = words[1:]
+        if words:
+            cmds.append([Path(words[0]).name, *words[1:]])
+    return cmds
+
+
+def fine_tune_part(cmds: list[list[str]]) -> list[list[str]]:
+    """From `edge-train eval --model default` (the before-score) through `edge-deploy
+    install`: what runs on the laptop, then the install on the board."""
+    start = next(i for i, c in enumerate(cmds) if c[:4] == ["edge-train", "eval", "--model",
+                                                          "default"])
+    end = next(i for i, c in enumerate(cmds) if c[:2] == ["edge-deploy", "install"])
+    return [c for c in cmds[start:end + 1] if c[0] in MODULES]
 
 
 def write_clinic(root: Path, seed: int = 0) -> Path:
@@ -68,13 +96,16 @@ def write_clinic(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def as_run(cmd: list[str], data: Path) -> list[str]:
-    """The README command with --data replaced and the speed flags added."""
+def as_run(cmd: list[str], data: Path, export: Path | None = None,
+           state: Path | None = None) -> list[str]:
+    """The README command with --data replaced and the speed flags added; edge-deploy's
+    board copy -> ``export``, its state folder -> ``state``."""
     tool, args = cmd[0], list(cmd[1:])
     if "--data" in args:
         args[args.index("--data") + 1] = str(data)
-    if tool == "edge-run" and args[-2:] == CAMERA:
-        args = args[:-2] + NO_CAMERA
+    if tool == "edge-deploy":
+        args = [str(export / Path(a).name) if a.startswith(BOARD_COPY) else a for a in args]
+        args += ["--state", str(state)]
     extra = EVAL_SPEED if args[:1] == ["eval"] else SPEED[tool]
     return [sys.executable, "-m", MODULES[tool], *args, *extra]
 
@@ -85,14 +116,20 @@ def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           timeout=STEP_TIMEOUT_S, check=False)
 
 
-def test_the_recipe_has_no_repo_paths_and_no_architecture_flags():
+def test_the_recipe_is_the_whole_loop_with_no_repo_paths_and_no_architecture_flags():
     cmds = recipe()
-    assert [c[0] for c in cmds] == ["edge-train", "edge-train", "edge-train", "edge-convert",
-                                    "edge-run"]
-    words = [w for c in cmds for w in c]
+    said = [" ".join(c[:2]) for c in cmds]
+    for step in ("edge-run --camera", "edge-train select", "edge-train label", "edge-train eval",
+                 "edge-convert runs/clinic", "edge-deploy install", "systemctl restart",
+                 "edge-deploy rollback"):
+        assert any(s.startswith(step) for s in said), step
+    part = fine_tune_part(cmds)
+    assert [c[0] for c in part] == ["edge-train", "edge-train", "edge-train", "edge-convert",
+                                    "edge-deploy"]
+    words = [w for c in part for w in c]
     assert "default" in words and not any(w.startswith(("edge/", "./")) for w in words)
-    for flag in ("--base-filters", "--depth", "--stem-stride", "--arch"):  # the init model's
-        assert flag not in words, flag  # (--input-size may change: no weight depends on it)
+    for flag in ("--base-filters", "--depth", "--stem-stride", "--arch", "--force"):
+        assert flag not in words, flag  # the init model's; no forced install in the recipe
 
 
 @pytest.mark.slow
@@ -102,7 +139,9 @@ def test_the_recipe_runs_from_any_folder(tmp_path):
     data = write_clinic(tmp_path / "clinic-data")
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
-    before, train, after, convert, edge_run = (as_run(c, data) for c in recipe())
+    export, state = cwd / "runs/clinic/export", tmp_path / "board-state"
+    before, train, after, convert, install = (as_run(c, data, export, state)
+                                              for c in fine_tune_part(recipe()))
     for step in (before, train, after):
         proc = run(step, cwd)
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -118,15 +157,19 @@ def test_the_recipe_runs_from_any_folder(tmp_path):
     (line,) = [x for x in refused.stderr.splitlines() if x.startswith("edge-convert: error:")]
     assert "gate failed, nothing written" in line and "below the floor --min-dice 0.5" in line
     assert "--allow-low-dice" in line
-    assert not (cwd / "runs/clinic/export").exists()
+    assert not export.exists()
 
     forced = run([*convert, "--allow-low-dice"], cwd)
     assert forced.returncode == 0, forced.stderr[-2000:]
     assert "edge-convert: warning:" in forced.stderr
-    export = cwd / "runs/clinic/export"
     assert (export / "clinic-int8.tflite").is_file() and (export / "clinic-onnx.onnx").is_file()
     report = json.loads((export / "conversion_report.json").read_text())
     assert report["gate"]["below_min_dice"] is True
 
+    not_forced = run(install, cwd)  # written below the floor: the board wants --force
+    assert not_forced.returncode == 2 and "--force" in not_forced.stderr
+    assert run([*install, "--force"], cwd).returncode == 0
+    current = state / "models" / "current"
+    edge_run = [sys.executable, "-m", MODULES["edge-run"], "--model", str(current), *NO_CAMERA]
     proc = run(edge_run, cwd)
     assert proc.returncode == 0, proc.stderr[-2000:]

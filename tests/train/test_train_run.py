@@ -89,10 +89,13 @@ def test_resume_without_checkpoint_is_a_user_error(kaggle_dir, tmp_path, capsys)
     assert rc == 2 and len(lines) == 1 and "no checkpoint" in lines[0]
 
 
-def test_eval_writes_metrics_and_overlays(trained, tmp_path):
+def test_eval_writes_metrics_and_overlays(trained, tmp_path, capsys):
     _, run = trained
     assert main(["eval", "--model", str(run), "--out", str(tmp_path / "ev")]) == 0
     result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    said = capsys.readouterr().out  # the false-positive rate printed beside Dice
+    assert "per-image Dice" in said and ("false positives" in said or "no empty frame" in said)
+    assert "false_positive_rate" in result
     split = json.loads((run / "split.json").read_text())
     assert result["subjects"] == split["val_subjects"]  # default: the run's val subjects
     assert result["n_images"] == 12 and (tmp_path / "ev" / "overlays.png").is_file()
