@@ -28,7 +28,6 @@ from edge.errors import BadFrame, EdgeError, RoiError, SourceLost, UserInputErro
 from edge.fsutil import check_writable_file, write_json_atomic
 from edge.io import capture as capturing  # "capture" is also a RunConfig field
 from edge.io import sinks as sink_module  # gui_problem at call time: one stand-in for both
-from edge.io.dicom.area import NerveArea  # numbers only: no pydicom import
 from edge.io.sinks import MaskDirSink, VideoFileSink, WindowSink
 from edge.io.sources import SourceConfig, open_source
 from edge.meter import StageMeter, format_summary
@@ -39,6 +38,7 @@ from edge.model.segmodel import SegModel
 from edge.model.settings import Overrides
 from edge.model.store import default_model_path
 from edge.signals import stop_reason
+from edge.stats import NerveArea
 from edge.types import Frame, FrameResult
 from edge.view.overlay import draw_overlay
 from edge.view.tls import ServeOptions

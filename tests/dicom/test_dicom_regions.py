@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from edge.io.dicom.area import NerveArea
 from edge.io.dicom.read import DicomSource
 from edge.io.dicom.regions import image_region
+from edge.stats import NerveArea
 
 GRAY = np.zeros((1, 100, 200), np.uint8)  # 200 wide, 100 high
 

@@ -12,13 +12,13 @@ import pytest
 from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us, read_masks
 
 from edge.cli import main
-from edge.io.dicom.area import NerveArea
 from edge.io.dicom.read import DicomSource
 from edge.io.pacing import Paced
 from edge.io.phantom import phantom_pair
 from edge.io.sources import SourceConfig, innermost, open_source
 from edge.loop import RunConfig, open_model, render, stats_lines
 from edge.meter import StageMeter
+from edge.stats import NerveArea
 from edge.view.hub import status_of
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")

@@ -21,12 +21,12 @@ import numpy as np
 
 from edge.errors import OutputError
 from edge.fsutil import atomic_path, check_writable_dir
-from edge.io.dicom.area import NerveArea
 from edge.io.dicom.outbox import OUTBOX, Outbox, flush_message
 from edge.io.dicom.pacs import PacsNode
 from edge.io.dicom.read import DicomSource
 from edge.io.dicom.seg import build_capture, build_seg
 from edge.io.sources import innermost
+from edge.stats import NerveArea
 from edge.types import FrameResult
 from edge.view.overlay import draw_overlay
 
