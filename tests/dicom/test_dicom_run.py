@@ -16,10 +16,12 @@ from edge.io.dicom.read import DicomSource
 from edge.io.pacing import Paced
 from edge.io.phantom import phantom_pair
 from edge.io.sources import SourceConfig, innermost, open_source
-from edge.loop import RunConfig, open_model, render, stats_lines
+from edge.loop import open_model
 from edge.meter import StageMeter
+from edge.runconfig import RunConfig
 from edge.stats import NerveArea
 from edge.view.hub import status_of
+from edge.view.render import render, stats_lines
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")
 CINE_FRAMES = 6
@@ -105,7 +107,7 @@ def test_overlay_and_status_json_carry_mm2(phantom_cine) -> None:
     frame = source.read()
     post = model(frame.image)
     area.add(post.area_px, post.detected)
-    result = render(cfg, frame, post, meter, True, area)
+    result = render(frame, post, meter, area, True, cfg.alpha, cfg.show_fps)
     assert result.detected
     assert result.area_mm2 == pytest.approx(result.area_px * PIXEL_MM2, abs=0.01)
     status = status_of(result)
