@@ -8,6 +8,10 @@
 Ctrl-C or SIGTERM, a lost live source and a bad frame under ``on_bad_frame="stop"`` end the
 loop the way the end of a file does (outputs closed, so the recording plays; summary printed;
 report written) and are then raised to the caller, which turns them into the exit code.
+
+Beside it: edge.runconfig (RunConfig), edge.outputs (the sinks, opened before the first
+frame), edge.view.render (each frame's result and the status line), edge.runreport (the
+config block and the --report JSON). Every line goes through edge.log.
 """
 
 from __future__ import annotations
