@@ -36,10 +36,10 @@ class PipelineConfig:
 
 
 def run_config(model: str | Path, cfg: PipelineConfig):
-    """The edge.loop.RunConfig for one headless, output-free, quiet run. Files and folders
+    """The edge.runconfig.RunConfig for one headless, output-free, quiet run. Files and folders
     loop, so every model sees max_frames frames however short the clip."""
     from edge.io.sources import is_stream_url, source_from_uri
-    from edge.loop import RunConfig
+    from edge.runconfig import RunConfig
 
     source = source_from_uri(cfg.source)
     if source.kind in FILE_KINDS and not is_stream_url(source.target):

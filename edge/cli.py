@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from edge import clikit
+from edge import clikit, log
 from edge.io.dicom.flags import add_dicom_flags, flush_outbox
 
 PROG = "edge-run"
@@ -108,7 +108,7 @@ def _add_source_flags(ap: argparse.ArgumentParser) -> None:
 
 
 def _add_model_flags(ap: argparse.ArgumentParser) -> None:
-    from edge.loop import DEFAULT_THREADS
+    from edge.runconfig import DEFAULT_THREADS
 
     g = ap.add_argument_group("model")
     g.add_argument("--model", type=str, metavar="PATH",
@@ -137,7 +137,7 @@ def _add_model_flags(ap: argparse.ArgumentParser) -> None:
 
 
 def _add_output_flags(ap: argparse.ArgumentParser) -> None:
-    from edge.loop import DEFAULT_ALPHA, DEFAULT_MAX_VIEWERS
+    from edge.runconfig import DEFAULT_ALPHA, DEFAULT_MAX_VIEWERS
 
     g = ap.add_argument_group("outputs")
     g.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, metavar="A",
@@ -229,7 +229,7 @@ def _unpair() -> None:
 
     folder = state_dir()
     rotate_secret(folder)
-    print(f"{PROG}: new pairing secret in {folder}: every tablet must scan the new QR code")
+    log.say(f"{PROG}: new pairing secret in {folder}: every tablet must scan the new QR code")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,8 +269,8 @@ def _source_config(args: argparse.Namespace):
 
 
 def config_from_args(args: argparse.Namespace):
-    from edge.loop import RunConfig
     from edge.model.store import resolve_installed
+    from edge.runconfig import RunConfig
 
     return RunConfig(
         model=resolve_installed(args.model), backend=args.backend, threads=args.threads,
@@ -297,12 +297,12 @@ def _main(argv: list[str]) -> int:
     if args.fetch_web_runtime:  # no frames: install the /app/ runtime and stop
         from edge.view.web.fetch import fetch_web_runtime
 
-        print(f"{PROG}: in-browser runtime installed in {fetch_web_runtime()}")
+        log.say(f"{PROG}: in-browser runtime installed in {fetch_web_runtime()}")
         return clikit.EXIT_OK
     if args.export_web:  # no frames: copy the /app/ site and stop
         from edge.view.web.site import export_web
 
-        print(f"{PROG}: in-browser runner written to {export_web(args.export_web, args.model)}")
+        log.say(f"{PROG}: in-browser runner written to {export_web(args.export_web, args.model)}")
         return clikit.EXIT_OK
     if args.serve_unpair:
         _unpair()

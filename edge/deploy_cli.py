@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge import clikit
+from edge import clikit, log
 from edge.model.store import CURRENT, MODELS_DIR, ModelStore, default_state_dir
 
 PROG = "edge-deploy"
@@ -91,11 +91,11 @@ def _main(argv: list[str]) -> int:
     store = ModelStore(args.state or default_state_dir())
     if args.verb == "install":
         done = store.install(args.model, force=args.force)
-        print(f"{PROG}: installed {done.meta.name} v{done.meta.version} as "
+        log.say(f"{PROG}: installed {done.meta.name} v{done.meta.version} as "
               f"{store.root / CURRENT} -> {done.folder.name}; {RESTART_HINT}")
     elif args.verb == "rollback":
         back = store.rollback()
-        print(f"{PROG}: {store.root / CURRENT} -> {back.folder.name} "
+        log.say(f"{PROG}: {store.root / CURRENT} -> {back.folder.name} "
               f"({back.meta.name} v{back.meta.version}) again; {RESTART_HINT}")
     else:
         status = store.status()

@@ -6,6 +6,11 @@
   500/2036"), "wrote FILE", a resolved config -> stderr, so a tool's stdout stays its results.
 - ``warn(text)``: ``PROG: warning: text`` -> stderr.
 
+The modules' own loggers (``logging.getLogger(__name__)`` in edge/io/, edge/io/dicom/ ...)
+are children of the channel's logger, named ``edge`` for that reason: their warnings reach
+the same handler (``PROG: warning: text`` on stderr); their info and debug records stay
+unprinted, as before the channel existed.
+
 Results the user asked for (tables, JSON) are printed to stdout by the CLI layer itself;
 errors are clikit's one line. Configured once, by the CLI entry (``edge.clikit.run_cli``
 calls ``configure(prog)``); library code used without a CLI (tests, notebooks) gets the same
@@ -19,7 +24,7 @@ import dataclasses
 import logging
 import sys
 
-LOGGER = "nerve_edge"  # the one logger; libraries' own loggers are left as they are
+LOGGER = "edge"  # the one logger, parent of edge's module loggers; other libraries' are left alone
 DEFAULT_PROG = "nerve-edge"
 _NOTE = "note"  # record attribute: a note (stderr although INFO)
 
@@ -54,12 +59,18 @@ def _to_stderr(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING or getattr(record, _NOTE, False)
 
 
+def _shown(record: logging.LogRecord) -> bool:
+    """say/note/warn lines, and the module loggers' warnings and errors."""
+    return record.name == LOGGER or record.levelno >= logging.WARNING
+
+
 def configure(prog: str = DEFAULT_PROG) -> logging.Logger:
     """Route the kit's messages (see the module doc), naming ``prog`` in warnings. Calling it
     again (another tool's main in the same process) replaces the routing, never adds to it."""
     logger = logging.getLogger(LOGGER)
     handler = _Stream(_to_stderr)
     handler.setFormatter(_Format(prog))
+    handler.addFilter(_shown)
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False  # a host application's root handlers do not print it twice

@@ -7,7 +7,9 @@ against), run through qemu-user-static; installs this working tree there as the 
 venv with --system-site-packages, a plain pip install of '.[onnx,pi]' from the aarch64 wheels,
 then edge-run --fetch-web-runtime); runs edge-run in it with every shipped model on phantom
 frames and, with a data folder, on real frames; runs the same on x86; compares, and writes one
-JSON report.
+JSON report. The steps live beside it: check_arm64_root (the emulated root),
+check_arm64_install (the install as the docs say, and each side's facts), check_arm64_frames
+(the frames compared), check_arm64_probe (runs on each side), check_arm64_compare (verdicts).
 
     python scripts/check_arm64.py [--report PATH] [--data DIR] [--rebuild]
 
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -36,6 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import check_arm64_compare as cmp  # noqa: E402
+import check_arm64_frames as staging  # noqa: E402
+import check_arm64_install as install  # noqa: E402
 import check_arm64_root as board  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,17 +46,13 @@ DEFAULT_CACHE = Path.home() / ".cache" / "nerve-edge" / "arm64-bookworm"
 # Not a tracked file: benchmarks/results/arm64.json is the recorded result, rewritten only
 # when asked (--report benchmarks/results/arm64.json).
 DEFAULT_REPORT = Path.home() / ".cache" / "nerve-edge" / "arm64-report.json"
-DEFAULT_DATA = REPO / "data"  # the layout of docs/data.md; $NERVE_EDGE_DATA overrides it
-FRAME_COUNT = 30  # per frame set: phantom always, real frames with a data folder
 PHANTOM_FRAMES = 50  # the plain `edge-run --source phantom` run
 PROBE_FRAMES = 5  # raw-output probe: TFLite's reference kernels are slow under emulation
 PROBE = "scripts/check_arm64_probe.py"
 RUN_TIMEOUT_S = 1800  # one emulated edge-run; far above what it needs, below "hung"
-MODELS_DIR = "edge/models"
+MODELS_DIR = staging.MODELS_DIR  # one definition, beside frames_folder that reads sidecars
 SHIPPED = ("nerve_default_int8.tflite", "nerve_default.onnx")  # first; then every other model
 MODEL_SUFFIXES = (".tflite", ".onnx")
-KAGGLE_FRAMES, USGRA_FRAMES = "frames", "frames-usgra"  # staged in the root's work folder
-PHANTOM_SET = "phantom-frames"  # phantom frames as images: every model is compared on them
 FIXTURE_PREFIX = "nerve_fixture"  # test fixtures, not shipped defaults
 EXIT_PASS, EXIT_FAIL = 0, 1
 
@@ -77,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=None,
                     help="data folder with kaggle-nerve/train (default: $NERVE_EDGE_DATA, "
                          "else ./data; phantom frames only where there is none)")
-    ap.add_argument("--frames", type=int, default=FRAME_COUNT,
+    ap.add_argument("--frames", type=int, default=staging.FRAME_COUNT,
                     help="frames per set to compare (default: %(default)s)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the root from scratch")
     ap.add_argument("--cpu", choices=sorted(board.CPUS), default=board.DEFAULT_CPU,
@@ -85,21 +84,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--x86-python", type=str, default=sys.executable,
                     help="the x86 Python with nerve-edge's dependencies (default: this one)")
     return ap.parse_args(argv)
-
-
-def data_dir(args: argparse.Namespace) -> Path:
-    if args.data is not None:
-        return args.data
-    return Path(os.environ.get("NERVE_EDGE_DATA", DEFAULT_DATA))
-
-
-def pick_frames(train_dir: Path, count: int) -> list[Path]:
-    """``count`` ultrasound frames (not masks), evenly spaced over the sorted names."""
-    images = sorted(p for p in train_dir.glob("*.png") if not p.stem.endswith("_mask"))
-    if len(images) < count:
-        raise FileNotFoundError(f"{train_dir}: {len(images)} frames, need {count}")
-    step = len(images) // count
-    return images[::step][:count]
 
 
 def shipped_models(repo: Path) -> list[str]:
@@ -117,22 +101,9 @@ def edge_run_args(side: Side, src: Path, model: str | None, frame_set: str = "")
         return ["--source", "phantom", "--headless", "--max-frames", str(PHANTOM_FRAMES),
                 "--quiet", "--report", str(side.work / "phantom.json")]
     out = side.work / side.name / frame_set / Path(model).stem
-    return ["--images", str(side.work / frames_folder(model, frame_set)), "--headless",
+    return ["--images", str(side.work / staging.frames_folder(model, frame_set)), "--headless",
             "--quiet", "--model", str(src / MODELS_DIR / model), "--save-masks", str(out),
             "--report", str(out) + ".json"]
-
-
-def frames_folder(model: str, frame_set: str = "real") -> str:
-    """The staged frames a model is compared on: the phantom set, or the real frames of the
-    data it was trained on (a USGRA model on Kaggle frames outputs small spurious blobs)."""
-    if frame_set == PHANTOM_SET:
-        return PHANTOM_SET
-    sidecar = REPO / MODELS_DIR / f"{Path(model).stem}.json"
-    try:
-        data = json.loads(sidecar.read_text())["extra"]["training_data"]["data_dir"]
-    except (OSError, ValueError, KeyError, TypeError):
-        data = ""
-    return USGRA_FRAMES if "usgra" in str(data) else KAGGLE_FRAMES
 
 
 def run_edge(side: Side, run_name: str, cmd: list[str], runner) -> None:
@@ -163,7 +134,7 @@ class ArmRunner:
         self.root, self.cpu = root, cpu
 
     def edge_run(self, args: list[str]) -> list[str]:
-        return [f"{board.VENV}/bin/edge-run", *args]
+        return [f"{install.VENV}/bin/edge-run", *args]
 
     def __call__(self, cmd: list[str], what: str = "emulated step") -> subprocess.CompletedProcess:
         return board.run_with_progress(["chroot", str(self.root), *cmd], what,
@@ -196,12 +167,12 @@ def build_root(root: Path, rebuild: bool, timings: dict) -> None:
 def install_tree(root: Path, timings: dict) -> None:
     """This working tree -> nerve-edge[onnx,pi] in the root, as docs/deploy-pi.md installs it
     (mounts must be up)."""
-    board.copy_host_settings(root)
-    board.copy_tree(REPO, root)
-    board.say(f"pip install '.[{board.PIP_EXTRAS}]' into a --system-site-packages venv in the "
+    install.copy_host_settings(root)
+    install.copy_tree(REPO, root)
+    board.say(f"pip install '.[{install.PIP_EXTRAS}]' into a --system-site-packages venv in the "
               f"root (aarch64 wheels; minutes on a cold cache)")
     started = time.monotonic()
-    got = board.install_package(root)
+    got = install.install_package(root)
     timings["pip_install_s"] = round(time.monotonic() - started, 1)
     if got.returncode != 0:
         raise RuntimeError(f"pip install in the arm64 root failed (exit {got.returncode}): "
@@ -209,103 +180,10 @@ def install_tree(root: Path, timings: dict) -> None:
     board.say(f"installed in {timings['pip_install_s']} s")
 
 
-def stage_frames(work_host: Path, args: argparse.Namespace) -> tuple[list[str], dict]:
-    """Frames in the root's work folder (both sides read that copy): phantom frames always;
-    with a data folder, Kaggle frames, and USGRA images for the models trained on them.
-    Returns the frame sets and what each holds."""
-    write_phantom_frames(work_host / PHANTOM_SET, args.frames)
-    notes = {PHANTOM_SET: f"{args.frames} phantom frames (edge.io.phantom, seed 0)"}
-    train = data_dir(args) / "kaggle-nerve" / "train"
-    if not train.is_dir():
-        board.say(f"no real frames at {train} (set NERVE_EDGE_DATA or --data, see "
-                  f"docs/data.md): comparing on {args.frames} phantom frames only")
-        return [PHANTOM_SET], notes
-    kaggle, usgra = work_host / KAGGLE_FRAMES, work_host / USGRA_FRAMES
-    kaggle.mkdir(parents=True)
-    for path in pick_frames(train, args.frames):
-        shutil.copy2(path, kaggle / path.name)
-    note = f"{args.frames} real frames of kaggle-nerve/train, evenly spaced by name"
-    images = data_dir(args) / "usgra-seg" / "images"
-    if images.is_dir():
-        usgra.mkdir()
-        for path in pick_frames(images, args.frames):
-            shutil.copy2(path, usgra / path.name)
-        note += f"; {args.frames} of usgra-seg/images for the models trained on them"
-    else:
-        shutil.copytree(kaggle, usgra)
-        note += " (no usgra-seg/images: the USGRA models are compared on them too)"
-    notes["real"] = note
-    return [PHANTOM_SET, "real"], notes
-
-
-def write_phantom_frames(folder: Path, count: int) -> None:
-    import cv2
-
-    sys.path.insert(0, str(REPO))
-    from edge.io.phantom import PhantomSource
-
-    folder.mkdir(parents=True)
-    source = PhantomSource(seed=0)
-    for i in range(count):
-        cv2.imwrite(str(folder / f"phantom_{i:03d}.png"), source.read().image)
-    source.close()
-
-
-def root_facts(root: Path) -> dict:
-    """What runs inside the root: its machine, Python, installed wheels, and which numpy the
-    venv imports (apt's, from the system site, as on a Pi with apt's picamera2)."""
-    def ask(cmd: list[str]) -> str:
-        got = board.in_root(root, cmd, capture_output=True)
-        return (got.stdout or "").strip()
-
-    versions = board.pip_versions(root)
-    keys = ("nerve-edge", "ai-edge-litert", "numpy", "opencv-python-headless", "onnxruntime")
-    return {
-        "machine": ask(["uname", "-m"]),
-        "os": ask(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
-        "python": ask([f"{board.VENV}/bin/python", "-c",
-                       "import platform; print(platform.python_version())"]),
-        "install": f"python3 -m venv --system-site-packages {board.VENV}; "
-                   f"{board.VENV}/bin/pip install '{board.SRC}[{board.PIP_EXTRAS}]'; "
-                   f"{board.VENV}/bin/edge-run --fetch-web-runtime (docs/deploy-pi.md)",
-        "venv_imports": board.venv_numpy(root),
-        "wheels": {k: versions.get(k) for k in keys},
-        "all_packages": versions,
-        "venv_size_mb": board.dir_size_mb(root / board.VENV.lstrip("/")),
-        "emulator": subprocess.run(["qemu-aarch64-static", "--version"], capture_output=True,
-                                   text=True).stdout.splitlines()[0],
-        "untested": UNTESTED,
-    }
-
-
-UNTESTED = ("picamera2 and libcamera: Debian has no python3-picamera2 package, so apt's "
-            "python3-numpy 1.24 (what Raspberry Pi OS's picamera2 and simplejpeg are built "
-            "against) stands in for it: the check proves the venv imports that numpy and runs "
-            "every model with it, not that picamera2 imports or captures; also untested: a real "
-            "board's kernel, camera drivers and speed")
-
-
-def host_facts(python: str) -> dict:
-    got = subprocess.run([python, "-c", "import platform, numpy, cv2, onnxruntime, importlib."
-                          "metadata as m; print(platform.python_version(), numpy.__version__, "
-                          "cv2.__version__, onnxruntime.__version__, m.version('ai-edge-litert'))"],
-                         capture_output=True, text=True)
-    parts = (got.stdout.split() + [None] * 5)[:5]
-    names = ("numpy", "opencv", "onnxruntime", "ai-edge-litert")
-    return {"machine": platform.machine(), "cpu": cpu_model(), "python": parts[0],
-            "wheels": dict(zip(names, parts[1:], strict=True))}
-
-
-def cpu_model() -> str | None:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
 def pipeline_jobs(side: Side, src: Path, models: list[str], sets: list[str]) -> list[dict]:
     """The pipeline probe's jobs (one per frame set and model), paths as ``side`` sees them."""
-    return [{"frames": str(side.work / frames_folder(m, fs)), "model": str(src / MODELS_DIR / m),
+    return [{"frames": str(side.work / staging.frames_folder(m, fs)),
+             "model": str(src / MODELS_DIR / m),
              "out": str(side.work / "probe" / f"pipeline.{fs}.{m}.{side.name}.npz")}
             for fs in sets for m in models]
 
@@ -384,10 +262,10 @@ def kernel_outputs(work_host: Path, models: list[str]) -> dict:
 
 def board_web_runtime(root: Path, arm: Side, runner) -> None:
     """As the docs: edge-run --fetch-web-runtime on the board, then the /app/ site exports."""
-    fetch = [f"{board.VENV}/bin/edge-run", "--fetch-web-runtime"]
+    fetch = [f"{install.VENV}/bin/edge-run", "--fetch-web-runtime"]
     run_edge(arm, "fetch-web-runtime", fetch, runner)
     site = arm.work / "web-site"
-    run_edge(arm, "export-web", [f"{board.VENV}/bin/edge-run", "--export-web", str(site)],
+    run_edge(arm, "export-web", [f"{install.VENV}/bin/edge-run", "--export-web", str(site)],
              runner)
 
 
@@ -398,7 +276,7 @@ def failures(report: dict) -> list[str]:
         bad += [f"{frame_set} {m}: {a['line']}" for m, a in models.items() if not a["passed"]]
     numpy_facts = report["arm64"].get("venv_imports", {})
     if not numpy_facts.get("from_system") or numpy_facts.get("numpy_in_venv"):
-        bad.append(f"the venv does not import apt's numpy from {board.SYSTEM_SITE} (pip "
+        bad.append(f"the venv does not import apt's numpy from {install.SYSTEM_SITE} (pip "
                    f"installed its own?): {numpy_facts}")
     return bad
 
@@ -410,8 +288,8 @@ def check(args: argparse.Namespace) -> dict:
     build_root(root, args.rebuild, timings)
     work_host = root / board.WORK.lstrip("/")
     shutil.rmtree(work_host, ignore_errors=True)
-    sets, notes = stage_frames(work_host, args)
-    probe_frames = KAGGLE_FRAMES if "real" in sets else PHANTOM_SET
+    sets, notes = staging.stage_frames(work_host, args)
+    probe_frames = staging.KAGGLE_FRAMES if "real" in sets else staging.PHANTOM_SET
     models = shipped_models(REPO)
     arm = Side("arm64", Path(board.WORK))
     x86 = Side("x86", work_host)
@@ -420,15 +298,15 @@ def check(args: argparse.Namespace) -> dict:
         for frame_set in sets:
             (work_host / side / frame_set).mkdir(parents=True)
     arm_runner, x86_runner = ArmRunner(root, args.cpu), X86Runner(args.x86_python)
-    arm_python = f"{board.VENV}/bin/python"
-    with board.mounted(root, board.local_dirs_for_pip(), args.cpu):
+    arm_python = f"{install.VENV}/bin/python"
+    with board.mounted(root, install.local_dirs_for_pip(), args.cpu):
         install_tree(root, timings)
-        facts = root_facts(root)
+        facts = install.root_facts(root)
         board_web_runtime(root, arm, arm_runner)
-        run_side(arm, Path(board.SRC), models, sets, arm_runner)
-        pipeline_side(arm, arm_python, Path(board.SRC), models, sets, work_host, arm_runner)
+        run_side(arm, Path(install.SRC), models, sets, arm_runner)
+        pipeline_side(arm, arm_python, Path(install.SRC), models, sets, work_host, arm_runner)
         probe_inputs(work_host, probe_frames, models, args.x86_python)
-        probe_side(arm, arm_python, Path(board.SRC), probe_frames, models, arm_runner)
+        probe_side(arm, arm_python, Path(install.SRC), probe_frames, models, arm_runner)
     run_side(x86, REPO, models, sets, x86_runner)
     pipeline_side(x86, args.x86_python, REPO, models, sets, work_host, x86_runner)
     probe_side(x86, args.x86_python, REPO, probe_frames, models, x86_runner)
@@ -442,7 +320,7 @@ def check(args: argparse.Namespace) -> dict:
                       "time this check, not a board; never read them as board FPS",
         "arm64": {**facts, "emulated_cpu": args.cpu, "as_in": board.CPUS[args.cpu][0],
                   "exit_codes": arm.exit_codes, "durations_s": arm.durations_s},
-        "x86": {**host_facts(args.x86_python), "exit_codes": x86.exit_codes,
+        "x86": {**install.host_facts(args.x86_python), "exit_codes": x86.exit_codes,
                 "durations_s": x86.durations_s},
         "frames": notes, "models": models,
         "criteria": {"int8_and_web": "identical inputs and identical masks on every frame",
@@ -451,7 +329,8 @@ def check(args: argparse.Namespace) -> dict:
                               "machine)"},
         "agreement": agreement(work_host, models, sets, raw),
         "raw_outputs_identical_inputs": raw,
-        "raw_outputs_note": f"{PROBE_FRAMES} frames of {notes.get('real', notes[PHANTOM_SET])};"
+        "raw_outputs_note": f"{PROBE_FRAMES} frames of "
+                            f"{notes.get('real', notes[staging.PHANTOM_SET])};"
                             " the same input tensors (made once on x86, INTER_AREA) fed to each "
                             "interpreter on both machines; TFLite three ways: AUTO (XNNPACK "
                             "delegate, what edge-run uses), BUILTIN_WITHOUT_DEFAULT_DELEGATES "

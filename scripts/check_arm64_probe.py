@@ -136,8 +136,9 @@ def run_pipeline(jobs_path: Path) -> None:
     decide() result per class); plus "thresholds" (per class) and "quantized" (raw outputs
     are int8/uint8: masks must match bit for bit)."""
     from edge.io.sources import SourceConfig, open_source
-    from edge.loop import RunConfig, open_model
+    from edge.loop import open_model
     from edge.model.postprocess import split_outputs
+    from edge.runconfig import RunConfig
 
     jobs = json.loads(jobs_path.read_text())
     for number, job in enumerate(jobs, 1):

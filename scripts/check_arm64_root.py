@@ -1,6 +1,7 @@
 """The emulated board for `make check-arm64`: a Debian bookworm arm64 root (what Raspberry Pi
-OS 64-bit is built on), run through qemu-user-static, with the device package pip-installed
-from the aarch64 wheels a Pi would get.
+OS 64-bit is built on), run through qemu-user-static: the host's preparation (tools, binfmt),
+the cached root, its mounts and chroot. The device package is installed in it by
+check_arm64_install, pip-installed from the aarch64 wheels a Pi would get.
 
 Every step is a small function; the root is built once and cached (see ``build_root``).
 Standard library only. Needs root (mount, chroot, binfmt registration).
@@ -14,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +25,6 @@ ARCH = "arm64"
 # python3-numpy: Debian's numpy 1.24, what apt's picamera2 and simplejpeg are built against on
 # Raspberry Pi OS bookworm (Debian has no picamera2 package; its numpy stands in for it).
 ROOT_PACKAGES = "python3,python3-venv,python3-pip,python3-numpy,ca-certificates"
-SYSTEM_SITE = "/usr/lib/python3/dist-packages"  # where apt's Python packages live, in the root
-PIP_EXTRAS = "onnx,pi"  # docs/deploy-pi.md: pip install '/opt/nerve-edge/src[onnx,pi]'
 PROGRESS_EVERY_S = 30  # a long step (debootstrap, emulated pip) says where it is this often
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 HOST_TOOLS = {"debootstrap": "debootstrap", "qemu-aarch64-static": "qemu-user-static",
@@ -39,14 +37,10 @@ DEBIAN_BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
 FALLBACK_BINFMT = (r":qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00"
                    r"\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff"
                    r"\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F")
-HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BUILT_STAMP = ".nerve-edge-root-ok"  # written last: a root without it is half-built
-VENV = "/opt/nerve-edge-venv"  # inside the root
-SRC = "/opt/nerve-edge-src"  # the copy of the working tree, inside the root
 WORK = "/opt/nerve-edge-check"  # frames and outputs of one check, inside the root
 PASS_ENV = re.compile(r"^(PIP_|https?_proxy$|HTTPS?_PROXY$|no_proxy$|NO_PROXY$)")
 CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-PIP_INSTALL_TIMEOUT_S = 3600  # emulated pip on a loaded 2-core machine: be patient
 # The CPU qemu emulates (QEMU_CPU) and the /proc/cpuinfo the root sees: (board, MIDR variant,
 # part, revision). qemu-user 7.2 shows the host's x86 /proc/cpuinfo to arm64 programs;
 # cpuinfo (inside ONNX Runtime, XNNPACK) then finds no ARM core and ONNX Runtime 1.32
@@ -221,53 +215,6 @@ def build_info(root: Path) -> dict:
         return {}
 
 
-def copy_host_settings(root: Path) -> None:
-    """This machine's CA bundle and pip settings, so pip in the root reaches the same registry
-    the same way (a proxy's CA, a mirror, constraints)."""
-    shutil.copy2(HOST_CA_BUNDLE, root / HOST_CA_BUNDLE.relative_to("/"))
-    lines = ["[global]"]
-    for key, value in pip_global_settings().items():
-        for path in local_paths(value):
-            if Path(path).is_file():
-                target = root / path.lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
-        lines.append(f"{key} = {value}")
-    (root / "etc/pip.conf").write_text("\n".join(lines) + "\n")
-
-
-def pip_global_settings() -> dict[str, str]:
-    """``global.*`` items of ``pip config list`` on this machine (env ones pass as env)."""
-    got = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True,
-                         text=True)
-    settings = {}
-    for line in got.stdout.splitlines():
-        match = re.match(r"^global\.([\w-]+)='(.*)'$", line.strip())
-        if match:
-            settings[match.group(1)] = match.group(2)
-    return settings
-
-
-def local_paths(value: str) -> list[str]:
-    """Absolute local paths in a pip setting (plain or file:// URLs)."""
-    paths = []
-    for item in value.split():
-        item = item[len("file://"):] if item.startswith("file://") else item
-        if item.startswith("/"):
-            paths.append(item)
-    return paths
-
-
-def local_dirs_for_pip() -> list[str]:
-    """Local index/find-links folders named by pip settings: bind-mounted read-only. For an
-    index (".../simple") its parent, where the pages' relative links to the files point."""
-    values = list(pip_global_settings().values())
-    values += [v for k, v in os.environ.items() if k.startswith("PIP_")]
-    dirs = {p for v in values for p in local_paths(v) if Path(p).is_dir()}
-    dirs = {str(Path(p).parent) if Path(p).name == "simple" else p for p in dirs}
-    return sorted(d for d in dirs if not any(d.startswith(o + "/") for o in dirs))
-
-
 # ---------------------------------------------------------------- mounts and chroot
 
 def mounts_under(path: Path) -> list[str]:
@@ -336,69 +283,3 @@ def in_root(root: Path, cmd: list[str], cpu: str = DEFAULT_CPU,
             **kwargs) -> subprocess.CompletedProcess:
     """Run ``cmd`` inside the root on an emulated ``cpu``; never raises on a non-zero exit."""
     return subprocess.run(["chroot", str(root), *cmd], env=chroot_env(cpu), text=True, **kwargs)
-
-
-# ---------------------------------------------------------------- the device package
-
-def copy_tree(repo: Path, root: Path) -> None:
-    """The working tree as git sees it (tracked + untracked, not ignored) -> SRC in the root."""
-    dest = root / SRC.lstrip("/")
-    shutil.rmtree(dest, ignore_errors=True)
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo,
-                           check=True, capture_output=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        source = repo / rel
-        if source.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / rel)
-
-
-def venv_has_system_site(root: Path) -> bool:
-    cfg = root / VENV.lstrip("/") / "pyvenv.cfg"
-    text = cfg.read_text() if cfg.is_file() else ""
-    return re.search(r"^include-system-site-packages\s*=\s*true", text, re.M) is not None
-
-
-def install_package(root: Path) -> subprocess.CompletedProcess:
-    """As docs/deploy-pi.md: a venv made with ``--system-site-packages`` (so apt's numpy 1.24,
-    and on a Pi apt's picamera2, stay visible) and a plain (non-editable) ``pip install
-    'SRC[onnx,pi]'``. A local folder is always rebuilt and reinstalled; the dependencies are
-    reused once installed (their wheels stay in the root's pip cache)."""
-    if not venv_has_system_site(root):
-        shutil.rmtree(root / VENV.lstrip("/"), ignore_errors=True)
-        got = in_root(root, ["python3", "-m", "venv", "--system-site-packages", VENV],
-                      capture_output=True)
-        if got.returncode != 0:
-            return got
-    return run_with_progress(
-        ["chroot", str(root), f"{VENV}/bin/pip", "install", "--progress-bar", "off",
-         f"{SRC}[{PIP_EXTRAS}]"], "pip install in the arm64 root",
-        timeout=PIP_INSTALL_TIMEOUT_S, env=chroot_env())
-
-
-def venv_numpy(root: Path) -> dict:
-    """Which numpy and OpenCV the venv imports, from where, and whether pip put a numpy of its
-    own into the venv (it must not: it would shadow apt's, which picamera2 is built against)."""
-    code = ("import json, numpy, cv2; print(json.dumps({'numpy': numpy.__version__, "
-            "'numpy_file': numpy.__file__, 'opencv': cv2.__version__}))")
-    got = in_root(root, [f"{VENV}/bin/python", "-c", code], capture_output=True)
-    try:
-        facts = json.loads(got.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return {"error": (got.stderr or got.stdout or "").strip()[-500:]}
-    site = root / VENV.lstrip("/") / "lib"
-    facts["numpy_in_venv"] = sorted(p.name for p in site.glob("python3*/site-packages/numpy*"))
-    facts["from_system"] = facts["numpy_file"].startswith(SYSTEM_SITE + "/")
-    return facts
-
-
-def pip_versions(root: Path) -> dict[str, str]:
-    got = in_root(root, [f"{VENV}/bin/pip", "list", "--format", "json"], capture_output=True)
-    if got.returncode != 0:
-        return {}
-    return {p["name"].lower(): p["version"] for p in json.loads(got.stdout)}
-
-
-def dir_size_mb(path: Path) -> float:
-    total = sum(f.lstat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
-    return round(total / 1e6, 1)

@@ -14,7 +14,6 @@ the cap is reached, capture stops with one warning and the run goes on.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import cv2
 
+from edge import log
 from edge.errors import OutputError
 from edge.fsutil import TMP_PREFIX, TMP_SUFFIX, atomic_write_bytes, check_writable_dir
 from edge.types import Frame, SourceInfo
@@ -29,10 +29,6 @@ from edge.types import Frame, SourceInfo
 DEFAULT_EVERY_S = 1.0  # one frame a second: a 3-minute scan gives ~180 frames to choose from
 DEFAULT_MAX_MB = 2000.0  # ~5,000 frames of 640x480 PNG: a small share of a 32 GB card
 MB = 1_000_000
-
-
-def _warn(text: str) -> None:
-    print(f"edge-run: warning: {text}", file=sys.stderr, flush=True)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -57,7 +53,7 @@ class CaptureWriter:
 
     def __init__(self, folder: str | Path, every_s: float = DEFAULT_EVERY_S,
                  max_mb: float = DEFAULT_MAX_MB, clock: Callable[[], float] = time.monotonic,
-                 warn: Callable[[str], None] = _warn) -> None:
+                 warn: Callable[[str], None] = log.warn) -> None:
         if every_s < 0 or max_mb <= 0:
             raise OutputError(f"--capture {folder}: use --capture-every >= 0 and "
                               f"--capture-max-mb > 0 (got {every_s:g} s, {max_mb:g} MB)")

@@ -29,6 +29,7 @@ import numpy as np
 
 from edge.errors import OutputError
 from edge.fsutil import atomic_write_bytes, check_writable_dir, check_writable_file
+from edge.log import note
 from edge.types import FrameResult
 
 DEFAULT_VIDEO_FPS = 30.0  # when the source does not know its rate (phantom, image folders)
@@ -113,10 +114,6 @@ class WindowSink:
             pass  # already closed by the user
 
 
-def _warn(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 class _Fsyncer:
     """Flushes a file to the disk every ``every_s`` from a daemon thread: after a power cut
     the file holds what was written up to the last sync, not only what the kernel happened
@@ -161,7 +158,7 @@ class VideoFileSink:
     needs_overlay = True
 
     def __init__(self, path: str | os.PathLike, fps: float | None = DEFAULT_VIDEO_FPS,
-                 crash_safe: bool = True, log=_warn) -> None:
+                 crash_safe: bool = True, log=note) -> None:
         self.requested = Path(path)
         suffix = self.requested.suffix.lower()
         fourcc = VIDEO_FOURCC.get(suffix)

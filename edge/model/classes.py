@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge.io.dicom.area import MM2_DECIMALS, NerveArea  # numbers only: no pydicom import
-from edge.stats import RunningStats
+from edge.stats import MM2_DECIMALS, NerveArea, RunningStats
 from edge.types import ClassResult
 
 NEAR_CENTRE_TEXT = "near centre line"

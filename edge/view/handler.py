@@ -20,6 +20,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from edge.log import note
 from edge.view import metrics as serve_metrics
 from edge.view import pairing
 from edge.view.hub import FrameHub, alpha_key
@@ -75,7 +76,7 @@ class _Server(ThreadingHTTPServer):
         # A viewer that vanishes mid-request is normal on Wi-Fi; anything else gets one line.
         err = sys.exc_info()[1]
         if not isinstance(err, (ConnectionError, TimeoutError, ssl.SSLError)):
-            print(f"serve: error with client {client_address[0]}: {err!r}", file=sys.stderr)
+            note(f"serve: error with client {client_address[0]}: {err!r}")
 
 
 class _Server6(_Server):

@@ -20,12 +20,12 @@ import ipaddress
 import re
 import secrets
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from importlib import resources
 
 from edge.errors import UserInputError
+from edge.log import note
 from edge.types import FrameResult
 from edge.view import metrics as serve_metrics
 from edge.view.handler import _Handler, _Server, _Server6
@@ -104,10 +104,6 @@ def _load_page() -> bytes:
     """The single self-contained page, packaged with edge (read once at start)."""
     return resources.files("edge.view").joinpath(PAGE_RESOURCE).read_bytes()
 
-def _warn(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 def _listen(spec: str, host: str, port: int) -> _Server:
     server_cls = _Server6 if ":" in host else _Server
     try:
@@ -181,7 +177,7 @@ class ServeSink:
             token = secrets.token_urlsafe(TOKEN_BYTES)
         security = resolve(host, loopback, options)
         if security.context is None and not loopback:
-            _warn(INSECURE_WARNING)
+            note(INSECURE_WARNING)
         server = _listen(spec, host, port)
         server.hub, server.token, server.alpha = FrameHub(max_viewers, stall_after_s), token, alpha
         server.hub.model = dict(model or {})
@@ -209,7 +205,7 @@ class ServeSink:
         addresses = _mdns_addresses(self.host)
         if addresses:
             self._announcer = Announcer(board_name(), addresses, self.port,
-                                        self.security.context is not None, _warn,
+                                        self.security.context is not None, note,
                                         only_these=self.host not in WILDCARD_HOSTS)
 
     def _say(self, log: Callable[[str], None], loopback: bool) -> None:

@@ -69,32 +69,34 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
 def _read_cert(path: Path):
     from cryptography import x509
 
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise UserInputError(f"--tls-cert {path}: cannot read it ({err.strerror}); give a "
-                             "readable PEM certificate") from None
-    try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError:
-        raise UserInputError(f"--tls-cert {path}: not a PEM certificate (-----BEGIN "
-                             "CERTIFICATE-----); convert it with openssl x509 -outform PEM") \
-            from None
+    return _read_pem(path, "--tls-cert", x509.load_pem_x509_certificate, ValueError,
+                     "give a readable PEM certificate",
+                     "not a PEM certificate (-----BEGIN CERTIFICATE-----); convert it with "
+                     "openssl x509 -outform PEM")
 
 
 def _read_key(path: Path):
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+    return _read_pem(path, "--tls-key", lambda data: load_pem_private_key(data, password=None),
+                     (ValueError, TypeError),
+                     "give the certificate's private key, readable by this user",
+                     "not an unencrypted PEM private key; decrypt it with openssl pkey -in "
+                     "KEY -out KEY.pem")
+
+
+def _read_pem(path: Path, flag: str, load, bad, unreadable_fix: str, bad_text: str):
+    """``load(bytes)`` of the file; UserInputError naming ``flag``, the file and the fix when
+    it cannot be read or ``load`` raises one of ``bad``."""
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise UserInputError(f"--tls-key {path}: cannot read it ({err.strerror}); give the "
-                             "certificate's private key, readable by this user") from None
+        raise UserInputError(f"{flag} {path}: cannot read it ({err.strerror}); "
+                             f"{unreadable_fix}") from None
     try:
-        return load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise UserInputError(f"--tls-key {path}: not an unencrypted PEM private key; "
-                             "decrypt it with openssl pkey -in KEY -out KEY.pem") from None
+        return load(data)
+    except bad:
+        raise UserInputError(f"{flag} {path}: {bad_text}") from None
 
 
 def _public_der(key) -> bytes:

@@ -20,6 +20,8 @@ sys.path.insert(0, str(SCRIPTS))
 check = importlib.import_module("check_arm64")
 cmp = importlib.import_module("check_arm64_compare")
 board = importlib.import_module("check_arm64_root")
+install = importlib.import_module("check_arm64_install")
+staging = importlib.import_module("check_arm64_frames")
 
 HW = (60, 80)
 
@@ -173,18 +175,18 @@ def test_apt_mirror_from_both_source_formats(tmp_path):
 
 def test_local_paths_in_pip_settings():
     value = "file:///opt/pypi/simple https://pypi.org/simple /opt/wheels"
-    assert board.local_paths(value) == ["/opt/pypi/simple", "/opt/wheels"]
+    assert install.local_paths(value) == ["/opt/pypi/simple", "/opt/wheels"]
 
 
 def test_pick_frames_skips_masks_and_spreads_over_names(tmp_path):
     for i in range(10):
         (tmp_path / f"1_{i}.png").touch()
         (tmp_path / f"1_{i}_mask.png").touch()
-    picked = check.pick_frames(tmp_path, 5)
+    picked = staging.pick_frames(tmp_path, 5)
     assert len(picked) == 5 and not any(p.stem.endswith("_mask") for p in picked)
     assert picked[0].name == "1_0.png" and picked[1].name == "1_2.png"
     with pytest.raises(FileNotFoundError):
-        check.pick_frames(tmp_path, 11)
+        staging.pick_frames(tmp_path, 11)
 
 
 def test_shipped_models_are_every_model_but_the_fixtures(tmp_path):
@@ -275,7 +277,7 @@ def test_the_pi_extra_keeps_apts_numpy():
         "optional-dependencies"]
     assert "numpy>=1.23.2,<2" in extras["pi"]  # apt's 1.24 satisfies it: pip adds none
     assert any(r.startswith("opencv-python-headless") and "<4.12" in r for r in extras["pi"])
-    assert "pi" in board.PIP_EXTRAS.split(",")
+    assert "pi" in install.PIP_EXTRAS.split(",")
 
 
 @pytest.mark.parametrize("model, quantized", [("nerve_fixture_int8.tflite", True),
@@ -285,7 +287,7 @@ def test_pipeline_probe_against_itself_is_identical(tmp_path, model, quantized):
     model-size masks per frame, which compare_model then finds identical."""
     pytest.importorskip("onnxruntime")
     frames = tmp_path / "frames"
-    check.write_phantom_frames(frames, 3)
+    staging.write_phantom_frames(frames, 3)
     path = SCRIPTS.parent / "edge" / "models" / model
     for side in ("x86", "arm64"):
         jobs = tmp_path / f"jobs.{side}.json"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 
-from edge.io.dicom.area import NerveArea
+from edge import log
 from edge.io.dicom.read import DicomSource
 from edge.io.dicom.regions import image_region
+from edge.stats import NerveArea
 
 GRAY = np.zeros((1, 100, 200), np.uint8)  # 200 wide, 100 high
 
@@ -36,10 +35,12 @@ def test_max_one_past_the_edge_is_clipped_not_rejected(us_file) -> None:
     assert region_of(us_file, (10, 10, 200, 100, (0.01, 0.01))).roi == (10, 10, 190, 90)
 
 
-def test_region_outside_the_image_is_ignored_with_a_warning(us_file, caplog) -> None:
-    with caplog.at_level(logging.WARNING):
-        assert region_of(us_file, (10, 10, 399, 199, (0.01, 0.01))) is None
-    assert "outside the 200x100 image" in caplog.text
+def test_region_outside_the_image_is_ignored_with_a_warning(us_file, capsys) -> None:
+    log.configure("edge-test")
+    assert region_of(us_file, (10, 10, 399, 199, (0.01, 0.01))) is None
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("edge-test: warning: ")
+    assert "outside the 200x100 image" in err[0]
 
 
 def test_units_other_than_cm_give_a_roi_but_no_mm2(us_file) -> None:

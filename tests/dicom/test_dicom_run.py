@@ -4,6 +4,9 @@ the overlay / report / status JSON, and no patient data in what the run prints o
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,14 +15,16 @@ import pytest
 from dicomfiles import PATIENT_ID, PATIENT_NAME, US_EXAMPLES, make_us, read_masks
 
 from edge.cli import main
-from edge.io.dicom.area import NerveArea
 from edge.io.dicom.read import DicomSource
 from edge.io.pacing import Paced
 from edge.io.phantom import phantom_pair
 from edge.io.sources import SourceConfig, innermost, open_source
-from edge.loop import RunConfig, open_model, render, stats_lines
+from edge.loop import open_model
 from edge.meter import StageMeter
+from edge.runconfig import RunConfig
+from edge.stats import NerveArea
 from edge.view.hub import status_of
+from edge.view.render import render, stats_lines
 
 FIXTURE_MODEL = str(Path(__file__).resolve().parents[2] / "edge/models/nerve_fixture_int8.tflite")
 CINE_FRAMES = 6
@@ -105,7 +110,7 @@ def test_overlay_and_status_json_carry_mm2(phantom_cine) -> None:
     frame = source.read()
     post = model(frame.image)
     area.add(post.area_px, post.detected)
-    result = render(cfg, frame, post, meter, True, area)
+    result = render(frame, post, meter, area, True, cfg.alpha, cfg.show_fps)
     assert result.detected
     assert result.area_mm2 == pytest.approx(result.area_px * PIXEL_MM2, abs=0.01)
     status = status_of(result)
@@ -223,3 +228,20 @@ def test_a_watched_cine_is_paced_and_its_outputs_still_refer_to_it(phantom_cine,
     assert main(["--dicom", str(phantom_cine), "--model", FIXTURE_MODEL, "--headless",
                  "--quiet", "--dicom-out", str(tmp_path / "batch")]) == 0
     assert isinstance(opened[-1], DicomSource)  # a headless batch: as fast as it goes
+
+
+def test_a_module_loggers_warning_is_one_stderr_line_of_a_real_edge_run(tmp_path) -> None:
+    """edge.io.dicom.regions warns through logging.getLogger(__name__): in a real edge-run
+    process it reaches the one channel (edge.log): one ``edge-run: warning:`` line on stderr."""
+    outside = (10, 10, 399, 199, (0.01, 0.01))  # past the 200x100 image: ignored, warned
+    dcm = make_us(tmp_path / "r.dcm", pixels=np.zeros((1, 100, 200), np.uint8),
+                  regions=(outside,))
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", "--dicom", str(dcm), "--model",
+                           FIXTURE_MODEL, "--headless", "--quiet"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("edge-run: warning: ") and "outside the 200x100 image" in err[0]

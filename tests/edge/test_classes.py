@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-import edge.loop
+import edge.view.render
 from edge.cli import main
 from edge.model.metadata import DEFAULT_CLASSES, ModelMeta, meta_from_dict, meta_to_dict
 from edge.model.postprocess import (
@@ -218,7 +218,7 @@ def test_two_class_run_writes_class_id_masks_and_per_class_report(model, tmp_pat
 
 
 def test_status_line_names_each_class_and_the_warning(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(edge.loop, "STATUS_EVERY_S", 0.0)  # a line every frame
+    monkeypatch.setattr(edge.view.render, "STATUS_EVERY_S", 0.0)  # a line every frame
     assert main(["--model", str(TWO_CLASS), "--images", str(image_folder(tmp_path)),
                  "--headless"]) == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("edge-run: frame")]

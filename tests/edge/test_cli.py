@@ -196,12 +196,13 @@ def test_no_gui_and_no_output_still_exits_2(tmp_path, no_gui, capsys):
 
 
 def test_a_gui_build_keeps_its_window(monkeypatch):
-    from edge import loop
+    from edge import outputs
     from edge.io import sinks
+    from edge.runconfig import RunConfig
 
     monkeypatch.setattr(sinks, "gui_problem", lambda: None)
-    cfg = loop.RunConfig(serve="0", record="x.mkv")
-    assert loop.without_window_if_no_gui(cfg) is cfg
+    cfg = RunConfig(serve="0", record="x.mkv")
+    assert outputs.without_window_if_no_gui(cfg) is cfg
 
 
 def test_an_unreadable_image_folder_exits_2_with_one_line(tmp_path, monkeypatch, capsys):

@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 
 import edge.loop
+import edge.runreport
 from edge.cli import main
 from edge.clikit import Terminated
 from edge.io import sources
 from edge.io.camera import CameraSource
 from edge.io.phantom import phantom_pair
 from edge.io.sources import SourceConfig
-from edge.loop import RunConfig, run
+from edge.loop import run
 from edge.model.metadata import sha256_file
 from edge.model.store import default_model_path
+from edge.runconfig import RunConfig
 from edge.types import Frame, SourceInfo
 
 PHANTOM_HW = (420, 580)
@@ -285,7 +287,7 @@ def test_a_report_that_cannot_be_written_at_the_end_goes_to_stderr(tmp_path, mon
     def disk_full(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(edge.loop, "write_json_atomic", disk_full)
+    monkeypatch.setattr(edge.runreport, "write_json_atomic", disk_full)
     code = main(["--headless", "--quiet", "--max-frames", "3", "--model", str(FIXTURE),
                  "--report", str(tmp_path / "run.json")])
     err = capsys.readouterr().err

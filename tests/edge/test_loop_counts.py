@@ -13,7 +13,8 @@ import json
 import pytest
 
 import edge.loop
-from edge.loop import RunConfig, run
+from edge.loop import run
+from edge.runconfig import RunConfig
 from edge.signals import Terminated
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.loop import RunConfig, open_model
+from edge.loop import open_model
 from edge.model.classes import class_status
 from edge.model.metadata import (
     DEFAULT_CLASSES,
@@ -25,6 +25,7 @@ from edge.model.metadata import (
     meta_from_dict,
 )
 from edge.model.postprocess import PostprocessConfig, Postprocessor
+from edge.runconfig import RunConfig
 from edge.view.overlay import draw_overlay
 from edge.view.serve import ServeSink
 

@@ -4,7 +4,6 @@ pacing (pacing.py). SourceInfo and the backoff helper: test_source_info.py, test
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge import log
 from edge.errors import BadFrame, SourceError, SourceLost
 from edge.io import sources
 from edge.io.camera import CameraSource
@@ -215,32 +215,39 @@ def test_camera_path_uses_v4l2_on_linux() -> None:
     assert factory.calls == [("/dev/video2", expected)]
 
 
-def test_video_standing_in_for_a_camera_reconnects_after_it_stops(small_video: Path, caplog):
+def warning_lines(capsys, prog: str = "edge-test") -> list[str]:
+    """The module loggers' warnings, as the one channel (edge.log) prints them on stderr."""
+    prefix = f"{prog}: warning: "
+    return [line[len(prefix):] for line in capsys.readouterr().err.splitlines()
+            if line.startswith(prefix)]
+
+
+def test_video_standing_in_for_a_camera_reconnects_after_it_stops(small_video: Path, capsys):
     def reopen_video(target, api):
         return cv2.VideoCapture(str(small_video))
 
+    log.configure("edge-test")
     camera = CameraSource(0, retry_s=5.0, capture_factory=reopen_video)
-    with caplog.at_level(logging.WARNING, logger="edge.io.videocapture"):
-        frames = read_all(camera, limit=SMALL_VIDEO_FRAMES + 2)
+    frames = read_all(camera, limit=SMALL_VIDEO_FRAMES + 2)
     camera.close()
     assert len(frames) == SMALL_VIDEO_FRAMES + 2
     # After the "camera" stopped, it was reopened and delivered from its start again.
     assert level_index(frames[SMALL_VIDEO_FRAMES].image) == 0
-    assert any("reopening" in r.message for r in caplog.records)
+    assert any("reopening" in line for line in warning_lines(capsys))
 
 
-def test_stalled_camera_retries_with_backoff_then_is_lost(caplog) -> None:
+def test_stalled_camera_retries_with_backoff_then_is_lost(capsys) -> None:
     factory = CaptureFactory(FakeCapture(frames=3), FakeCapture(frames=0, opened=False))
     camera = CameraSource(0, retry_s=0.5, capture_factory=factory)
-    with caplog.at_level(logging.WARNING, logger="edge.io.videocapture"):
-        start = time.monotonic()
-        frames = read_until_lost(camera)
-        elapsed = time.monotonic() - start
+    log.configure("edge-test")
+    start = time.monotonic()
+    frames = read_until_lost(camera)
+    elapsed = time.monotonic() - start
     camera.close()
     assert len(frames) == 3
-    retries = [r for r in caplog.records if "reopening" in r.message]
+    retries = [line for line in warning_lines(capsys) if "reopening" in line]
     assert len(retries) >= 2 and len(factory.calls) == 1 + len(retries)
-    waits = [float(r.getMessage().split("reopening in ")[1].split(" s")[0]) for r in retries]
+    waits = [float(line.split("reopening in ")[1].split(" s")[0]) for line in retries]
     assert waits[1] > waits[0]  # exponential backoff
     assert 0.4 <= elapsed < 5.0
 

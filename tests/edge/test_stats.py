@@ -6,9 +6,8 @@ from __future__ import annotations
 import random
 import sys
 
-from edge.io.dicom.area import MM2_DECIMALS, NerveArea
 from edge.model.classes import ClassTally
-from edge.stats import RunningStats
+from edge.stats import MM2_DECIMALS, NerveArea, RunningStats
 from edge.types import ClassResult
 
 

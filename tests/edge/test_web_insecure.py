@@ -4,26 +4,14 @@ thread and say why the camera is off, instead of failing."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from web_support import needs_browser, start_browser, wait_ready
 
+from edge.view.https import lan_address
 from edge.view.serve import ServeSink
 from edge.view.tls import ServeOptions
 
 pytestmark = needs_browser
-
-
-def lan_address() -> str | None:
-    """This machine's address on a network (no packet is sent), or None without one."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))  # TEST-NET: only picks the outgoing interface
-            address = s.getsockname()[0]
-        except OSError:
-            return None
-    return None if address.startswith("127.") else address
 
 
 def test_plain_http_lan_page_runs_on_one_thread_and_explains_the_camera(tmp_path):

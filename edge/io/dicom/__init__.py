@@ -2,7 +2,7 @@
 
     read.py     DicomSource: files or folders, single frames and cine loops (pydicom)
     regions.py  Sequence of Ultrasound Regions -> default ROI and the area of one pixel in mm2
-    area.py     nerve area in px or mm2: the overlay text and the run report's numbers
+                (the area itself, px or mm2: edge.stats.NerveArea, shared with the run loop)
     seg.py      DICOM Segmentation (highdicom) and Secondary Capture of the overlays
     sink.py     DicomSink: collects the masks of a run and writes the DICOM files at close
     pacs.py     PacsNode: C-STORE (pynetdicom) and STOW-RS (urllib); transient or permanent

@@ -4,9 +4,9 @@ DICOM library (edge.cli imports it for every run)."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from edge.errors import UserInputError
+from edge.log import note, say
 
 EXIT_OK = 0
 EXIT_KEPT = 1  # files stay in the outbox: a runtime failure, retried later
@@ -40,5 +40,5 @@ def flush_outbox(dicom_out: str | None, pacs: str | None) -> int:
     result = outbox.flush(node)
     retry = f"edge-run --pacs-flush --dicom-out {dicom_out} --pacs {node.spec()}"
     message = flush_message(result, node, outbox, retry)
-    print(message, file=sys.stderr if result.kept else sys.stdout, flush=True)
+    (note if result.kept else say)(message)  # files kept: stderr, like an error line
     return EXIT_KEPT if result.kept else EXIT_OK

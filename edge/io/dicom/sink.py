@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,12 +20,13 @@ import numpy as np
 
 from edge.errors import OutputError
 from edge.fsutil import atomic_path, check_writable_dir
-from edge.io.dicom.area import NerveArea
 from edge.io.dicom.outbox import OUTBOX, Outbox, flush_message
 from edge.io.dicom.pacs import PacsNode
 from edge.io.dicom.read import DicomSource
 from edge.io.dicom.seg import build_capture, build_seg
 from edge.io.sources import innermost
+from edge.log import note
+from edge.stats import NerveArea
 from edge.types import FrameResult
 from edge.view.overlay import draw_overlay
 
@@ -131,7 +131,7 @@ class DicomSink:
         result = self.outbox.flush(self._pacs)
         message = flush_message(result, self._pacs, self.outbox, self._retry_cmd)
         if result.kept:  # an error line, printed even with --quiet: files wait on disk
-            print(message, file=sys.stderr, flush=True)
+            note(message)
         elif self._log:
             self._log(message)
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from edge.fsutil import atomic_write_bytes, atomic_write_text
 from edge.io.phantom import PHANTOM_HEIGHT, PHANTOM_WIDTH, PhantomSource
+from edge.log import note, say
 
 DEMO_FRAMES = 60  # frames in the loop
 DEMO_STEP = 4  # every 4th phantom frame: 60 x 4 = 240 frames, one lateral motion period,
@@ -76,10 +77,10 @@ def clip_files() -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m edge.view.web.demo DIR", file=sys.stderr)
+        note("usage: python -m edge.view.web.demo DIR")
         return 2
     for path in write_clip(args[0]).values():
-        print(f"demo: wrote {path} ({path.stat().st_size} bytes)")
+        say(f"demo: wrote {path} ({path.stat().st_size} bytes)")
     return 0
 
 

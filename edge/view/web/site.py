@@ -21,6 +21,7 @@ from pathlib import Path
 
 from edge.errors import OutputError, UserInputError
 from edge.fsutil import write_json_atomic
+from edge.log import note, say
 from edge.model.metadata import load_meta, meta_to_dict
 
 HERE = Path(__file__).resolve().parent
@@ -131,14 +132,14 @@ def export_web(out_dir: str | Path, model: str | Path | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (1, 2):
-        print("usage: python -m edge.view.web.site DIR [MODEL.tflite]", file=sys.stderr)
+        note("usage: python -m edge.view.web.site DIR [MODEL.tflite]")
         return 2
     try:
         out = export_web(*args)
     except (UserInputError, OutputError) as err:
-        print(f"export-web: error: {err}", file=sys.stderr)
+        note(f"export-web: error: {err}")
         return 2
-    print(f"export-web: wrote {out} (serve it over HTTPS with COOP/COEP headers; "
+    say(f"export-web: wrote {out} (serve it over HTTPS with COOP/COEP headers; "
           "see docs/tablet.md)")
     return 0
 
