@@ -164,8 +164,16 @@ def install(prog: str, program: bool = False) -> None:
     _S.prog = prog
     _S.exit_code = None
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _handle)
-        signal.signal(signal.SIGINT, _handle)
+        # Both handlers as one step: a signal that comes between the two calls waits (blocked)
+        # and reaches _handle once both are in place, instead of Python's default SIGINT
+        # handler raising KeyboardInterrupt in the middle of this function.
+        both = {signal.SIGINT, signal.SIGTERM}
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, both)
+        try:
+            signal.signal(signal.SIGINT, _handle)
+            signal.signal(signal.SIGTERM, _handle)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def body_started() -> None:

@@ -181,3 +181,34 @@ def test_a_signal_inside_held_is_raised_when_the_block_is_done(handlers):
             done.append("all of the block")
         pytest.fail("the signal held back inside held() was not raised at its end")
     assert done == ["all of the block"]
+
+
+@pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM],
+                         ids=["after-SIGINT", "after-SIGTERM"])
+def test_a_signal_between_the_two_handlers_waits_for_both(first):
+    """The entry module's first lines install SIGINT's and SIGTERM's handlers; a signal sent
+    right after the first of the two is in place (what a sender watching /proc sees) must still
+    reach edge.signals: 130 and one line, never Python's default KeyboardInterrupt traceback
+    (the sweep's edge-bench first-lines send once met that) or the kernel's silent SIGTERM."""
+    other = signal.SIGTERM if first == signal.SIGINT else signal.SIGINT
+    code = textwrap.dedent(f"""
+        import os, signal
+        real = signal.signal
+        def installing(signum, handler):
+            old = real(signum, handler)
+            if signum == {int(first)}:  # the other one lands before its own handler is set
+                os.kill(os.getpid(), {int(other)})
+            return old
+        signal.signal = installing
+        from edge import signals
+        signals.install("tool", program=True)
+        signal.signal = real
+        import time
+        time.sleep(5)
+        print("not stopped")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert out.returncode == 130, out.stderr
+    stop = "interrupted (Ctrl-C)" if other == signal.SIGINT else "terminated (SIGTERM)"
+    assert out.stderr.strip().splitlines() == [f"tool: {stop}"] and not out.stdout
