@@ -1,4 +1,5 @@
-"""The one CLI contract of the four tools (edge-run, edge-train, edge-convert, edge-bench).
+"""The one CLI contract of the five tools (edge-run, edge-train, edge-convert, edge-bench,
+edge-deploy).
 
 - Exit codes: 0 ok, 1 runtime failure, 2 bad input (flag, path, model, missing extra),
   130 interrupted. SIGTERM (how systemd and supervisors stop a service) is handled exactly
@@ -130,7 +131,7 @@ def run_cli(prog: str, body: Callable[[list[str]], int | None],
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """The four tools' parser: a usage error is one line, ``PROG: error: MESSAGE (see PROG
+    """The five tools' parser: a usage error is one line, ``PROG: error: MESSAGE (see PROG
     --help)``, exit 2 (SystemExit, as argparse does), instead of argparse's full usage block
     before the line that matters. Subcommand parsers (add_subparsers) are of this class too."""
 
