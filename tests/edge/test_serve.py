@@ -75,27 +75,25 @@ def served():
     sink.close()
 
 
-def request(port: int, path: str, headers: dict | None = None):
-    """GET a finite route on loopback -> (status, headers, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
+def _get(conn: http.client.HTTPConnection, path: str, headers: dict | None):
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, dict(resp.getheaders()), resp.read()
     finally:
         conn.close()
+
+
+def request(port: int, path: str, headers: dict | None = None):
+    """GET a finite route on loopback -> (status, headers, body)."""
+    return _get(http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S), path, headers)
 
 
 def secure_request(sink: ServeSink, path: str, headers: dict | None = None):
     """GET over HTTPS on loopback, trusting the sink's own CA -> (status, headers, body)."""
     ctx = ssl.create_default_context(cafile=str(sink.security.ca))
-    conn = http.client.HTTPSConnection("127.0.0.1", sink.port, timeout=WAIT_S, context=ctx)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
+    return _get(http.client.HTTPSConnection("127.0.0.1", sink.port, timeout=WAIT_S,
+                                            context=ctx), path, headers)
 
 
 def open_stream(port: int, path: str = "/stream.mjpg"):
