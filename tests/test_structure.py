@@ -107,8 +107,14 @@ def is_cli_layer(module: str) -> bool:
     return module == CLI_KIT or last == "cli" or last.startswith("cli_") or last.endswith("_cli")
 
 
+def page_scripts() -> list[Path]:
+    """The browser pages' own JavaScript (the fetched runtime in vendor/ is not ours)."""
+    return sorted(p for p in (ROOT / "edge").rglob("*.js") if "vendor" not in p.parts)
+
+
 def test_no_product_file_is_over_the_line_limit():
-    long = {rel(p): n for p in product_files()
+    assert page_scripts(), "the page scripts moved: update page_scripts()"
+    long = {rel(p): n for p in product_files() + page_scripts()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
             and not _exempt(rel(p))}
     assert not long, f"split these by responsibility (over {MAX_LINES} lines): {long}"

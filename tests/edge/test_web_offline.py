@@ -11,7 +11,7 @@ from web_support import needs_browser, segment_in_page, start_browser, wait_for,
 from edge.view.serve import ServeSink
 
 pytestmark = needs_browser
-CACHE = "nerve-edge-app-v1"
+CACHE = "nerve-edge-app-v2"
 MUST_CACHE = ("app/model/nerve.tflite", "app/model/nerve.json", "app/runtime/litert.js",
               "app/app.js", ".wasm")
 FRAME_HW = (240, 320)

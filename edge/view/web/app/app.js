@@ -8,9 +8,9 @@
 // URL options: ?backend=webgpu|wasm-threads|wasm (default: the best available),
 // ?threads=N (threaded WASM), ?roi=x,y,w,h (crop, as edge-run --roi).
 import {Engine} from './nerve.js';
-import {drawMask} from './imgproc.js';
+import {drawClasses, drawMask, rgb} from './imgproc.js';
+import {Meter, median} from './meter.js';
 
-const WINDOW = 30; // frames in the rolling FPS and stage averages
 const HUD_PERIOD_MS = 250; // the text overlay is refreshed at most this often
 const FILL_ALPHA = 0.4; // as edge-run --alpha
 const STAGES = ['grab', 'preprocess', 'inference', 'postprocess', 'draw'];
@@ -20,28 +20,6 @@ const params = new URLSearchParams(location.search);
 const video = $('source');
 const view = $('view');
 const ctx = view.getContext('2d', {willReadFrequently: true});
-
-/** Rolling FPS (frames finished per second) and mean per-stage milliseconds. */
-class Meter {
-  constructor() { this.reset(); }
-  reset() { this.ends = []; this.stages = []; this.frames = 0; }
-  add(stageMs) {
-    this.ends.push(performance.now());
-    this.stages.push(stageMs);
-    this.frames++;
-    if (this.ends.length > WINDOW) { this.ends.shift(); this.stages.shift(); }
-  }
-  fps() {
-    const n = this.ends.length;
-    return n < 2 ? 0 : (n - 1) * 1000 / (this.ends[n - 1] - this.ends[0]);
-  }
-  stageMs() {
-    const out = {};
-    for (const s of this.stages) for (const [k, v] of Object.entries(s)) out[k] = (out[k] || 0) + v;
-    for (const k of Object.keys(out)) out[k] /= this.stages.length;
-    return out;
-  }
-}
 
 const meter = new Meter();
 let engine = null;
@@ -165,7 +143,7 @@ async function processFrame(source, w, h) {
   if (mask.length !== w * h) mask = new Uint8Array(w * h);
   const result = await engine.segment(frame, mask);
   const t2 = performance.now();
-  if (result.classes) drawClasses(frame.data, result, w, h);
+  if (result.classes) drawClasses(frame.data, result, w, h, FILL_ALPHA);
   else drawMask(frame.data, result.mask, w, h, FILL_ALPHA, rgb(engine.cfg.nerveColor), result.box);
   ctx.putImageData(frame, 0, 0);
   const t3 = performance.now();
@@ -173,33 +151,6 @@ async function processFrame(source, w, h) {
   meter.add(stages);
   if (t3 - lastHud > HUD_PERIOD_MS) { lastHud = t3; hud(result); }
   return stages;
-}
-
-/** "#rrggbb" -> [r, g, b]. */
-function rgb(color) {
-  return [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
-}
-
-let shown = new Uint8Array(0); // one class's pixels in the class-id map (zero between uses)
-
-/** Each detected class in its colour where the class-id map shows it (safety classes win
- *  where structures overlap, as in edge-run's overlay): every pixel is blended once. */
-function drawClasses(rgba, result, w, h) {
-  if (shown.length !== w * h) shown = new Uint8Array(w * h);
-  for (const c of result.classes) {
-    if (!c.detected) continue;
-    const [x0, y0, x1, y1] = c.box;
-    for (let y = y0; y <= y1; y++) {
-      for (let x = x0; x <= x1; x++) shown[y * w + x] = result.classMap[y * w + x] === c.id;
-    }
-    drawMask(rgba, shown, w, h, FILL_ALPHA, rgb(c.color), c.box);
-    for (let y = y0; y <= y1; y++) shown.fill(0, y * w + x0, y * w + x1 + 1);
-  }
-}
-
-function median(values) {
-  const v = [...values].sort((a, b) => a - b);
-  return v.length ? (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2 : 0;
 }
 
 function hud(result) {

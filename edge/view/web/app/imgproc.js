@@ -235,3 +235,26 @@ export function drawMask(rgba, mask, fw, fh, alpha, color, box = [0, 0, fw - 1, 
     }
   }
 }
+
+/** "#rrggbb" -> [r, g, b]. */
+export function rgb(color) {
+  return [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
+}
+
+let shown = new Uint8Array(0); // one class's pixels in the class-id map (zero between uses)
+
+/** Each detected class in its colour where the class-id map shows it (safety classes win
+ *  where structures overlap, as in edge-run's overlay): every pixel is blended once, with
+ *  opacity ``alpha``. */
+export function drawClasses(rgba, result, w, h, alpha) {
+  if (shown.length !== w * h) shown = new Uint8Array(w * h);
+  for (const c of result.classes) {
+    if (!c.detected) continue;
+    const [x0, y0, x1, y1] = c.box;
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0; x <= x1; x++) shown[y * w + x] = result.classMap[y * w + x] === c.id;
+    }
+    drawMask(rgba, shown, w, h, alpha, rgb(c.color), c.box);
+    for (let y = y0; y <= y1; y++) shown.fill(0, y * w + x0, y * w + x1 + 1);
+  }
+}

@@ -6,8 +6,8 @@
 //   * fetch: answers from the cache at once and refreshes the copy in the background (the
 //     server's ETag makes that cheap); the network only when a file is not cached yet;
 //   * every answer gets COOP/COEP/CORP, so threaded WASM works wherever the page is hosted.
-const CACHE = 'nerve-edge-app-v1';
-const CORE = ['./', 'index.html', 'app.js', 'nerve.js', 'imgproc.js', 'manifest.webmanifest',
+const CACHE = 'nerve-edge-app-v2';
+const CORE = ['./', 'index.html', 'app.js', 'nerve.js', 'imgproc.js', 'meter.js', 'manifest.webmanifest',
   'icon-192.png', 'icon-512.png', 'runtime/litert.js', 'runtime/wasm-utils.js',
   'model/nerve.tflite', 'model/nerve.json'];
 const ISOLATION = {'Cross-Origin-Opener-Policy': 'same-origin',
