@@ -76,6 +76,7 @@ class SegModel:
         self.meta = meta or ModelMeta()
         self.fast = use_gray8_fast_path(backend, settings)
         self.post = Postprocessor(settings.post, settings.classes)
+        self.pre = settings.pre  # built once: Settings.pre makes a new config at each call
         self.sha256: str | None = None
         self.sha256_check = "not checked"
 
@@ -115,8 +116,8 @@ class SegModel:
     # ------------------------------------------------------------------ one frame
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Frame -> (gray at input size, float input or None on the int8 fast path)."""
-        gray = frame_to_gray_input(image, self.settings.pre)
-        return gray, None if self.fast else normalize(gray, self.settings.pre)
+        gray = frame_to_gray_input(image, self.pre)
+        return gray, None if self.fast else normalize(gray, self.pre)
 
     def infer(self, gray: np.ndarray, x: np.ndarray | None) -> list[np.ndarray]:
         return self.backend.run_gray8(gray) if x is None else self.backend.run(x)
@@ -140,7 +141,7 @@ class SegModel:
         step = max(1, int(getattr(self.backend, "max_batch", 1) or 1))
         for lo in range(0, n, step):
             hi = min(n, lo + step)
-            x = np.concatenate([normalize(g, self.settings.pre) for g in grays[lo:hi]], axis=0)
+            x = np.concatenate([normalize(g, self.pre) for g in grays[lo:hi]], axis=0)
             outs = [np.asarray(o) for o in self.backend.run(x)]
             for j in range(hi - lo):  # each frame as a batch-1 run gives it
                 p, pres = split_outputs([o[j : j + 1] for o in outs], c)
