@@ -7,9 +7,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.log import note
 from edge.view import certs, pairing
 from edge.view.mdns import board_name
 from edge.view.state import state_dir
@@ -28,6 +30,7 @@ class Security:
     ca: Path | None = None  # the generated CA a tablet installs (--tls auto)
     pair_secret: str | None = None  # HTTPS only
     notes: tuple[str, ...] = ()  # e.g. "made a new local CA": said after the URL
+    renew: Callable[[], None] | None = None  # re-issue a generated certificate when due
 
     @property
     def scheme(self) -> str:
@@ -79,9 +82,18 @@ def resolve(host: str, loopback: bool, options: ServeOptions) -> Security:
         return Security(server_context(Path(options.cert), Path(options.key)), shown,
                         None, secret)
     notes: list[str] = []
-    files = certs.ensure_certs(folder, _cert_names(host, options), notes.append)
-    return Security(server_context(files.cert, files.key), host_names(host, options.mdns)[0],
-                    files.ca, secret, tuple(notes))
+    names = _cert_names(host, options)
+    files = certs.ensure_certs(folder, names, notes.append)
+    context = server_context(files.cert, files.key)
+
+    def renew() -> None:
+        """A board may run for longer than its certificate: re-issue it when due (the same
+        CA: tablets keep trusting it) and load it for the next handshakes."""
+        fresh = certs.ensure_certs(folder, names, note)
+        context.load_cert_chain(str(fresh.cert), str(fresh.key))
+
+    return Security(context, host_names(host, options.mdns)[0], files.ca, secret,
+                    tuple(notes), renew)
 
 
 def base_url(security: Security, port: int) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from importlib import resources
 
 from edge.errors import UserInputError
-from edge.log import note
+from edge.log import note, warn
 from edge.types import FrameResult
 from edge.view import metrics as serve_metrics
 from edge.view.handler import _Handler, _Server, _Server6
@@ -40,6 +40,7 @@ DEFAULT_MAX_VIEWERS = 4
 DEFAULT_ALPHA = 0.4  # overlay fill opacity when the viewer does not ask for one
 SHUTDOWN_JOIN_S = 2.0  # how long close() waits for the server thread
 ACCEPT_POLL_S = 0.1  # the accept loop checks for shutdown this often (close() latency)
+RENEW_CHECK_S = 6 * 3600.0  # a generated certificate is checked (and re-issued when due) this often
 TOKEN_BYTES = 16  # secrets.token_urlsafe(16): 22 characters, 128 bits
 # A token chosen by hand beyond loopback must have at least this many characters: 16 random
 # URL-safe ones are ~96 bits; "a" or "1234" falls to the first guesses of anyone on the Wi-Fi.
@@ -148,6 +149,10 @@ class ServeSink:
                                         kwargs={"poll_interval": ACCEPT_POLL_S}, daemon=True)
         self._thread.start()
         self._closed = False
+        self._stop = threading.Event()
+        if security.renew is not None:  # a generated certificate: re-issued when due
+            threading.Thread(target=self._renew_when_due, name="serve-renew",
+                             daemon=True).start()
 
     @classmethod
     def from_spec(cls, spec: str, token: str | None = None, alpha: float = DEFAULT_ALPHA,
@@ -201,6 +206,14 @@ class ServeSink:
             port = int(server.server_address[1])
             server.pair_link = pair_url(base_url(security, port), security.pair_secret)
 
+    def _renew_when_due(self) -> None:
+        while not self._stop.wait(RENEW_CHECK_S):
+            try:
+                self.security.renew()
+            except Exception as e:  # noqa: BLE001  the served certificate stays; say why
+                warn(f"serve: could not renew the certificate ({e}); it stays until it "
+                     "expires: restart edge-run to try again")
+
     def _announce(self) -> None:
         addresses = _mdns_addresses(self.host)
         if addresses:
@@ -230,6 +243,7 @@ class ServeSink:
         if self._closed:
             return
         self._closed = True
+        self._stop.set()
         if self._announcer is not None:
             self._announcer.close()
         self._hub.close()

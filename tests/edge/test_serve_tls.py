@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
+import socket
 import ssl
 import stat
 import subprocess
@@ -75,6 +76,30 @@ def test_server_certificate_is_renewed_before_expiry_and_for_new_names(tmp_path,
     more = certs.ensure_certs(tmp_path, ["localhost", "192.168.1.20"])
     assert "192.168.1.20" in certs.covered_names(
         x509.load_pem_x509_certificate(more.cert.read_bytes()))
+
+
+def test_a_running_view_renews_its_certificate_for_the_next_handshakes(monkeypatch):
+    """A board that runs for more than a year without a restart: the renewal check re-issues
+    the certificate (same CA) and new connections get the new one, without a restart."""
+    monkeypatch.setattr(serve_mod, "RENEW_CHECK_S", 0.05)
+    sink = ServeSink.from_spec("127.0.0.1:0", log=None, options=TLS_LOOPBACK)
+    ca = sink.security.ca.read_bytes()
+
+    def served_serial() -> int:
+        ctx = ssl.create_default_context(cafile=str(sink.security.ca))
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", sink.port)),
+                             server_hostname="localhost") as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+    try:
+        before = served_serial()
+        monkeypatch.setattr(certs, "RENEW_DAYS", certs.CERT_DAYS + 1)  # due now
+        deadline = dt.datetime.now() + dt.timedelta(seconds=20)
+        while served_serial() == before and dt.datetime.now() < deadline:
+            pass
+        assert served_serial() != before and sink.security.ca.read_bytes() == ca
+    finally:
+        sink.close()
 
 
 def test_ca_is_critical_name_constrained_to_the_board_local_and_private_ranges(tmp_path):
