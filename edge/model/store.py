@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ModelError, UserInputError
-from edge.fsutil import model_format
+from edge.fsutil import check_writable_dir, model_format
 from edge.model.metadata import (
     ModelMeta,
     check_sha256,
@@ -210,13 +210,8 @@ class ModelStore:
         return self._entry(PREVIOUS)
 
     def _check_writable(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-"):
-                pass
-        except OSError as e:
-            raise UserInputError(f"{self.root}: cannot write there ({e.strerror or e}); run as "
-                                 f"the service user or root (sudo), or pass --state DIR") from e
+        check_writable_dir(self.root, "models folder (run as the service user, or pass "
+                           "--state DIR)")
 
     def _copy_in(self, model: Path, meta: ModelMeta) -> Path:
         """The model and its sidecar in their own folder, staged and renamed into place."""
