@@ -113,6 +113,13 @@ def check_writable_dir(path: str | os.PathLike, what: str = "output folder",
     return path
 
 
+def systemd_state_dir() -> Path | None:
+    """The unit's state folder when systemd runs us (``$STATE_DIRECTORY``, a colon-separated
+    list: ours first), else None. The web view's keys and edge-deploy's models both live there."""
+    value = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(value) if value else None
+
+
 def model_format(path: str | os.PathLike) -> str:
     """'tflite' | 'onnx' | 'keras' from the suffix; UserInputError naming the file otherwise.
     A Keras run folder (with model.keras inside) counts as 'keras'."""

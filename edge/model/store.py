@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ModelError, UserInputError
-from edge.fsutil import check_writable_dir, model_format
+from edge.fsutil import check_writable_dir, model_format, systemd_state_dir
 from edge.model.metadata import (
     ModelMeta,
     check_sha256,
@@ -61,11 +61,8 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def default_state_dir() -> Path:
     """$STATE_DIRECTORY (set by systemd for the unit), else $NERVE_EDGE_STATE, else the
     board's /var/lib/nerve-edge."""
-    for var in ("STATE_DIRECTORY", "NERVE_EDGE_STATE"):
-        value = os.environ.get(var, "").split(":")[0]
-        if value:
-            return Path(value)
-    return BOARD_STATE
+    own = os.environ.get("NERVE_EDGE_STATE")
+    return systemd_state_dir() or (Path(own) if own else BOARD_STATE)
 
 
 def default_model_path(backend: str | None = None, models_dir=None) -> Path:

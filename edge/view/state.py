@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from edge.errors import OutputError
-from edge.fsutil import atomic_write_bytes
+from edge.fsutil import atomic_write_bytes, systemd_state_dir
 
 APP_DIR = "nerve-edge"
 PRIVATE_MODE = 0o600
@@ -24,8 +24,8 @@ def state_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The folder (created 0700 when missing) where the web view keeps what must persist."""
     if explicit:
         folder = Path(explicit)
-    elif os.environ.get("STATE_DIRECTORY"):  # systemd: a colon-separated list, ours first
-        folder = Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    elif (unit := systemd_state_dir()) is not None:
+        folder = unit
     elif os.environ.get("XDG_STATE_HOME"):
         folder = Path(os.environ["XDG_STATE_HOME"]) / APP_DIR
     else:
